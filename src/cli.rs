@@ -1,0 +1,126 @@
+//! Command-line definitions (clap). Only parsing lives here; see `cmd` for behaviour.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// runner: a declarative task runner for AI-agent fleets driven by the Dispatch
+/// work-queue API. Workflows, lanes and prompts are YAML and templates, checked
+/// before anything runs.
+#[derive(Debug, Parser)]
+#[command(name = "runner", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// runner's commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check workflow, lane and prompt files against their schema and meaning; runs nothing.
+    ///
+    /// With no PATH, checks workflows/, cron-prompts/ and examples/ under the current
+    /// directory. Exit 0 when everything is valid, 65 when anything is not, 66 when a
+    /// PATH does not exist.
+    Validate(ValidateArgs),
+    /// Render a prompt template, or every prompt with --all.
+    ///
+    /// Values come from the prompt manifest next to the template (prompts.yaml), the
+    /// lane registry it names (with --lane), --vars files, --set, and --env. An
+    /// undefined placeholder is an error (exit 65) naming what is available.
+    Render(RenderArgs),
+    /// Print the JSON Schema of a file kind, or write all of them with --write.
+    Schema(SchemaArgs),
+}
+
+/// How results are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum OutputFormat {
+    /// For people: snippets with carets, colour on a terminal.
+    #[default]
+    Human,
+    /// For machines: JSON.
+    Json,
+}
+
+/// When to use colour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum ColorChoice {
+    /// Colour when printing to a terminal and NO_COLOR is unset.
+    #[default]
+    Auto,
+    /// Always colour.
+    Always,
+    /// Never colour.
+    Never,
+}
+
+/// `runner validate`.
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Files or directories to check (directories are searched for *.yaml and *.yml).
+    pub paths: Vec<PathBuf>,
+    /// Output format.
+    #[arg(long, short = 'o', value_enum, default_value_t)]
+    pub output: OutputFormat,
+    /// When to use colour.
+    #[arg(long, value_enum, default_value_t)]
+    pub color: ColorChoice,
+}
+
+/// `runner render`.
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    /// The template to render (omit with --all).
+    #[arg(required_unless_present = "all")]
+    pub template: Option<PathBuf>,
+    /// Render for this lane of the registry: the template sees it as `lane`.
+    #[arg(long)]
+    pub lane: Option<String>,
+    /// The lane registry (default: the one the prompt manifest names).
+    #[arg(long)]
+    pub lanes: Option<PathBuf>,
+    /// The prompt manifest (default: prompts.yaml next to the template, or
+    /// cron-prompts/prompts.yaml with --all).
+    #[arg(long)]
+    pub manifest: Option<PathBuf>,
+    /// Set a value: KEY=VALUE (text). Repeatable; wins over vars files.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// A YAML file with a map of values. Repeatable; later files win.
+    #[arg(long = "vars", value_name = "FILE")]
+    pub vars: Vec<PathBuf>,
+    /// Take the value of the environment variable NAME as the value NAME. Repeatable.
+    #[arg(long = "env", value_name = "NAME")]
+    pub env: Vec<String>,
+    /// Write to this file (atomically) instead of stdout.
+    #[arg(long, conflicts_with = "all")]
+    pub out: Option<PathBuf>,
+    /// Render every prompt of the manifest and every lane's worker prompt into --out-dir.
+    #[arg(long, requires = "out_dir", conflicts_with = "lane")]
+    pub all: bool,
+    /// Directory for --all.
+    #[arg(long)]
+    pub out_dir: Option<PathBuf>,
+    /// Compare with the existing output file(s) instead of writing; exit 1 and show a
+    /// diff for each file that differs.
+    #[arg(long)]
+    pub check: bool,
+    /// Print the placeholders the template uses, one per line.
+    #[arg(long, conflicts_with_all = ["all", "out", "check"])]
+    pub list: bool,
+    /// When to use colour in diagnostics.
+    #[arg(long, value_enum, default_value_t)]
+    pub color: ColorChoice,
+}
+
+/// `runner schema`.
+#[derive(Debug, Args)]
+pub struct SchemaArgs {
+    /// The file kind: workflow, lanes or prompts. Without it, lists the kinds.
+    pub kind: Option<String>,
+    /// Write every kind's schema into this directory (e.g. `schemas`).
+    #[arg(long, value_name = "DIR", conflicts_with = "kind")]
+    pub write: Option<PathBuf>,
+}

@@ -1,0 +1,76 @@
+//! Command implementations. Each returns an exit code; output goes through [`Out`].
+
+pub mod render;
+pub mod schema;
+pub mod validate;
+
+use std::io::{IsTerminal, Write};
+
+use crate::cli::{Cli, ColorChoice, Command};
+use crate::exit;
+
+/// Run a parsed command line and return the exit code.
+pub fn run(cli: Cli) -> i32 {
+    let mut out = Out::default();
+    match cli.command {
+        Command::Validate(args) => validate::run(&args, &mut out),
+        Command::Render(args) => render::run(&args, &mut out),
+        Command::Schema(args) => schema::run(&args, &mut out),
+    }
+}
+
+/// Parse `args` and run; usage errors exit 64, `--help` and `--version` exit 0.
+pub fn main_with_args<I, T>(args: I) -> i32
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    use clap::Parser as _;
+    match Cli::try_parse_from(args) {
+        Ok(cli) => run(cli),
+        Err(error) => {
+            let code = match error.kind() {
+                clap::error::ErrorKind::DisplayHelp
+                | clap::error::ErrorKind::DisplayVersion
+                | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => exit::OK,
+                _ => exit::USAGE,
+            };
+            let _ = error.print();
+            code
+        }
+    }
+}
+
+/// Writes to stdout and stderr, ignoring a closed pipe (`runner ... | head`).
+#[derive(Debug, Default)]
+pub struct Out;
+
+impl Out {
+    /// Print to stdout.
+    pub fn out(&mut self, text: &str) {
+        let mut stdout = std::io::stdout().lock();
+        let _ = stdout.write_all(text.as_bytes());
+        let _ = stdout.flush();
+    }
+
+    /// Print to stderr.
+    pub fn err(&mut self, text: &str) {
+        let mut stderr = std::io::stderr().lock();
+        let _ = stderr.write_all(text.as_bytes());
+        let _ = stderr.flush();
+    }
+}
+
+/// Whether to colour output written to stdout.
+pub fn use_color(choice: ColorChoice, stream_is_terminal: bool) -> bool {
+    match choice {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => stream_is_terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+    }
+}
+
+/// Whether stdout is a terminal.
+pub fn stdout_is_terminal() -> bool {
+    std::io::stdout().is_terminal()
+}

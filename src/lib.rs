@@ -1,0 +1,12 @@
+//! runner: a declarative task runner for AI-agent fleets driven by the Dispatch
+//! work-queue API. The binary is a thin wrapper around [`cli::main`].
+
+pub mod cli;
+pub mod cmd;
+pub mod diagnostics;
+pub mod exit;
+pub mod fsutil;
+pub mod load;
+pub mod model;
+pub mod render;
+pub mod template;

@@ -1,0 +1,451 @@
+//! Loading files: raw text -> spanned YAML -> schema check -> typed model -> semantic
+//! checks. Every problem becomes a [`Diagnostic`]; a file with problems yields no model.
+
+pub mod check_lanes;
+pub mod check_prompts;
+pub mod check_workflow;
+pub mod schema_check;
+pub mod yaml;
+
+use std::collections::HashMap;
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::diagnostics::{Diagnostic, Sources, did_you_mean, one_of};
+use crate::model::{FileKind, LaneRegistry, PromptManifest, Workflow};
+use yaml::{Document, Location, Pos, Range};
+
+/// Largest file runner reads (8 MiB).
+pub const MAX_FILE_BYTES: u64 = 8 * 1024 * 1024;
+
+/// A file that loaded cleanly.
+#[derive(Debug, Clone)]
+pub enum Loaded {
+    /// A workflow.
+    Workflow(Arc<Workflow>),
+    /// A lane registry.
+    Lanes(Arc<LaneRegistry>),
+    /// A prompt manifest.
+    Prompts(Arc<PromptManifest>),
+}
+
+impl Loaded {
+    /// The file's kind.
+    pub fn kind(&self) -> FileKind {
+        match self {
+            Loaded::Workflow(_) => FileKind::Workflow,
+            Loaded::Lanes(_) => FileKind::Lanes,
+            Loaded::Prompts(_) => FileKind::Prompts,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Slot {
+    InProgress,
+    Done(Option<Loaded>),
+}
+
+/// Why a file could not be read at all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReadError {
+    /// It does not exist.
+    Missing,
+    /// Something else (permissions, a directory, too large, not UTF-8); already
+    /// reported as a diagnostic.
+    Reported,
+}
+
+/// Loads files once each, remembers their text for diagnostics and collects every
+/// problem found in them or in the files they refer to.
+#[derive(Debug, Default)]
+pub struct Loader {
+    /// Every problem found so far.
+    pub diagnostics: Vec<Diagnostic>,
+    /// The text of every file read, by display name.
+    pub sources: Sources,
+    slots: HashMap<PathBuf, Slot>,
+    stack: Vec<String>,
+    documents: HashMap<String, Arc<Document>>,
+}
+
+/// A path shortened lexically (`a/./b/../c` -> `a/c`), for display and joining.
+pub fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                let can_pop = matches!(out.components().next_back(), Some(Component::Normal(_)));
+                if can_pop {
+                    out.pop();
+                } else if !matches!(out.components().next_back(), Some(Component::RootDir)) {
+                    out.push("..");
+                }
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    if out.as_os_str().is_empty() { PathBuf::from(".") } else { out }
+}
+
+/// `target` relative to the directory of `file`.
+pub fn sibling(file: &Path, target: &str) -> PathBuf {
+    let dir = file.parent().unwrap_or(Path::new(""));
+    normalize(&dir.join(target))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalizes_lexically() {
+        assert_eq!(
+            normalize(Path::new("workflows/../cron-prompts/a.md")),
+            PathBuf::from("cron-prompts/a.md")
+        );
+        assert_eq!(normalize(Path::new("./a/./b")), PathBuf::from("a/b"));
+        assert_eq!(normalize(Path::new("../x")), PathBuf::from("../x"));
+        assert_eq!(normalize(Path::new("a/../../x")), PathBuf::from("../x"));
+        assert_eq!(normalize(Path::new("/../x")), PathBuf::from("/x"));
+        assert_eq!(sibling(Path::new("w/lanes.yaml"), "../c/p.md"), PathBuf::from("c/p.md"));
+    }
+}
+
+/// The display name of a path.
+pub fn display(path: &Path) -> String {
+    path.to_string_lossy().into_owned()
+}
+
+impl Loader {
+    /// A fresh loader.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Read a file's text, reporting unreadable files. `Missing` is not reported here,
+    /// so the caller can decide between exit 66 and a diagnostic at the reference.
+    pub fn read(&mut self, path: &Path) -> Result<String, ReadError> {
+        let name = display(path);
+        let metadata = match std::fs::metadata(path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(ReadError::Missing),
+            Err(e) => {
+                self.diagnostics.push(Diagnostic::new(
+                    &name,
+                    Range::default(),
+                    "io",
+                    format!("cannot read file: {e}"),
+                ));
+                return Err(ReadError::Reported);
+            }
+        };
+        if metadata.is_dir() {
+            self.diagnostics.push(Diagnostic::new(
+                &name,
+                Range::default(),
+                "io",
+                "expected a file, found a directory",
+            ));
+            return Err(ReadError::Reported);
+        }
+        if metadata.len() > MAX_FILE_BYTES {
+            self.diagnostics.push(
+                Diagnostic::new(
+                    &name,
+                    Range::default(),
+                    "too-large",
+                    format!(
+                        "file is {} bytes; runner reads files up to {MAX_FILE_BYTES} bytes",
+                        metadata.len()
+                    ),
+                )
+                .with_hint(Some("split it into smaller workflows joined with `call`".into())),
+            );
+            return Err(ReadError::Reported);
+        }
+        let bytes = match std::fs::read(path) {
+            Ok(b) => b,
+            Err(e) => {
+                self.diagnostics.push(Diagnostic::new(
+                    &name,
+                    Range::default(),
+                    "io",
+                    format!("cannot read file: {e}"),
+                ));
+                return Err(ReadError::Reported);
+            }
+        };
+        match String::from_utf8(bytes) {
+            Ok(text) => {
+                self.sources.insert(&name, text.clone());
+                Ok(text)
+            }
+            Err(e) => {
+                let valid = e.utf8_error().valid_up_to();
+                let prefix = String::from_utf8_lossy(&e.as_bytes()[..valid]).into_owned();
+                let index = yaml::LineIndex::new(&prefix);
+                let start = index.pos_of_offset(valid);
+                let range = Range { start, end: valid };
+                self.sources.insert(&name, prefix);
+                self.diagnostics.push(
+                    Diagnostic::new(
+                        &name,
+                        range,
+                        "encoding",
+                        format!("file is not UTF-8 text (invalid byte at offset {valid})"),
+                    )
+                    .with_hint(Some("runner files must be UTF-8 text; is this a binary file?".into())),
+                );
+                Err(ReadError::Reported)
+            }
+        }
+    }
+
+    /// The parsed document of a loaded file (for locating values), by display name.
+    pub fn document(&self, name: &str) -> Option<Arc<Document>> {
+        self.documents.get(name).cloned()
+    }
+
+    /// Load and fully check a YAML file of any kind. Reports `Missing` to the caller.
+    pub fn load(&mut self, path: &Path) -> Result<Option<Loaded>, ReadError> {
+        let key = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        match self.slots.get(&key) {
+            Some(Slot::Done(result)) => return Ok(result.clone()),
+            Some(Slot::InProgress) => return Ok(None),
+            None => {}
+        }
+        let text = self.read(path)?;
+        self.slots.insert(key.clone(), Slot::InProgress);
+        let name = display(path);
+        self.stack.push(name.clone());
+        let result = self.load_text(path, &name, &text);
+        self.stack.pop();
+        self.slots.insert(key, Slot::Done(result.clone()));
+        Ok(result)
+    }
+
+    /// Whether `path` is being loaded right now (a reference cycle).
+    pub fn in_progress(&self, path: &Path) -> bool {
+        let key = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        matches!(self.slots.get(&key), Some(Slot::InProgress))
+    }
+
+    /// The chain of files being loaded, outermost first.
+    pub fn chain(&self) -> &[String] {
+        &self.stack
+    }
+
+    fn load_text(&mut self, path: &Path, name: &str, text: &str) -> Option<Loaded> {
+        let document = match yaml::parse(text) {
+            Ok(d) => Arc::new(d),
+            Err(e) => {
+                let mut d = Diagnostic::new(name, e.range, "yaml", e.message).with_hint(e.hint);
+                if let Some((range, label)) = e.related {
+                    d = d.with_related(range, label);
+                }
+                self.diagnostics.push(d);
+                return None;
+            }
+        };
+        self.documents.insert(name.to_string(), document.clone());
+        let kind = match self.detect_kind(name, &document) {
+            Some(kind) => kind,
+            None => return None,
+        };
+        let problems = schema_check::checker(kind).check(&document.value);
+        if !problems.is_empty() {
+            for problem in problems {
+                let location = document.locate(&problem.pointer);
+                let range =
+                    if problem.on_key { location.key.unwrap_or(location.value) } else { location.value };
+                self.push_at(name, &document, range, location, problem.code, problem.message, problem.hint);
+            }
+            return None;
+        }
+        match kind {
+            FileKind::Workflow => {
+                let workflow: Workflow = self.typed(name, &document)?;
+                let workflow = Arc::new(workflow);
+                let before = self.diagnostics.len();
+                check_workflow::check(self, path, name, &document, text, &workflow);
+                (self.diagnostics.len() == before).then(|| Loaded::Workflow(workflow))
+            }
+            FileKind::Lanes => {
+                let registry: LaneRegistry = self.typed(name, &document)?;
+                let before = self.diagnostics.len();
+                check_lanes::check(self, path, name, &document, &registry);
+                (self.diagnostics.len() == before).then(|| Loaded::Lanes(Arc::new(registry)))
+            }
+            FileKind::Prompts => {
+                let manifest: PromptManifest = self.typed(name, &document)?;
+                let before = self.diagnostics.len();
+                check_prompts::check(self, path, name, &document, &manifest);
+                (self.diagnostics.len() == before).then(|| Loaded::Prompts(Arc::new(manifest)))
+            }
+        }
+    }
+
+    fn detect_kind(&mut self, name: &str, document: &Document) -> Option<FileKind> {
+        let root = &document.value;
+        if root.is_null() {
+            self.diagnostics.push(
+                Diagnostic::new(name, document.locate("").value, "empty", "file is empty")
+                    .with_hint(Some("a workflow needs at least `name` and `steps`".into())),
+            );
+            return None;
+        }
+        let Value::Object(map) = root else {
+            self.diagnostics.push(Diagnostic::new(
+                name,
+                document.locate("").value,
+                "type",
+                format!("expected a map at the top of the file, found {}", schema_check::describe(root)),
+            ));
+            return None;
+        };
+        match map.get("kind") {
+            None => Some(FileKind::Workflow),
+            Some(Value::String(kind)) => match FileKind::from_name(kind) {
+                Some(k) => Some(k),
+                None => {
+                    let names: Vec<&str> = FileKind::ALL.iter().map(|k| k.name()).collect();
+                    let location = document.locate("/kind");
+                    self.diagnostics.push(
+                        Diagnostic::new(
+                            name,
+                            location.value,
+                            "unknown-kind",
+                            format!("unknown file kind `{kind}`; expected one of {}", one_of(&names)),
+                        )
+                        .with_hint(did_you_mean(kind, names.iter().copied())),
+                    );
+                    None
+                }
+            },
+            Some(other) => {
+                let location = document.locate("/kind");
+                self.diagnostics.push(Diagnostic::new(
+                    name,
+                    location.value,
+                    "type",
+                    format!("`kind`: expected text, found {}", schema_check::describe(other)),
+                ));
+                None
+            }
+        }
+    }
+
+    fn typed<T: DeserializeOwned>(&mut self, name: &str, document: &Document) -> Option<T> {
+        match serde_json::from_value::<T>(document.value.clone()) {
+            Ok(model) => Some(model),
+            Err(e) => {
+                self.diagnostics.push(Diagnostic::new(
+                    name,
+                    document.locate("").value,
+                    "schema",
+                    e.to_string(),
+                ));
+                None
+            }
+        }
+    }
+
+    /// Report a problem at a located value, naming the alias/merge site when the value
+    /// was defined elsewhere.
+    #[allow(clippy::too_many_arguments)]
+    pub fn push_at(
+        &mut self,
+        name: &str,
+        _document: &Document,
+        range: Range,
+        location: Location,
+        code: &'static str,
+        message: String,
+        hint: Option<String>,
+    ) {
+        let mut diagnostic = Diagnostic::new(name, range, code, message).with_hint(hint);
+        if let Some(via) = location.via {
+            diagnostic = diagnostic.with_related(
+                via,
+                format!("used here (line {}), defined at line {}", via.start.line, range.start.line),
+            );
+        }
+        self.diagnostics.push(diagnostic);
+    }
+
+    /// Report a problem at a JSON pointer of a document.
+    pub fn report(
+        &mut self,
+        name: &str,
+        document: &Document,
+        pointer: &str,
+        code: &'static str,
+        message: impl Into<String>,
+        hint: Option<String>,
+    ) {
+        let location = document.locate(pointer);
+        self.push_at(name, document, location.value, location, code, message.into(), hint);
+    }
+
+    /// Report a problem at the key of a JSON pointer (falls back to the value).
+    pub fn report_key(
+        &mut self,
+        name: &str,
+        document: &Document,
+        pointer: &str,
+        code: &'static str,
+        message: impl Into<String>,
+        hint: Option<String>,
+    ) {
+        let location = document.locate(pointer);
+        self.push_at(
+            name,
+            document,
+            location.key.unwrap_or(location.value),
+            location,
+            code,
+            message.into(),
+            hint,
+        );
+    }
+
+    /// Report a problem at an exact byte range of a file.
+    pub fn report_range(
+        &mut self,
+        name: &str,
+        range: Range,
+        code: &'static str,
+        message: impl Into<String>,
+        hint: Option<String>,
+    ) {
+        self.diagnostics.push(Diagnostic::new(name, range, code, message).with_hint(hint));
+    }
+}
+
+/// Find `needle` inside the source text of a located scalar and return its exact
+/// range, so a problem inside a template points at the name, not the whole string.
+pub fn refine(source: &str, location: &Location, needle: &str) -> Range {
+    let value = location.value;
+    let start = value.start.offset.min(source.len());
+    let end = value.end.min(source.len()).max(start);
+    let Some(haystack) = source.get(start..end) else { return value };
+    match haystack.find(needle) {
+        Some(found) => {
+            let prefix = &haystack[..found];
+            let (line, col) = match prefix.rfind('\n') {
+                None => (value.start.line, value.start.col + prefix.chars().count()),
+                Some(last) => {
+                    (value.start.line + prefix.matches('\n').count(), prefix[last + 1..].chars().count() + 1)
+                }
+            };
+            let offset = start + found;
+            Range { start: Pos { line, col, offset }, end: offset + needle.len() }
+        }
+        None => value,
+    }
+}

@@ -1,0 +1,669 @@
+//! YAML text -> a JSON value plus the source position of every node.
+//!
+//! We read parser events ourselves instead of deserializing directly so that
+//! every value keeps its position (for `file:line:col` diagnostics), aliases and
+//! `<<` merge keys remember both where a value was defined and where it was used,
+//! plain scalars resolve by the YAML 1.2 core schema (`no`, `on`, `yes` stay
+//! strings), duplicate keys are errors, and alias bombs and absurd nesting are
+//! refused instead of exhausting memory.
+
+use std::collections::HashMap;
+
+use serde_json::{Map, Number, Value};
+use serde_saphyr::granit_parser::{Event, Marker, Parser, ScalarStyle, Span};
+
+/// The deepest nesting accepted.
+pub const MAX_DEPTH: usize = 128;
+/// The most nodes a document may expand to (after aliases and merges).
+pub const MAX_NODES: usize = 1_000_000;
+
+/// A position in the source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Pos {
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column, in characters.
+    pub col: usize,
+    /// Byte offset.
+    pub offset: usize,
+}
+
+/// A byte range with its start position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Range {
+    /// Where it starts.
+    pub start: Pos,
+    /// Byte offset just past the end.
+    pub end: usize,
+}
+
+/// Where a value sits in the source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Location {
+    /// The value itself (for a collection: its first token).
+    pub value: Range,
+    /// The key it is stored under, when it is a map value.
+    pub key: Option<Range>,
+    /// The alias (`*name`) or merge key (`<<`) through which it was reached, when its
+    /// text is defined elsewhere.
+    pub via: Option<Range>,
+}
+
+/// A parsed document.
+#[derive(Debug, Clone)]
+pub struct Document {
+    /// The document as JSON.
+    pub value: Value,
+    /// Location of every node by JSON pointer (`""` is the root).
+    pub locations: HashMap<String, Location>,
+}
+
+impl Document {
+    /// The location of the node at `pointer`, or of its nearest ancestor that has one.
+    pub fn locate(&self, pointer: &str) -> Location {
+        let mut current = pointer;
+        loop {
+            if let Some(location) = self.locations.get(current) {
+                return *location;
+            }
+            match current.rfind('/') {
+                Some(index) => current = &current[..index],
+                None => return Location::default(),
+            }
+        }
+    }
+}
+
+/// A YAML error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct YamlError {
+    /// Where.
+    pub range: Range,
+    /// What went wrong.
+    pub message: String,
+    /// How to fix it, if we know.
+    pub hint: Option<String>,
+    /// A second place that matters (the first definition of a duplicate key).
+    pub related: Option<(Range, String)>,
+}
+
+/// Line start offsets, to turn parser markers into byte offsets.
+#[derive(Debug)]
+pub struct LineIndex<'a> {
+    source: &'a str,
+    starts: Vec<usize>,
+}
+
+impl<'a> LineIndex<'a> {
+    /// Index `source`.
+    pub fn new(source: &'a str) -> Self {
+        let mut starts = vec![0];
+        for (index, byte) in source.bytes().enumerate() {
+            if byte == b'\n' {
+                starts.push(index + 1);
+            }
+        }
+        LineIndex { source, starts }
+    }
+
+    /// The position of 1-based `line` and 0-based character column `col`.
+    pub fn pos(&self, line: usize, col: usize) -> Pos {
+        let line = line.max(1).min(self.starts.len());
+        let start = self.starts[line - 1];
+        let end = self.starts.get(line).copied().unwrap_or(self.source.len());
+        let text = &self.source[start..end];
+        let offset = text
+            .char_indices()
+            .nth(col)
+            .map(|(i, _)| start + i)
+            .unwrap_or(end.min(start + text.trim_end_matches(['\n', '\r']).len()));
+        Pos { line, col: col + 1, offset }
+    }
+
+    fn marker(&self, marker: &Marker) -> Pos {
+        self.pos(marker.line(), marker.col())
+    }
+
+    fn span(&self, span: &Span) -> Range {
+        let start = self.marker(&span.start);
+        let end = self.marker(&span.end).offset.max(start.offset);
+        Range { start, end }
+    }
+
+    /// The position of a byte offset.
+    pub fn pos_of_offset(&self, offset: usize) -> Pos {
+        let offset = offset.min(self.source.len());
+        let line = match self.starts.binary_search(&offset) {
+            Ok(index) => index + 1,
+            Err(index) => index,
+        };
+        let start = self.starts[line - 1];
+        let col = self.source[start..offset].chars().count();
+        Pos { line, col: col + 1, offset }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Data {
+    Scalar(Value),
+    Seq(Vec<Node>),
+    Map(Vec<(String, Range, Node)>),
+}
+
+#[derive(Debug, Clone)]
+struct Node {
+    data: Data,
+    range: Range,
+    via: Option<Range>,
+    size: usize,
+}
+
+enum Frame {
+    Seq { range: Range, anchor: usize, items: Vec<Node> },
+    Map { range: Range, anchor: usize, entries: Vec<(Node, Node)>, key: Option<Node> },
+}
+
+/// Parse one YAML document.
+pub fn parse(source: &str) -> Result<Document, YamlError> {
+    let index = LineIndex::new(source);
+    let root = build_tree(source, &index)?;
+    let mut locations = HashMap::new();
+    let value = match root {
+        Some(node) => flatten(node, String::new(), None, None, &mut locations, 0)?,
+        None => {
+            locations.insert(
+                String::new(),
+                Location { value: Range { start: index.pos(1, 0), end: 0 }, key: None, via: None },
+            );
+            Value::Null
+        }
+    };
+    Ok(Document { value, locations })
+}
+
+fn build_tree(source: &str, index: &LineIndex<'_>) -> Result<Option<Node>, YamlError> {
+    let mut parser = Parser::new_from_str(source);
+    let mut anchors: HashMap<usize, Node> = HashMap::new();
+    let mut stack: Vec<Frame> = Vec::new();
+    let mut root: Option<Node> = None;
+    let mut documents = 0usize;
+    let mut total = 0usize;
+    while let Some(next) = parser.next_event() {
+        let (event, span) = next.map_err(|error| {
+            let pos = index.marker(error.marker());
+            let info = error.info().to_string();
+            let (message, hint) = if info.contains("recursion limit") {
+                ("nesting is too deep".to_string(), Some("flatten the structure".to_string()))
+            } else if info.contains("tab") {
+                (
+                    format!("YAML syntax error: {info}"),
+                    Some("indent YAML with spaces; tabs are not allowed for indentation".to_string()),
+                )
+            } else {
+                (format!("YAML syntax error: {info}"), None)
+            };
+            YamlError { range: Range { start: pos, end: pos.offset + 1 }, message, hint, related: None }
+        })?;
+        let range = index.span(&span);
+        let node = match event {
+            Event::StreamStart | Event::StreamEnd | Event::DocumentEnd => continue,
+            Event::DocumentStart(..) => {
+                documents += 1;
+                if documents > 1 {
+                    return Err(YamlError {
+                        range,
+                        message: "a second YAML document (`---`) in one file".into(),
+                        hint: Some("keep one document per file".into()),
+                        related: None,
+                    });
+                }
+                continue;
+            }
+            Event::Anchor(..) | Event::UnresolvedAlias(..) => {
+                return Err(YamlError {
+                    range,
+                    message: "alias refers to an anchor that is not defined before it".into(),
+                    hint: Some("define `&name` before using `*name`".into()),
+                    related: None,
+                });
+            }
+            Event::Alias(id) => {
+                let Some(target) = anchors.get(&id) else {
+                    return Err(YamlError {
+                        range,
+                        message: "alias refers to an anchor that is not defined before it".into(),
+                        hint: Some("define `&name` before using `*name`".into()),
+                        related: None,
+                    });
+                };
+                total += target.size;
+                if total > MAX_NODES {
+                    return Err(too_many_nodes(range));
+                }
+                let mut node = target.clone();
+                node.via = Some(range);
+                node
+            }
+            Event::Scalar(text, style, anchor, tag) => {
+                let tag_suffix = tag.as_ref().map(|t| {
+                    if t.is_yaml_core_schema() { t.suffix().to_string() } else { format!("!{}", t.suffix()) }
+                });
+                let value = resolve_scalar(&text, style, tag_suffix.as_deref())
+                    .map_err(|message| YamlError { range, message, hint: None, related: None })?;
+                total += 1;
+                let node = Node { data: Data::Scalar(value), range, via: None, size: 1 };
+                if anchor != 0 {
+                    anchors.insert(anchor, node.clone());
+                }
+                node
+            }
+            Event::SequenceStart(_, anchor, _) => {
+                check_depth(stack.len(), range)?;
+                stack.push(Frame::Seq { range, anchor, items: Vec::new() });
+                continue;
+            }
+            Event::MappingStart(_, anchor, _) => {
+                check_depth(stack.len(), range)?;
+                stack.push(Frame::Map { range, anchor, entries: Vec::new(), key: None });
+                continue;
+            }
+            Event::SequenceEnd => match stack.pop() {
+                Some(Frame::Seq { range, anchor, items }) => {
+                    total += 1;
+                    let size = 1 + items.iter().map(|n| n.size).sum::<usize>();
+                    let node = Node { data: Data::Seq(items), range, via: None, size };
+                    if anchor != 0 {
+                        anchors.insert(anchor, node.clone());
+                    }
+                    node
+                }
+                _ => return Err(internal(range)),
+            },
+            Event::MappingEnd => match stack.pop() {
+                Some(Frame::Map { range, anchor, entries, .. }) => {
+                    total += 1;
+                    let node = merge_map(range, entries)?;
+                    if anchor != 0 {
+                        anchors.insert(anchor, node.clone());
+                    }
+                    node
+                }
+                _ => return Err(internal(range)),
+            },
+            #[allow(unreachable_patterns)]
+            _ => continue,
+        };
+        if total > MAX_NODES {
+            return Err(too_many_nodes(node.range));
+        }
+        match stack.last_mut() {
+            None => root = Some(node),
+            Some(Frame::Seq { items, .. }) => items.push(node),
+            Some(Frame::Map { entries, key, .. }) => match key.take() {
+                None => *key = Some(node),
+                Some(k) => entries.push((k, node)),
+            },
+        }
+    }
+    Ok(root)
+}
+
+fn internal(range: Range) -> YamlError {
+    YamlError { range, message: "YAML structure could not be read".into(), hint: None, related: None }
+}
+
+fn too_many_nodes(range: Range) -> YamlError {
+    YamlError {
+        range,
+        message: format!("document expands to more than {MAX_NODES} values through aliases"),
+        hint: Some("this looks like an alias bomb; use fewer nested aliases".into()),
+        related: None,
+    }
+}
+
+fn check_depth(depth: usize, range: Range) -> Result<(), YamlError> {
+    if depth >= MAX_DEPTH {
+        return Err(YamlError {
+            range,
+            message: format!("nesting deeper than {MAX_DEPTH} levels"),
+            hint: Some("flatten the structure".into()),
+            related: None,
+        });
+    }
+    Ok(())
+}
+
+/// Turn a key node into a string key.
+fn key_text(node: &Node) -> Result<String, YamlError> {
+    match &node.data {
+        Data::Scalar(Value::String(s)) => Ok(s.clone()),
+        Data::Scalar(Value::Null) => Ok(String::new()),
+        Data::Scalar(other) => Ok(other.to_string()),
+        _ => Err(YamlError {
+            range: node.range,
+            message: "a map key must be a plain value, not a list or map".into(),
+            hint: None,
+            related: None,
+        }),
+    }
+}
+
+/// Build a map node, applying `<<` merge keys: explicit keys win over merged ones,
+/// and earlier merge sources win over later ones.
+fn merge_map(range: Range, entries: Vec<(Node, Node)>) -> Result<Node, YamlError> {
+    let mut explicit: Vec<(String, Range, Node)> = Vec::new();
+    let mut seen: HashMap<String, Range> = HashMap::new();
+    let mut merges: Vec<(Range, Node)> = Vec::new();
+    for (key_node, value) in entries {
+        let key = key_text(&key_node)?;
+        let is_merge = key == "<<" && matches!(&key_node.data, Data::Scalar(Value::String(_)));
+        if is_merge {
+            merges.push((key_node.range, value));
+            continue;
+        }
+        if let Some(first) = seen.get(&key) {
+            return Err(YamlError {
+                range: key_node.range,
+                message: format!("duplicate key `{key}`"),
+                hint: Some("each key may appear once in a map; remove or rename one".into()),
+                related: Some((*first, format!("`{key}` first defined here"))),
+            });
+        }
+        seen.insert(key.clone(), key_node.range);
+        explicit.push((key, key_node.range, value));
+    }
+    let mut merged: Vec<(String, Range, Node)> = Vec::new();
+    for (merge_range, source) in merges {
+        let sources = match source.data {
+            Data::Map(_) => vec![source],
+            Data::Seq(items) => items,
+            Data::Scalar(_) => {
+                return Err(YamlError {
+                    range: source.range,
+                    message: "`<<` must be followed by a map or a list of maps (usually `*anchor`)".into(),
+                    hint: None,
+                    related: None,
+                });
+            }
+        };
+        for source in sources {
+            let Data::Map(source_entries) = source.data else {
+                return Err(YamlError {
+                    range: source.range,
+                    message: "`<<` merges only maps".into(),
+                    hint: None,
+                    related: None,
+                });
+            };
+            for (key, key_range, mut value) in source_entries {
+                if seen.contains_key(&key) {
+                    continue;
+                }
+                seen.insert(key.clone(), key_range);
+                if value.via.is_none() {
+                    value.via = Some(merge_range);
+                }
+                merged.push((key, key_range, value));
+            }
+        }
+    }
+    explicit.extend(merged);
+    let size = 1 + explicit.iter().map(|(_, _, n)| n.size).sum::<usize>();
+    Ok(Node { data: Data::Map(explicit), range, via: None, size })
+}
+
+fn flatten(
+    node: Node,
+    pointer: String,
+    key: Option<Range>,
+    inherited_via: Option<Range>,
+    locations: &mut HashMap<String, Location>,
+    depth: usize,
+) -> Result<Value, YamlError> {
+    if depth > MAX_DEPTH * 4 {
+        return Err(check_depth(usize::MAX, node.range).err().unwrap_or_else(|| internal(node.range)));
+    }
+    let via = node.via.or(inherited_via);
+    locations.insert(pointer.clone(), Location { value: node.range, key, via });
+    Ok(match node.data {
+        Data::Scalar(value) => value,
+        Data::Seq(items) => {
+            let mut out = Vec::with_capacity(items.len());
+            for (i, item) in items.into_iter().enumerate() {
+                out.push(flatten(item, format!("{pointer}/{i}"), None, via, locations, depth + 1)?);
+            }
+            Value::Array(out)
+        }
+        Data::Map(entries) => {
+            let mut out = Map::new();
+            for (k, key_range, value) in entries {
+                let child = format!("{pointer}/{}", escape_pointer(&k));
+                let child_via = value.via.or(via);
+                let v = flatten(value, child, Some(key_range), child_via, locations, depth + 1)?;
+                out.insert(k, v);
+            }
+            Value::Object(out)
+        }
+    })
+}
+
+/// Escape a key for use in a JSON pointer.
+pub fn escape_pointer(key: &str) -> String {
+    key.replace('~', "~0").replace('/', "~1")
+}
+
+/// Resolve a scalar by the YAML 1.2 core schema.
+fn resolve_scalar(text: &str, style: ScalarStyle, tag: Option<&str>) -> Result<Value, String> {
+    match tag {
+        Some("str") => return Ok(Value::String(text.to_string())),
+        Some("null") => return Ok(Value::Null),
+        Some("bool") => {
+            return plain_bool(text).map(Value::Bool).ok_or_else(|| format!("`{text}` is not a boolean"));
+        }
+        Some("int") => return plain_int(text).ok_or_else(|| format!("`{text}` is not an integer")),
+        Some("float") => {
+            return plain_float(text)
+                .or_else(|| plain_int(text))
+                .ok_or_else(|| format!("`{text}` is not a number"));
+        }
+        Some("seq") | Some("map") | None => {}
+        Some(other) => {
+            return Err(format!("unsupported YAML tag `{other}`; runner files use plain YAML values"));
+        }
+    }
+    if style != ScalarStyle::Plain {
+        return Ok(Value::String(text.to_string()));
+    }
+    if matches!(text, "" | "~" | "null" | "Null" | "NULL") {
+        return Ok(Value::Null);
+    }
+    if let Some(b) = plain_bool(text) {
+        return Ok(Value::Bool(b));
+    }
+    if let Some(n) = plain_int(text) {
+        return Ok(n);
+    }
+    if let Some(n) = plain_float(text) {
+        return Ok(n);
+    }
+    Ok(Value::String(text.to_string()))
+}
+
+fn plain_bool(text: &str) -> Option<bool> {
+    match text {
+        "true" | "True" | "TRUE" => Some(true),
+        "false" | "False" | "FALSE" => Some(false),
+        _ => None,
+    }
+}
+
+fn plain_int(text: &str) -> Option<Value> {
+    let (negative, digits) = match text.as_bytes().first() {
+        Some(b'-') => (true, &text[1..]),
+        Some(b'+') => (false, &text[1..]),
+        _ => (false, text),
+    };
+    let parsed: Option<i128> = if let Some(oct) = text.strip_prefix("0o") {
+        if oct.is_empty() || !oct.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
+            return None;
+        }
+        i128::from_str_radix(oct, 8).ok()
+    } else if let Some(hex) = text.strip_prefix("0x") {
+        if hex.is_empty() || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        i128::from_str_radix(hex, 16).ok()
+    } else {
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        digits.parse::<i128>().ok().map(|n| if negative { -n } else { n })
+    };
+    match parsed {
+        Some(n) => {
+            if let Ok(small) = i64::try_from(n) {
+                Some(Value::Number(small.into()))
+            } else if let Ok(big) = u64::try_from(n) {
+                Some(Value::Number(big.into()))
+            } else {
+                Number::from_f64(n as f64).map(Value::Number)
+            }
+        }
+        // Too many digits for i128: a number all the same, as a float.
+        None => text.parse::<f64>().ok().and_then(Number::from_f64).map(Value::Number),
+    }
+}
+
+fn plain_float(text: &str) -> Option<Value> {
+    let body = text.strip_prefix(['-', '+']).unwrap_or(text);
+    if matches!(body, ".inf" | ".Inf" | ".INF" | ".nan" | ".NaN" | ".NAN") {
+        // JSON has no infinities or NaN: keep the text.
+        return Some(Value::String(text.to_string()));
+    }
+    let bytes = body.as_bytes();
+    let mut i = 0;
+    let mut digits = 0;
+    while i < bytes.len() && bytes[i].is_ascii_digit() {
+        i += 1;
+        digits += 1;
+    }
+    if i < bytes.len() && bytes[i] == b'.' {
+        i += 1;
+        while i < bytes.len() && bytes[i].is_ascii_digit() {
+            i += 1;
+            digits += 1;
+        }
+    }
+    if digits == 0 {
+        return None;
+    }
+    if i < bytes.len() && (bytes[i] == b'e' || bytes[i] == b'E') {
+        i += 1;
+        if i < bytes.len() && (bytes[i] == b'+' || bytes[i] == b'-') {
+            i += 1;
+        }
+        let exp_start = i;
+        while i < bytes.len() && bytes[i].is_ascii_digit() {
+            i += 1;
+        }
+        if exp_start == i {
+            return None;
+        }
+    }
+    if i != bytes.len() {
+        return None;
+    }
+    text.parse::<f64>().ok().and_then(Number::from_f64).map(Value::Number)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc(src: &str) -> Document {
+        match parse(src) {
+            Ok(d) => d,
+            Err(e) => panic!("parse failed: {e:?}"),
+        }
+    }
+
+    #[test]
+    fn norway_words_stay_strings() {
+        let d = doc("a: no\nb: on\nc: yes\nd: off\ne: true\nf: ~\ng: 0755\nh: 1.5\ni: '1'\n");
+        assert_eq!(
+            d.value,
+            serde_json::json!({"a": "no", "b": "on", "c": "yes", "d": "off", "e": true, "f": null, "g": 755, "h": 1.5, "i": "1"})
+        );
+    }
+
+    #[test]
+    fn positions_are_one_based() {
+        let d = doc("name: x\nsteps:\n  - id: a\n    type: set\n");
+        let loc = d.locate("/steps/0/type");
+        assert_eq!((loc.value.start.line, loc.value.start.col), (4, 11));
+        assert_eq!(loc.key.map(|k| (k.start.line, k.start.col)), Some((4, 5)));
+        // Unknown pointers fall back to the nearest ancestor.
+        assert_eq!(d.locate("/steps/0/nope").value.start.line, 3);
+    }
+
+    #[test]
+    fn merge_keys_record_definition_and_use() {
+        let src = "defaults: &d\n  timeout: 5s\n  retry: 2\nsteps:\n  - <<: *d\n    retry: 3\n";
+        let d = doc(src);
+        assert_eq!(d.value["steps"][0], serde_json::json!({"retry": 3, "timeout": "5s"}));
+        let loc = d.locate("/steps/0/timeout");
+        assert_eq!(loc.value.start.line, 2);
+        assert_eq!(loc.via.map(|v| v.start.line), Some(5));
+        assert_eq!(d.locate("/steps/0/retry").via, None);
+    }
+
+    #[test]
+    fn aliases_record_use_site() {
+        let d = doc("a: &x [1, 2]\nb: *x\n");
+        assert_eq!(d.value["b"], serde_json::json!([1, 2]));
+        let loc = d.locate("/b/1");
+        assert_eq!(loc.value.start.line, 1);
+        assert_eq!(loc.via.map(|v| v.start.line), Some(2));
+    }
+
+    #[test]
+    fn duplicate_keys_are_errors() {
+        let Err(e) = parse("a: 1\nb: 2\na: 3\n") else { panic!("expected an error") };
+        assert_eq!(e.range.start.line, 3);
+        assert!(e.message.contains("duplicate key `a`"));
+        assert_eq!(e.related.map(|r| r.0.start.line), Some(1));
+    }
+
+    #[test]
+    fn alias_bombs_are_refused() {
+        let mut src = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..9 {
+            let p = i - 1;
+            src.push_str(&format!(
+                "a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
+            ));
+        }
+        let Err(e) = parse(&src) else { panic!("expected an error") };
+        assert!(e.message.contains("more than"));
+    }
+
+    #[test]
+    fn deep_nesting_is_refused() {
+        let src = "[".repeat(500) + &"]".repeat(500);
+        let Err(e) = parse(&src) else { panic!("expected an error") };
+        assert!(e.message.contains("nesting"), "{e:?}");
+    }
+
+    #[test]
+    fn tabs_get_a_hint() {
+        let Err(e) = parse("a:\n\t- b\n") else { panic!("expected an error") };
+        assert_eq!(e.range.start.line, 2);
+        assert!(e.hint.is_some(), "{e:?}");
+    }
+
+    #[test]
+    fn empty_document_is_null() {
+        assert_eq!(doc("").value, Value::Null);
+        assert_eq!(doc("# only a comment\n").value, Value::Null);
+    }
+}

@@ -1,0 +1,189 @@
+//! The lane registry: every lane of the fleet, its cron, prompt and terminal texts,
+//! plus the worker terminal contract shared by all lanes.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::Template;
+use super::duration::Duration;
+
+/// The lane registry. Every workflow and prompt takes lanes from here; no lane is
+/// listed anywhere else. Start the file with
+/// `# yaml-language-server: $schema=../schemas/lanes.schema.json`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "runner lane registry")]
+pub struct LaneRegistry {
+    /// Always `lanes`.
+    pub kind: LanesKind,
+    /// How `cron` steps switch a lane's worker cron on and off.
+    pub cron_backend: CronBackend,
+    /// The lanes, in the order workflows iterate them.
+    #[schemars(length(min = 1))]
+    pub lanes: Vec<Lane>,
+    /// Final forms a worker may end with, shown in prompts (`final_forms`). `{name}`
+    /// slots are filled in by the worker.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub final_forms: Vec<FinalForm>,
+    /// Ordered rules deciding whether a worker's final text is a valid terminal result.
+    /// Each lane's `terminal.clear` text is accepted before these rules are tried.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub terminal_contract: Vec<GuardRule>,
+}
+
+/// The only `kind` of a lane registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LanesKind {
+    /// A lane registry.
+    Lanes,
+}
+
+/// How worker crons are switched.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum CronBackend {
+    /// Runs exactly `openclaw cron edit <cron id> --enable|--disable`, nothing else.
+    Openclaw {
+        /// Program to run (default `openclaw`, looked up on PATH).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        program: Option<String>,
+        /// Time limit for the command (default `30s`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        timeout: Option<Duration>,
+    },
+    /// Runs a command of your own. Each argv entry is a template that sees `lane`,
+    /// `cron_id` and `enabled` (a boolean), e.g.
+    /// `[crontab-toggle, "{{ cron_id }}", "{{ 'on' if enabled else 'off' }}"]`.
+    Command {
+        /// Program and arguments (templates, one argument each).
+        #[schemars(length(min = 1))]
+        argv: Vec<Template>,
+        /// Time limit for the command (default `30s`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        timeout: Option<Duration>,
+    },
+}
+
+/// One worker lane.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Lane {
+    /// Lane id used everywhere (`local`, `cloud`, `frontier`): lower case letters,
+    /// digits and `-`.
+    #[schemars(regex(pattern = r"^[a-z][a-z0-9-]*$"))]
+    pub id: String,
+    /// Dispatch agent name of the lane's worker, e.g. `saffron-local`.
+    #[schemars(length(min = 1))]
+    pub agent: String,
+    /// Model the worker runs on, e.g. `litellm/nvidia`.
+    #[schemars(length(min = 1))]
+    pub model: String,
+    /// What work belongs in this lane.
+    #[schemars(length(min = 1))]
+    pub purpose: String,
+    /// The worker cron.
+    pub cron: LaneCron,
+    /// The lane's worker runbook (a path or name the prompt points the worker to).
+    #[schemars(length(min = 1))]
+    pub runbook: String,
+    /// The worker prompt template, relative to this file, e.g. `../cron-prompts/worker.md`.
+    /// `runner render --all` renders it once for every lane that names it.
+    #[schemars(length(min = 1))]
+    pub prompt: String,
+    /// Terminal texts of the lane.
+    pub terminal: LaneTerminal,
+    /// The kinds of action a worker of this lane may take in one run (shown in its prompt).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub actions: Vec<String>,
+    /// Extra rules for this lane's workers (shown in its prompt).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<String>,
+    /// Issue labels (lower case) that mark work as belonging to this lane when the item
+    /// carries no explicit lane; used to verify active work.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub infer_labels: Vec<String>,
+}
+
+/// A lane's worker cron.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LaneCron {
+    /// The cron job's display name, e.g. `(Saffron): Dispatch - Local`.
+    #[schemars(length(min = 1))]
+    pub name: String,
+    /// The cron job's id (a UUID).
+    #[schemars(regex(
+        pattern = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+    ))]
+    pub id: String,
+    /// Environment variable that overrides `id` when set (its value must be a UUID too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[A-Za-z_][A-Za-z0-9_]*$"))]
+    pub id_env: Option<String>,
+}
+
+/// Terminal texts of a lane.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LaneTerminal {
+    /// What the worker answers when the lane has no work, e.g. `Pipeline is clear.`
+    #[schemars(length(min = 1))]
+    pub clear: String,
+}
+
+/// A final form a worker may end with.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FinalForm {
+    /// Identifier of the form, e.g. `pr_opened`.
+    #[schemars(regex(pattern = r"^[a-z][a-z0-9_]*$"))]
+    pub id: String,
+    /// The form with `{slot}` placeholders, e.g. `Done. PR #{pr} opened for {repo} #{number}: {pr_url}.`
+    #[schemars(length(min = 1))]
+    pub text: String,
+}
+
+/// One rule of a text contract. Rules are tried in order; the first whose pattern
+/// matches the **whole** (trimmed) text decides.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GuardRule {
+    /// Identifier of the rule, reported in the verdict.
+    #[schemars(regex(pattern = r"^[a-z][a-z0-9_]*$"))]
+    pub id: String,
+    /// Regular expression (Rust `regex` syntax) that must match the whole text; it is
+    /// anchored for you.
+    #[schemars(length(min = 1))]
+    pub pattern: String,
+    /// `accept` or `reject` when the pattern matches.
+    pub verdict: Verdict,
+    /// Reason given with a rejection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Match without regard to case (default `false`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ignore_case: bool,
+}
+
+/// A guard rule's verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// The text is a valid result.
+    Accept,
+    /// The text is not a valid result.
+    Reject,
+}
+
+impl LaneRegistry {
+    /// The lane with this id.
+    pub fn lane(&self, id: &str) -> Option<&Lane> {
+        self.lanes.iter().find(|lane| lane.id == id)
+    }
+
+    /// All lane ids, in order.
+    pub fn ids(&self) -> Vec<&str> {
+        self.lanes.iter().map(|lane| lane.id.as_str()).collect()
+    }
+}

@@ -1,0 +1,487 @@
+//! Steps: the common fields every step has and one struct per step kind.
+
+use indexmap::IndexMap;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::duration::Duration;
+use super::{Dyn, Expr, Template};
+
+/// One step of a workflow. `type` selects the kind; the other keys are the common
+/// fields below plus the fields of that kind.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct Step {
+    /// Identifier, unique in the workflow: lower case letters, digits, `_` and `-`.
+    /// Later steps read this step's result as `steps.<id>.output`, `.status`, `.error`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[a-z][a-z0-9_]*$"))]
+    pub id: Option<String>,
+    /// Human-readable name shown in run output (defaults to the id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Expression; the step runs only when it is true, otherwise it is `skipped`.
+    /// E.g. `not inputs.no_probe`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub when: Option<Expr>,
+    /// Time limit for the step (each attempt). HTTP steps default to their API's
+    /// timeout or `30s`, `exec` to `60s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<Duration>,
+    /// Retry policy for failed attempts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<Retry>,
+    /// What a failure of this step does to the run: `fail` (default) stops the steps and
+    /// runs `finally`; `continue` records the failure and goes on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_error: Option<OnError>,
+    /// Whether the step changes the world (`write`) or only looks (`read`). `--dry-run`
+    /// runs reads and only reports writes. Defaults by kind: HTTP GET/HEAD read, other
+    /// methods write; `exec` write; `cron` write; `render` to a file write.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effect: Option<Effect>,
+    /// The kind of step and its fields.
+    #[serde(flatten)]
+    pub kind: StepKind,
+}
+
+/// A step failure's effect on the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OnError {
+    /// Stop running steps, run `finally`, exit 1 (or the code given by a `fail` step).
+    Fail,
+    /// Record the failure in `steps.<id>` and continue with the next step.
+    Continue,
+}
+
+/// A step's effect, which decides what `--dry-run` does with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Effect {
+    /// Only reads: runs during a dry run too.
+    Read,
+    /// Changes something: a dry run reports exactly what it would do instead.
+    Write,
+}
+
+/// Retry policy.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Retry {
+    /// Total attempts including the first (2–10).
+    #[schemars(range(min = 2, max = 10))]
+    pub attempts: u32,
+    /// Delay before the first retry; doubles after each attempt (default `1s`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backoff: Option<Duration>,
+    /// Upper bound for the delay between attempts (default `30s`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_backoff: Option<Duration>,
+    /// Randomise each delay by up to ±50% so many runners do not retry in step
+    /// (default `true`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jitter: Option<bool>,
+    /// Retry even non-idempotent HTTP methods (POST, PATCH). Off by default: a POST
+    /// that timed out may already have been applied.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unsafe_methods: bool,
+}
+
+/// The step kinds.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum StepKind {
+    /// Send an HTTP request and decode the response.
+    Http(HttpStep),
+    /// Run a program with an argument list (never through a shell).
+    Exec(ExecStep),
+    /// Run another workflow file with inputs and return its outputs.
+    Call(CallStep),
+    /// Compute values.
+    Set(SetStep),
+    /// Ordered cases: the first whose `when` is true runs its steps.
+    Switch(SwitchStep),
+    /// Run steps once per item of a list, optionally in parallel.
+    ForEach(ForEachStep),
+    /// Print text or JSON.
+    Emit(EmitStep),
+    /// Render a template to a file or stdout.
+    Render(RenderStep),
+    /// End the run successfully (or with the given exit code) and set outputs.
+    Stop(StopStep),
+    /// End the run as failed with a message and an exit code.
+    Fail(FailStep),
+    /// Enable or disable a lane's worker cron through the registry's cron backend.
+    Cron(CronStep),
+    /// Check a text against an ordered allow/deny contract.
+    Guard(GuardStep),
+}
+
+impl StepKind {
+    /// The `type` value of this kind.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            StepKind::Http(_) => "http",
+            StepKind::Exec(_) => "exec",
+            StepKind::Call(_) => "call",
+            StepKind::Set(_) => "set",
+            StepKind::Switch(_) => "switch",
+            StepKind::ForEach(_) => "for_each",
+            StepKind::Emit(_) => "emit",
+            StepKind::Render(_) => "render",
+            StepKind::Stop(_) => "stop",
+            StepKind::Fail(_) => "fail",
+            StepKind::Cron(_) => "cron",
+            StepKind::Guard(_) => "guard",
+        }
+    }
+}
+
+/// HTTP methods.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum HttpMethod {
+    /// GET (read, idempotent).
+    #[default]
+    Get,
+    /// HEAD (read, idempotent).
+    Head,
+    /// POST (write, not idempotent).
+    Post,
+    /// PUT (write, idempotent).
+    Put,
+    /// PATCH (write, not idempotent).
+    Patch,
+    /// DELETE (write, idempotent).
+    Delete,
+}
+
+impl HttpMethod {
+    /// Whether repeating the request is safe.
+    pub fn is_idempotent(self) -> bool {
+        matches!(self, HttpMethod::Get | HttpMethod::Head | HttpMethod::Put | HttpMethod::Delete)
+    }
+
+    /// Whether the method only reads.
+    pub fn is_read(self) -> bool {
+        matches!(self, HttpMethod::Get | HttpMethod::Head)
+    }
+}
+
+/// How an HTTP response body is decoded into `output.body`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Decode {
+    /// Parse as JSON; an empty body is `none`.
+    #[default]
+    Json,
+    /// Keep as text.
+    Text,
+    /// Ignore the body.
+    None,
+}
+
+/// `type: http`: one HTTP request.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct HttpStep {
+    /// Name of an API declared under `apis`; the request goes to its base URL plus
+    /// `path`, with its auth, headers and timeout. Give either `api` or `url`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api: Option<String>,
+    /// Full URL (template), for calls outside a declared API. Interpolated values are
+    /// percent-encoded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<Template>,
+    /// HTTP method (default `GET`).
+    #[serde(default)]
+    pub method: HttpMethod,
+    /// Path under the API's base URL (template), e.g.
+    /// `/api/agents/{{ inputs.agent }}/queue`. Each interpolated value is
+    /// percent-encoded as one path segment, so `/` or `?` in a value cannot change the URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<Template>,
+    /// Query parameters (values are templates; a list value repeats the parameter;
+    /// a `none` value omits it). Values are percent-encoded.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub query: IndexMap<String, Dyn>,
+    /// Extra headers (templates). Values containing CR or LF are refused.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub headers: IndexMap<String, Template>,
+    /// JSON body, written as YAML; strings inside are templates and keep their types.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<Dyn>,
+    /// Status codes that count as success (default: any 2xx).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect: Option<Vec<u16>>,
+    /// How to decode the body (default `json`).
+    #[serde(default)]
+    pub decode: Decode,
+    /// What to do per outcome instead of failing. Keys: a status (`"409"`), a status
+    /// class (`"4xx"`, `"5xx"`), `http_error` (any unexpected status), `transport`
+    /// (connection failed), `timeout`, `decode` (body is not valid JSON). Values:
+    /// `fail`, `continue`, or `{value: ...}` to succeed with that output; templates in
+    /// the value see `response.status`, `response.body` and `error`.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub on: IndexMap<String, OutcomeAction>,
+    /// Largest response body accepted, in bytes (default: the API's, else 10 MiB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_response_bytes: Option<u64>,
+}
+
+/// What an HTTP outcome turns into.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum OutcomeAction {
+    /// `fail` or `continue`.
+    Simple(SimpleOutcome),
+    /// `{value: ...}`: the step succeeds with this output.
+    Value(ValueOutcome),
+}
+
+/// `fail` or `continue`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SimpleOutcome {
+    /// The step fails (then `on_error` decides).
+    Fail,
+    /// The step is recorded as failed and the run continues.
+    Continue,
+}
+
+/// Succeed with a value.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ValueOutcome {
+    /// The step's output (strings are templates).
+    pub value: Dyn,
+}
+
+/// How `exec` turns stdout into `output.stdout`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Parse {
+    /// Keep the text as is.
+    #[default]
+    Text,
+    /// Parse as JSON (empty output is `none`).
+    Json,
+    /// Split into a list of non-empty lines.
+    Lines,
+    /// Discard stdout.
+    None,
+}
+
+/// `type: exec`: run a program. Never goes through a shell: each argv entry is one
+/// argument, whatever it contains.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct ExecStep {
+    /// Program and arguments (templates, one argument each), e.g.
+    /// `[gh, pr, view, "{{ item.url }}", --json, state]`.
+    #[schemars(length(min = 1))]
+    pub argv: Vec<Template>,
+    /// Extra environment variables for the program (templates).
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub env: IndexMap<String, Template>,
+    /// Working directory (template; default: the current directory).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<Template>,
+    /// Text written to the program's standard input (template).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stdin: Option<Template>,
+    /// How to parse stdout (default `text`).
+    #[serde(default)]
+    pub parse: Parse,
+    /// Exit codes that count as success (default `[0]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ok_codes: Option<Vec<i32>>,
+}
+
+/// `type: call`: run another workflow.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct CallStep {
+    /// Path of the workflow file, relative to this file.
+    #[schemars(length(min = 1))]
+    pub workflow: String,
+    /// Inputs for it (strings are templates). Its required inputs must be given.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub inputs: IndexMap<String, Dyn>,
+    /// Run it in plan mode: its reads run, its writes are only reported (as in
+    /// `--dry-run`). This is how a probe reuses a preflight without claiming.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub plan: bool,
+}
+
+/// `type: set`: compute values. The output is the map of values.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct SetStep {
+    /// Values (strings are templates; a template that is one `{{ expr }}` keeps its type).
+    #[schemars(length(min = 1))]
+    pub values: IndexMap<String, Dyn>,
+}
+
+/// `type: switch`: ordered cases, first match wins.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct SwitchStep {
+    /// Cases, tried in order.
+    #[schemars(length(min = 1))]
+    pub cases: Vec<Case>,
+    /// Runs when no case matches. Without it, the switch's output is `none`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<Branch>,
+}
+
+/// One case of a switch.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Case {
+    /// Expression; the first case where it is true runs.
+    pub when: Expr,
+    /// Steps of this case (may be empty when `output` says it all).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<Step>,
+    /// The switch's output when this case runs (strings are templates; they see the
+    /// case's steps). Default: the output of the case's last step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<Dyn>,
+}
+
+/// The default branch of a switch.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Branch {
+    /// Steps of the branch.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<Step>,
+    /// The switch's output when this branch runs. Default: the last step's output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<Dyn>,
+}
+
+/// `type: for_each`: run steps once per item.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct ForEachStep {
+    /// Expression yielding the list to iterate, e.g. `lanes`.
+    pub items: Expr,
+    /// Name of the loop variable (default `item`). `loop.index0` and `loop.index` are
+    /// also available.
+    #[serde(default, rename = "as", skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[a-z_][a-z0-9_]*$"))]
+    pub as_name: Option<String>,
+    /// How many items run at once (default 1: one after another). Results keep the
+    /// order of the items.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 256))]
+    pub parallel: Option<u32>,
+    /// Steps run for each item. Their ids are scoped to one iteration.
+    #[schemars(length(min = 1))]
+    pub steps: Vec<Step>,
+    /// Each item's result (strings are templates seeing the loop variable and the
+    /// iteration's steps). Default: the output of the last step. The step's output is
+    /// the list of results, in item order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<Dyn>,
+}
+
+/// Output stream.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Stream {
+    /// Standard output.
+    #[default]
+    Stdout,
+    /// Standard error.
+    Stderr,
+}
+
+/// `type: emit`: print text or JSON.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct EmitStep {
+    /// Text to print (template). Give `text` or `json`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<Template>,
+    /// Value to print as JSON (strings are templates).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub json: Option<Dyn>,
+    /// Pretty-print JSON (default `true`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pretty: Option<bool>,
+    /// Where to print (default `stdout`).
+    #[serde(default)]
+    pub to: Stream,
+}
+
+/// `type: render`: render a template file.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct RenderStep {
+    /// Template file, relative to this workflow file. It may include templates only
+    /// from its own directory tree.
+    #[schemars(length(min = 1))]
+    pub template: String,
+    /// Values for the template (strings are templates evaluated in the workflow).
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub vars: IndexMap<String, Dyn>,
+    /// File to write (template); written atomically. Without it the text is printed
+    /// and the step only reads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub out: Option<Template>,
+}
+
+/// `type: stop`: end the run.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct StopStep {
+    /// Line printed when stopping (template).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<Template>,
+    /// Exit code 0–63 (default 0) or a template yielding one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<Dyn>,
+    /// Outputs of the run, replacing the workflow's `outputs` (strings are templates).
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub outputs: IndexMap<String, Dyn>,
+}
+
+/// `type: fail`: end the run as failed.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct FailStep {
+    /// Why (template); shown in the output and the report.
+    pub message: Template,
+    /// Exit code 1–63 (default 1) or a template yielding one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<Dyn>,
+    /// Outputs of the run (strings are templates).
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub outputs: IndexMap<String, Dyn>,
+}
+
+/// `type: cron`: switch a lane's worker cron on or off.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct CronStep {
+    /// Lane id (template), e.g. `"{{ lane.id }}"`. Must name a lane of the registry; a
+    /// literal id is checked by `runner validate`.
+    pub lane: Template,
+    /// `true` to enable, `false` to disable, or a template yielding a boolean.
+    pub enabled: Dyn,
+    /// Why (template); recorded in the output and the report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<Template>,
+}
+
+/// `type: guard`: check a text against a contract of ordered rules.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct GuardStep {
+    /// The text to check (template). Leading and trailing whitespace is trimmed.
+    pub text: Template,
+    /// Restrict the lane-specific rules (the lane's clear text) to this lane
+    /// (template). Without it every lane's clear text is accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lane: Option<Template>,
+    /// Rules to use instead of the registry's `terminal_contract`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rules: Option<Vec<super::lanes::GuardRule>>,
+    /// Fail the step when the text is rejected (default `true`); otherwise the
+    /// verdict is only in the output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fail_on_reject: Option<bool>,
+}

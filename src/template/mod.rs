@@ -1,0 +1,132 @@
+//! The minijinja environment every template and expression runs in, and the
+//! analysis `runner validate` uses to check them before anything runs.
+
+use std::collections::BTreeSet;
+
+use minijinja::syntax::SyntaxConfig;
+use minijinja::{AutoEscape, Environment, UndefinedBehavior};
+
+/// Globals (functions) our environment provides; not variables a file must define.
+pub const GLOBAL_FUNCTIONS: &[&str] = &["range", "dict", "namespace", "debug", "lane"];
+
+/// A template environment: strict undefined (a typo is an error, never an empty
+/// string), no auto-escaping, trailing newlines kept, and `{##`/`##}` as comment
+/// delimiters so shell snippets like `${#arr[@]}` pass through untouched.
+pub fn environment() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_auto_escape_callback(|_| AutoEscape::None);
+    if let Ok(syntax) =
+        SyntaxConfig::builder().comment_delimiters("{##", "##}").keep_trailing_newline(true).build()
+    {
+        env.set_syntax(syntax);
+    }
+    // Bound the work one template may do, so no file can hang a run.
+    env.set_fuel(Some(50_000_000));
+    env
+}
+
+/// If `text` is exactly one `{{ expr }}` (surrounding whitespace allowed), the
+/// expression inside; such a template yields the expression's typed value.
+pub fn single_expression(text: &str) -> Option<&str> {
+    let trimmed = text.trim();
+    let inner = trimmed.strip_prefix("{{")?.strip_suffix("}}")?;
+    let inner = inner.strip_prefix('-').unwrap_or(inner);
+    let inner = inner.strip_suffix('-').unwrap_or(inner);
+    if inner.contains("{{") || inner.contains("}}") || inner.contains("{%") || inner.contains("%}") {
+        return None;
+    }
+    Some(inner.trim())
+}
+
+/// Whether `text` contains template syntax at all.
+pub fn is_template(text: &str) -> bool {
+    text.contains("{{") || text.contains("{%") || text.contains("{##")
+}
+
+/// Compile a template string and return the variables it reads from outside
+/// (dotted paths such as `steps.probe.output`), without globals.
+pub fn template_variables(env: &Environment<'_>, text: &str) -> Result<BTreeSet<String>, minijinja::Error> {
+    let template = env.template_from_str(text)?;
+    Ok(strip_globals(template.undeclared_variables(true)))
+}
+
+/// Compile a bare expression and return the variables it reads.
+pub fn expression_variables(env: &Environment<'_>, text: &str) -> Result<BTreeSet<String>, minijinja::Error> {
+    let expression = env.compile_expression(text)?;
+    Ok(strip_globals(expression.undeclared_variables(true)))
+}
+
+fn strip_globals(names: impl IntoIterator<Item = String>) -> BTreeSet<String> {
+    names
+        .into_iter()
+        .filter(|name| {
+            let root = name.split('.').next().unwrap_or(name);
+            !GLOBAL_FUNCTIONS.contains(&root)
+        })
+        .collect()
+}
+
+/// Describe a minijinja error in one line, with the template line when known.
+pub fn describe_error(error: &minijinja::Error) -> String {
+    let mut text = match error.detail() {
+        Some(detail) => format!("{}: {detail}", kind_text(error.kind())),
+        None => kind_text(error.kind()).to_string(),
+    };
+    if let Some(line) = error.line().filter(|line| *line > 1) {
+        text.push_str(&format!(" (template line {line})"));
+    }
+    text
+}
+
+fn kind_text(kind: minijinja::ErrorKind) -> &'static str {
+    use minijinja::ErrorKind as K;
+    match kind {
+        K::SyntaxError => "template syntax error",
+        K::UndefinedError => "undefined value",
+        K::UnknownFilter => "unknown filter",
+        K::UnknownTest => "unknown test",
+        K::UnknownFunction => "unknown function",
+        K::UnknownMethod => "unknown method",
+        K::TemplateNotFound => "template not found",
+        K::InvalidOperation => "invalid operation",
+        K::BadInclude => "include failed",
+        _ => "template error",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn single_expression_detection() {
+        assert_eq!(single_expression("{{ steps.a.output }}"), Some("steps.a.output"));
+        assert_eq!(single_expression("  {{- x -}} "), Some("x"));
+        assert_eq!(single_expression("a {{ x }}"), None);
+        assert_eq!(single_expression("{{ x }}{{ y }}"), None);
+    }
+
+    #[test]
+    fn shell_snippets_survive() {
+        let env = environment();
+        let out = env.render_str("n=${#arr[@]} {pr} {{ x }}\n", minijinja::context! { x => 1 });
+        assert_eq!(out.ok().as_deref(), Some("n=${#arr[@]} {pr} 1\n"));
+    }
+
+    #[test]
+    fn undefined_is_an_error() {
+        let env = environment();
+        assert!(env.render_str("{{ nope }}", minijinja::context! {}).is_err());
+    }
+
+    #[test]
+    fn variables_are_dotted_paths_without_globals() {
+        let env = environment();
+        let vars =
+            template_variables(&env, "{{ steps.a.output.x }} {% for i in range(3) %}{{ i }}{% endfor %}");
+        assert_eq!(vars.ok(), Some(BTreeSet::from(["steps.a.output.x".to_string()])));
+        let vars = expression_variables(&env, "inputs.lane == 'x' and lane('y')");
+        assert_eq!(vars.ok(), Some(BTreeSet::from(["inputs.lane".to_string()])));
+    }
+}
