@@ -1,8 +1,409 @@
-//! `runner render`.
+//! `runner render`: render one template, or every prompt with `--all`, with values
+//! from the manifest, the lane registry, vars files, `--set` and named env vars.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use indexmap::IndexMap;
+use serde_json::Value;
+
 use crate::cli::RenderArgs;
-use crate::cmd::Out;
+use crate::cmd::{Out, use_color};
+use crate::diagnostics;
+use crate::exit;
+use crate::load::{Loaded, Loader, ReadError, display, normalize, sibling, yaml};
+use crate::model::lanes::LaneRegistry;
+use crate::model::{FileKind, PromptManifest};
+use crate::render::{self, MANIFEST_NAME};
+
+/// One file to render.
+struct Job {
+    template: PathBuf,
+    context: Value,
+    out_name: String,
+}
+
+/// Why the command stops early.
+enum Stop {
+    Code(i32),
+}
 
 /// Run `runner render`.
-pub fn run(_args: &RenderArgs, _out: &mut Out) -> i32 {
-    crate::exit::SOFTWARE
+pub fn run(args: &RenderArgs, out: &mut Out) -> i32 {
+    let mut loader = Loader::new();
+    let result =
+        if args.all { render_all(args, out, &mut loader) } else { render_one(args, out, &mut loader) };
+    let code = match result {
+        Ok(code) => code,
+        Err(Stop::Code(code)) => code,
+    };
+    if !loader.diagnostics.is_empty() {
+        let mut found = std::mem::take(&mut loader.diagnostics);
+        diagnostics::sort(&mut found);
+        let color = use_color(args.color, std::io::IsTerminal::is_terminal(&std::io::stderr()));
+        let mut text = String::new();
+        for diagnostic in &found {
+            text.push_str(&diagnostics::render(diagnostic, &loader.sources, color));
+            text.push('\n');
+        }
+        let noun = if found.len() == 1 { "problem" } else { "problems" };
+        text.push_str(&format!("error: {} {noun}; nothing was rendered\n", found.len()));
+        out.err(&text);
+        return if code == exit::OK { exit::DATAERR } else { code };
+    }
+    code
+}
+
+fn render_one(args: &RenderArgs, out: &mut Out, loader: &mut Loader) -> Result<i32, Stop> {
+    let Some(template) = args.template.as_deref().map(normalize) else {
+        out.err("runner: render needs a TEMPLATE or --all\n");
+        return Ok(exit::USAGE);
+    };
+    let text = match loader.read(&template) {
+        Ok(text) => text,
+        Err(ReadError::Missing) => {
+            out.err(&format!("runner: no such template: {}\n", display(&template)));
+            return Ok(exit::NOINPUT);
+        }
+        Err(ReadError::Reported) => return Ok(exit::DATAERR),
+    };
+    if args.list {
+        return match render::placeholders(&text) {
+            Ok(names) => {
+                let mut listing = String::new();
+                for name in names {
+                    listing.push_str(&name);
+                    listing.push('\n');
+                }
+                out.out(&listing);
+                Ok(exit::OK)
+            }
+            Err(error) => {
+                crate::load::check_prompts::push_problem(
+                    loader,
+                    &render::problem_from_error(&template, &text, &error),
+                );
+                Ok(exit::DATAERR)
+            }
+        };
+    }
+    let manifest_path = match &args.manifest {
+        Some(path) => Some(normalize(path)),
+        None => {
+            let beside = template.parent().unwrap_or(Path::new("")).join(MANIFEST_NAME);
+            beside.is_file().then(|| normalize(&beside))
+        }
+    };
+    let manifest = match &manifest_path {
+        Some(path) => Some(load_manifest(loader, out, path)?),
+        None => None,
+    };
+    let mut vars: IndexMap<String, Value> = IndexMap::new();
+    if let (Some(manifest), Some(manifest_path)) = (&manifest, &manifest_path) {
+        vars.extend(manifest.vars.clone());
+        if let Some(entry) = manifest.prompts.iter().find(|e| sibling(manifest_path, &e.template) == template)
+        {
+            vars.extend(entry.vars.clone());
+        }
+    }
+    let registry = registry_for(args, loader, out, manifest.as_ref(), manifest_path.as_deref())?;
+    extra_values(args, loader, out, &mut vars)?;
+    let lane = match &args.lane {
+        None => None,
+        Some(id) => {
+            let Some(registry) = &registry else {
+                out.err("runner: --lane needs a lane registry: give --lanes FILE or a prompts.yaml that names one\n");
+                return Ok(exit::USAGE);
+            };
+            match registry.lane(id) {
+                Some(lane) => Some(lane.clone()),
+                None => {
+                    let hint = diagnostics::did_you_mean(id, registry.ids())
+                        .map(|h| format!(" ({h})"))
+                        .unwrap_or_default();
+                    out.err(&format!(
+                        "runner: no lane `{id}` in the registry; lanes: {}{hint}\n",
+                        render::lane_list(registry)
+                    ));
+                    return Ok(exit::USAGE);
+                }
+            }
+        }
+    };
+    let context = render::prompt_context(&vars, registry.as_deref(), lane.as_ref());
+    let root = template.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let rendered = match render::render_checked(&template, &text, &root, &context) {
+        Ok(rendered) => rendered,
+        Err(problems) => {
+            for problem in problems {
+                crate::load::check_prompts::push_problem(loader, &problem);
+            }
+            return Ok(exit::DATAERR);
+        }
+    };
+    match (&args.out, args.check) {
+        (Some(path), true) => Ok(check_drift(out, &[(display(path), path.clone(), rendered)])),
+        (None, true) => {
+            out.err("runner: --check needs --out FILE (or --all --out-dir DIR) to compare with\n");
+            Ok(exit::USAGE)
+        }
+        (Some(path), false) => match crate::fsutil::write_atomic(path, rendered.as_bytes()) {
+            Ok(()) => Ok(exit::OK),
+            Err(e) => {
+                out.err(&format!("runner: cannot write {}: {e}\n", path.display()));
+                Ok(exit::SOFTWARE)
+            }
+        },
+        (None, false) => {
+            out.out(&rendered);
+            Ok(exit::OK)
+        }
+    }
+}
+
+fn render_all(args: &RenderArgs, out: &mut Out, loader: &mut Loader) -> Result<i32, Stop> {
+    let Some(out_dir) = &args.out_dir else {
+        out.err("runner: --all needs --out-dir DIR\n");
+        return Ok(exit::USAGE);
+    };
+    let manifest_path = normalize(
+        &args.manifest.clone().unwrap_or_else(|| PathBuf::from("cron-prompts").join(MANIFEST_NAME)),
+    );
+    if !manifest_path.is_file() {
+        out.err(&format!(
+            "runner: no prompt manifest at {}; give --manifest FILE\n",
+            display(&manifest_path)
+        ));
+        return Ok(exit::NOINPUT);
+    }
+    let manifest = load_manifest(loader, out, &manifest_path)?;
+    let registry = registry_for(args, loader, out, Some(&manifest), Some(&manifest_path))?;
+    let mut extra = IndexMap::new();
+    extra_values(args, loader, out, &mut extra)?;
+    let mut jobs: Vec<Job> = Vec::new();
+    if let Some(registry) = &registry {
+        let registry_path = match &args.lanes {
+            Some(path) => normalize(path),
+            None => manifest.lanes.as_ref().map(|l| sibling(&manifest_path, l)).unwrap_or_default(),
+        };
+        for lane in &registry.lanes {
+            let template = sibling(&registry_path, &lane.prompt);
+            let mut vars = manifest.vars.clone();
+            vars.extend(extra.clone());
+            jobs.push(Job {
+                out_name: render::lane_output_name(lane, &template),
+                context: render::prompt_context(&vars, Some(registry), Some(lane)),
+                template,
+            });
+        }
+    }
+    for entry in &manifest.prompts {
+        let template = sibling(&manifest_path, &entry.template);
+        let mut vars = manifest.vars.clone();
+        vars.extend(entry.vars.clone());
+        vars.extend(extra.clone());
+        let context = render::prompt_context(&vars, registry.as_deref(), None);
+        let out_name = match &entry.out {
+            Some(pattern) => {
+                let env = crate::template::environment();
+                match env.render_str(pattern, minijinja::Value::from(minijinja::value::Serde(&context))) {
+                    Ok(name) => name,
+                    Err(error) => {
+                        out.err(&format!(
+                            "runner: cannot render the output name of {}: {}\n",
+                            entry.template,
+                            crate::template::describe_error(&error)
+                        ));
+                        return Ok(exit::DATAERR);
+                    }
+                }
+            }
+            None => template.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(),
+        };
+        jobs.push(Job { template, context, out_name });
+    }
+    let mut rendered: Vec<(String, PathBuf, String)> = Vec::new();
+    for job in jobs {
+        let text = match loader.read(&job.template) {
+            Ok(text) => text,
+            Err(ReadError::Missing) => {
+                out.err(&format!("runner: no such template: {}\n", display(&job.template)));
+                return Ok(exit::NOINPUT);
+            }
+            Err(ReadError::Reported) => continue,
+        };
+        let root = job.template.parent().unwrap_or(Path::new(".")).to_path_buf();
+        match render::render_checked(&job.template, &text, &root, &job.context) {
+            Ok(output) => {
+                let path = out_dir.join(&job.out_name);
+                rendered.push((display(&path), path, output));
+            }
+            Err(problems) => {
+                for problem in problems {
+                    crate::load::check_prompts::push_problem(loader, &problem);
+                }
+            }
+        }
+    }
+    if !loader.diagnostics.is_empty() {
+        return Ok(exit::DATAERR);
+    }
+    if args.check {
+        return Ok(check_drift(out, &rendered));
+    }
+    for (name, path, text) in &rendered {
+        if let Err(e) = crate::fsutil::write_atomic(path, text.as_bytes()) {
+            out.err(&format!("runner: cannot write {name}: {e}\n"));
+            return Ok(exit::SOFTWARE);
+        }
+    }
+    let noun = if rendered.len() == 1 { "file" } else { "files" };
+    out.out(&format!("rendered {} {noun} into {}\n", rendered.len(), display(out_dir)));
+    Ok(exit::OK)
+}
+
+/// Compare rendered text with the files on disk; print a diff per drifted file.
+fn check_drift(out: &mut Out, rendered: &[(String, PathBuf, String)]) -> i32 {
+    let mut drifted = 0;
+    let mut report = String::new();
+    for (name, path, expected) in rendered {
+        match std::fs::read_to_string(path) {
+            Ok(actual) if &actual == expected => {}
+            Ok(actual) => {
+                drifted += 1;
+                report.push_str(&format!("drift: {name} differs from what its template renders\n"));
+                let diff = similar::TextDiff::from_lines(actual.as_str(), expected.as_str());
+                report.push_str(
+                    &diff
+                        .unified_diff()
+                        .context_radius(2)
+                        .header(&format!("{name} (on disk)"), &format!("{name} (rendered)"))
+                        .to_string(),
+                );
+            }
+            Err(_) => {
+                drifted += 1;
+                report.push_str(&format!("drift: {name} is missing\n"));
+            }
+        }
+    }
+    if drifted == 0 {
+        let noun = if rendered.len() == 1 { "file" } else { "files" };
+        out.out(&format!("ok: {} rendered {noun} up to date\n", rendered.len()));
+        exit::OK
+    } else {
+        let noun = if drifted == 1 { "file" } else { "files" };
+        report.push_str(&format!(
+            "error: {drifted} {noun} out of date; run the same command without --check to update\n"
+        ));
+        out.out(&report);
+        exit::FAILURE
+    }
+}
+
+fn load_manifest(loader: &mut Loader, out: &mut Out, path: &Path) -> Result<PromptManifest, Stop> {
+    match loader.load_shallow::<PromptManifest>(path, FileKind::Prompts) {
+        Ok(Some(manifest)) => Ok(manifest),
+        Ok(None) | Err(ReadError::Reported) => Err(Stop::Code(exit::DATAERR)),
+        Err(ReadError::Missing) => {
+            out.err(&format!("runner: no such manifest: {}\n", display(path)));
+            Err(Stop::Code(exit::NOINPUT))
+        }
+    }
+}
+
+fn registry_for(
+    args: &RenderArgs,
+    loader: &mut Loader,
+    out: &mut Out,
+    manifest: Option<&PromptManifest>,
+    manifest_path: Option<&Path>,
+) -> Result<Option<Arc<LaneRegistry>>, Stop> {
+    let path = match (&args.lanes, manifest.and_then(|m| m.lanes.as_ref()), manifest_path) {
+        (Some(path), _, _) => normalize(path),
+        (None, Some(relative), Some(manifest_path)) => sibling(manifest_path, relative),
+        _ => return Ok(None),
+    };
+    match loader.load(&path) {
+        Ok(Some(Loaded::Lanes(registry))) => Ok(Some(registry)),
+        Ok(Some(other)) => {
+            out.err(&format!(
+                "runner: {} is a {} file, not a lane registry\n",
+                display(&path),
+                other.kind().name()
+            ));
+            Err(Stop::Code(exit::DATAERR))
+        }
+        Ok(None) | Err(ReadError::Reported) => Err(Stop::Code(exit::DATAERR)),
+        Err(ReadError::Missing) => {
+            out.err(&format!("runner: no such lane registry: {}\n", display(&path)));
+            Err(Stop::Code(exit::NOINPUT))
+        }
+    }
+}
+
+/// Values from `--vars` files, then `--set`, then `--env`, each winning over the last.
+fn extra_values(
+    args: &RenderArgs,
+    loader: &mut Loader,
+    out: &mut Out,
+    vars: &mut IndexMap<String, Value>,
+) -> Result<(), Stop> {
+    for file in &args.vars {
+        let text = match loader.read(file) {
+            Ok(text) => text,
+            Err(ReadError::Missing) => {
+                out.err(&format!("runner: no such vars file: {}\n", display(file)));
+                return Err(Stop::Code(exit::NOINPUT));
+            }
+            Err(ReadError::Reported) => return Err(Stop::Code(exit::DATAERR)),
+        };
+        let name = display(file);
+        match yaml::parse(&text) {
+            Ok(document) => match document.value.clone() {
+                Value::Object(map) => vars.extend(map),
+                Value::Null => {}
+                other => {
+                    loader.report_range(
+                        &name,
+                        document.locate("").value,
+                        "type",
+                        format!(
+                            "a vars file must be a map of names to values, found {}",
+                            crate::load::schema_check::describe(&other)
+                        ),
+                        None,
+                    );
+                    return Err(Stop::Code(exit::DATAERR));
+                }
+            },
+            Err(e) => {
+                loader.report_range(&name, e.range, "yaml", e.message, e.hint);
+                return Err(Stop::Code(exit::DATAERR));
+            }
+        }
+    }
+    for assignment in &args.set {
+        match render::parse_assignment(assignment) {
+            Ok((key, value)) => {
+                vars.insert(key, Value::String(value));
+            }
+            Err(message) => {
+                out.err(&format!("runner: --set {message}\n"));
+                return Err(Stop::Code(exit::USAGE));
+            }
+        }
+    }
+    for name in &args.env {
+        match std::env::var(name) {
+            Ok(value) => {
+                vars.insert(name.clone(), Value::String(value));
+            }
+            Err(_) => {
+                out.err(&format!("runner: --env {name}: the environment variable is not set\n"));
+                return Err(Stop::Code(exit::USAGE));
+            }
+        }
+    }
+    Ok(())
 }

@@ -1004,6 +1004,7 @@ mod tests {
             verdict: crate::model::lanes::Verdict::Accept,
             reason: None,
             ignore_case: false,
+            lanes: Vec::new(),
         };
         let re = compile_rule(&rule).expect("compiles");
         assert!(re.is_match("Stuck: no token."));

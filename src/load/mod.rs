@@ -240,7 +240,8 @@ impl Loader {
         &self.stack
     }
 
-    fn load_text(&mut self, path: &Path, name: &str, text: &str) -> Option<Loaded> {
+    /// Parse a file and check it against its kind's schema, without meaning checks.
+    fn parse_checked(&mut self, name: &str, text: &str) -> Option<(Arc<Document>, FileKind)> {
         let document = match yaml::parse(text) {
             Ok(d) => Arc::new(d),
             Err(e) => {
@@ -253,10 +254,7 @@ impl Loader {
             }
         };
         self.documents.insert(name.to_string(), document.clone());
-        let kind = match self.detect_kind(name, &document) {
-            Some(kind) => kind,
-            None => return None,
-        };
+        let kind = self.detect_kind(name, &document)?;
         let problems = schema_check::checker(kind).check(&document.value);
         if !problems.is_empty() {
             for problem in problems {
@@ -267,6 +265,33 @@ impl Loader {
             }
             return None;
         }
+        Some((document, kind))
+    }
+
+    /// Load a file of a known kind with the schema check only (no meaning checks, no
+    /// other files), e.g. a prompt manifest whose templates are rendered by the caller.
+    pub fn load_shallow<T: DeserializeOwned>(
+        &mut self,
+        path: &Path,
+        expected: FileKind,
+    ) -> Result<Option<T>, ReadError> {
+        let text = self.read(path)?;
+        let name = display(path);
+        let Some((document, kind)) = self.parse_checked(&name, &text) else { return Ok(None) };
+        if kind != expected {
+            self.diagnostics.push(Diagnostic::new(
+                &name,
+                document.locate("").value,
+                "kind",
+                format!("expected a {} file, found a {} file", expected.name(), kind.name()),
+            ));
+            return Ok(None);
+        }
+        Ok(self.typed(&name, &document))
+    }
+
+    fn load_text(&mut self, path: &Path, name: &str, text: &str) -> Option<Loaded> {
+        let (document, kind) = self.parse_checked(name, text)?;
         match kind {
             FileKind::Workflow => {
                 let workflow: Workflow = self.typed(name, &document)?;

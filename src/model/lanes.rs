@@ -94,14 +94,14 @@ pub struct Lane {
     /// Terminal texts of the lane.
     pub terminal: LaneTerminal,
     /// The kinds of action a worker of this lane may take in one run (shown in its prompt).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     pub actions: Vec<String>,
     /// Extra rules for this lane's workers (shown in its prompt).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     pub rules: Vec<String>,
     /// Issue labels (lower case) that mark work as belonging to this lane when the item
     /// carries no explicit lane; used to verify active work.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     pub infer_labels: Vec<String>,
 }
 
@@ -118,7 +118,7 @@ pub struct LaneCron {
     ))]
     pub id: String,
     /// Environment variable that overrides `id` when set (its value must be a UUID too).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     #[schemars(regex(pattern = r"^[A-Za-z_][A-Za-z0-9_]*$"))]
     pub id_env: Option<String>,
 }
@@ -164,6 +164,10 @@ pub struct GuardRule {
     /// Match without regard to case (default `false`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub ignore_case: bool,
+    /// Apply the rule only when checking a result of these lanes (ids from the
+    /// registry). Empty: every lane.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lanes: Vec<String>,
 }
 
 /// A guard rule's verdict.

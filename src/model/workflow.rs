@@ -27,7 +27,7 @@ pub struct Workflow {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     /// Path of the lane registry this workflow uses, relative to this file
-    /// (e.g. `lanes.yaml`). Makes `lanes` and `lane(id)` available to templates.
+    /// (e.g. `lanes.yaml`). Makes `lanes` (the list of lanes) and `get_lane(id)` available to templates.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lanes: Option<String>,
     /// Typed inputs, given on the command line with `--input NAME=VALUE` or by a `call`

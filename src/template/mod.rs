@@ -7,7 +7,7 @@ use minijinja::syntax::SyntaxConfig;
 use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 
 /// Globals (functions) our environment provides; not variables a file must define.
-pub const GLOBAL_FUNCTIONS: &[&str] = &["range", "dict", "namespace", "debug", "lane"];
+pub const GLOBAL_FUNCTIONS: &[&str] = &["range", "dict", "namespace", "debug", "get_lane"];
 
 /// A template environment: strict undefined (a typo is an error, never an empty
 /// string), no auto-escaping, trailing newlines kept, and `{##`/`##}` as comment
@@ -126,7 +126,7 @@ mod tests {
         let vars =
             template_variables(&env, "{{ steps.a.output.x }} {% for i in range(3) %}{{ i }}{% endfor %}");
         assert_eq!(vars.ok(), Some(BTreeSet::from(["steps.a.output.x".to_string()])));
-        let vars = expression_variables(&env, "inputs.lane == 'x' and lane('y')");
+        let vars = expression_variables(&env, "inputs.lane == 'x' and get_lane('y')");
         assert_eq!(vars.ok(), Some(BTreeSet::from(["inputs.lane".to_string()])));
     }
 }
