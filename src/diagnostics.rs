@@ -88,6 +88,19 @@ pub struct JsonDiagnostic<'a> {
     pub message: &'a str,
     /// How to fix it, or null.
     pub hint: Option<&'a str>,
+    /// Other places involved (an alias or merge use site, a first definition).
+    pub related: Vec<JsonRelated<'a>>,
+}
+
+/// A related place in the JSON form.
+#[derive(Debug, Serialize)]
+pub struct JsonRelated<'a> {
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+    /// What it is.
+    pub label: &'a str,
 }
 
 /// Render diagnostics as a JSON array.
@@ -101,6 +114,11 @@ pub fn to_json(diagnostics: &[Diagnostic]) -> String {
             code: d.code,
             message: &d.message,
             hint: d.hint.as_deref(),
+            related: d
+                .related
+                .iter()
+                .map(|r| JsonRelated { line: r.range.start.line, column: r.range.start.col, label: &r.label })
+                .collect(),
         })
         .collect();
     serde_json::to_string_pretty(&items).unwrap_or_else(|_| "[]".to_string())
@@ -192,7 +210,7 @@ pub fn sort(diagnostics: &mut Vec<Diagnostic>) {
 pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
     let mut best: Option<(usize, &str)> = None;
     for candidate in candidates {
-        let distance = levenshtein(&word.to_lowercase(), &candidate.to_lowercase());
+        let distance = edit_distance(&word.to_lowercase(), &candidate.to_lowercase());
         let limit = (candidate.chars().count().max(word.chars().count()) / 3).max(1);
         if distance <= limit && best.is_none_or(|(d, _)| distance < d) {
             best = Some((distance, candidate));
@@ -201,19 +219,29 @@ pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str
     best.map(|(_, c)| format!("did you mean `{c}`?"))
 }
 
-fn levenshtein(a: &str, b: &str) -> usize {
+/// Edit distance where swapping two neighbouring letters (`agnet`) counts as one edit
+/// (optimal string alignment).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
-    let mut previous: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut current = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            let value = (previous[j] + cost).min(previous[j + 1] + 1).min(current[j] + 1);
-            current.push(value);
-        }
-        previous = current;
+    let mut table = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in table.iter_mut().enumerate() {
+        row[0] = i;
     }
-    previous[b.len()]
+    for (j, cell) in table[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (table[i - 1][j] + 1).min(table[i][j - 1] + 1).min(table[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(table[i - 2][j - 2] + 1);
+            }
+            table[i][j] = best;
+        }
+    }
+    table[a.len()][b.len()]
 }
 
 /// Join names as `` `a`, `b` or `c` ``.
@@ -235,6 +263,8 @@ mod tests {
         assert_eq!(did_you_mean("timout", ["timeout", "retry"]), Some("did you mean `timeout`?".into()));
         assert_eq!(did_you_mean("xyz", ["timeout", "retry"]), None);
         assert_eq!(did_you_mean("Steps", ["steps"]), Some("did you mean `steps`?".into()));
+        assert_eq!(did_you_mean("agnet", ["agent", "lane"]), Some("did you mean `agent`?".into()));
+        assert_eq!(did_you_mean("cluod", ["local", "cloud"]), Some("did you mean `cloud`?".into()));
     }
 
     #[test]

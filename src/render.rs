@@ -191,29 +191,14 @@ fn context_fields(context: &Value, dotted: &str) -> Vec<String> {
 
 /// Where a name is first used inside a `{{ }}` or `{% %}` tag of the template.
 fn find_in_template(text: &str, name: &str) -> (usize, usize) {
-    let mut search_from = 0;
-    while let Some(found) = text[search_from..].find(name) {
-        let offset = search_from + found;
-        let before_ok = offset == 0 || !is_ident(text[..offset].chars().next_back().unwrap_or(' '));
-        let after = text[offset + name.len()..].chars().next().unwrap_or(' ');
-        let inside_tag = {
-            let head = &text[..offset];
-            let open = head.rfind("{{").max(head.rfind("{%"));
-            let close = head.rfind("}}").max(head.rfind("%}"));
-            open.is_some() && open > close
-        };
-        if before_ok && !is_ident(after) && inside_tag {
+    match template::find_in_tags(text, name) {
+        Some(offset) => {
             let line = text[..offset].matches('\n').count() + 1;
             let line_start = text[..offset].rfind('\n').map(|i| i + 1).unwrap_or(0);
-            return (line, text[line_start..offset].chars().count() + 1);
+            (line, text[line_start..offset].chars().count() + 1)
         }
-        search_from = offset + name.len();
+        None => (0, 0),
     }
-    (0, 0)
-}
-
-fn is_ident(c: char) -> bool {
-    c.is_alphanumeric() || c == '_'
 }
 
 /// Turn a minijinja error into a problem, following includes to the real place.

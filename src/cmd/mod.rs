@@ -11,7 +11,7 @@ use crate::exit;
 
 /// Run a parsed command line and return the exit code.
 pub fn run(cli: Cli) -> i32 {
-    let mut out = Out::default();
+    let mut out = Out;
     match cli.command {
         Command::Validate(args) => validate::run(&args, &mut out),
         Command::Render(args) => render::run(&args, &mut out),

@@ -483,7 +483,7 @@ impl Checker<'_> {
                         None,
                     );
                 }
-                if !template::is_template(url) && !(url.starts_with("http://") || url.starts_with("https://"))
+                if !(template::is_template(url) || url.starts_with("http://") || url.starts_with("https://"))
                 {
                     self.report(
                         &format!("{pointer}/url"),
@@ -512,18 +512,6 @@ impl Checker<'_> {
         self.check_headers(&http.headers, &format!("{pointer}/headers"), scope);
         if let Some(body) = &http.body {
             self.check_dyn(body, &format!("{pointer}/body"), scope);
-        }
-        if let Some(expect) = &http.expect {
-            for (index, code) in expect.iter().enumerate() {
-                if !(100..=599).contains(code) {
-                    self.report(
-                        &format!("{pointer}/expect/{index}"),
-                        "http",
-                        format!("{code} is not an HTTP status; expected 100–599"),
-                        None,
-                    );
-                }
-            }
         }
         let mut outcome_scope = scope.clone();
         outcome_scope.extra.insert("response".into());
@@ -636,7 +624,7 @@ impl Checker<'_> {
                     call.workflow,
                     one_of(&missing)
                 ),
-                Some("add them under `inputs:`".into()),
+                Some(format!("add {} under `inputs:`", if missing.len() == 1 { "it" } else { "them" })),
             );
         }
     }
@@ -667,17 +655,21 @@ impl Checker<'_> {
 
     fn check_exit_code(&mut self, code: &Value, pointer: &str, scope: &Scope, min: i64) {
         match code {
-            Value::Number(n) => {
-                let ok = n.as_i64().is_some_and(|v| (min..=63).contains(&v));
-                if !ok {
-                    self.report(
-                        pointer,
-                        "exit-code",
-                        format!("exit code {n} is outside {min}–63"),
-                        Some("codes 64 and up are runner's own (see the README)".into()),
-                    );
-                }
-            }
+            Value::Number(n) => match n.as_i64() {
+                None => self.report(
+                    pointer,
+                    "exit-code",
+                    format!("exit code {n} is not a whole number; expected {min}–63"),
+                    None,
+                ),
+                Some(v) if !(min..=63).contains(&v) => self.report(
+                    pointer,
+                    "exit-code",
+                    format!("exit code {v} is outside {min}–63"),
+                    (v > 63).then(|| "codes 64 and up are runner's own (see the README)".into()),
+                ),
+                Some(_) => {}
+            },
             Value::String(text) => self.check_template(text, pointer, scope),
             other => self.report(
                 pointer,
@@ -749,7 +741,7 @@ impl Checker<'_> {
         }
         match template_variables(&self.env, text) {
             Ok(variables) => self.check_variables(&variables, pointer, scope),
-            Err(error) => self.report(pointer, "template", template::describe_error(&error), None),
+            Err(error) => self.report_template_error(text, pointer, &error),
         }
     }
 
@@ -768,7 +760,7 @@ impl Checker<'_> {
         }
         match expression_variables(&self.env, text) {
             Ok(variables) => self.check_variables(&variables, pointer, scope),
-            Err(error) => self.report(pointer, "expression", template::describe_error(&error), None),
+            Err(error) => self.report_template_error(text, pointer, &error),
         }
     }
 
@@ -843,7 +835,7 @@ impl Checker<'_> {
                             (
                                 format!("a step result has no field `{field}`; expected {}", one_of(RESULT_FIELDS)),
                                 did_you_mean(field, RESULT_FIELDS.iter().copied()),
-                                format!("{id}.{field}"),
+                                format!("steps.{id}.{field}"),
                             )
                         })
                     }),
@@ -884,6 +876,28 @@ impl Checker<'_> {
                 self.loader.push_at(self.name, self.document, range, location, "undefined", message, hint);
             }
         }
+    }
+
+    /// A template or expression that does not compile, pointed at the bad token.
+    fn report_template_error(&mut self, text: &str, pointer: &str, error: &minijinja::Error) {
+        let location = self.document.locate(pointer);
+        let range = match error.range() {
+            Some(range) => super::refine_template_range(self.source, &location, text, range),
+            None => location.value,
+        };
+        let code = if error.kind() == minijinja::ErrorKind::SyntaxError { "template" } else { "expression" };
+        let hint = text
+            .contains("{#")
+            .then(|| "comments are `{## ... ##}` here, so `{#` can appear in shell snippets".to_string());
+        self.loader.push_at(
+            self.name,
+            self.document,
+            range,
+            location,
+            code,
+            template::describe_error(error),
+            hint,
+        );
     }
 
     fn report(&mut self, pointer: &str, code: &'static str, message: String, hint: Option<String>) {
@@ -929,7 +943,11 @@ pub fn compile_rule(rule: &GuardRule) -> Result<regex::Regex, String> {
         .case_insensitive(rule.ignore_case)
         .size_limit(1 << 20)
         .build()
-        .map_err(|e| e.to_string().lines().last().unwrap_or("invalid pattern").trim().to_string())
+        .map_err(|e| {
+            let text = e.to_string();
+            let last = text.lines().last().unwrap_or("invalid pattern").trim();
+            last.strip_prefix("error: ").unwrap_or(last).to_string()
+        })
 }
 
 fn valid_outcome_key(key: &str) -> bool {

@@ -98,24 +98,6 @@ pub fn sibling(file: &Path, target: &str) -> PathBuf {
     normalize(&dir.join(target))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn normalizes_lexically() {
-        assert_eq!(
-            normalize(Path::new("workflows/../cron-prompts/a.md")),
-            PathBuf::from("cron-prompts/a.md")
-        );
-        assert_eq!(normalize(Path::new("./a/./b")), PathBuf::from("a/b"));
-        assert_eq!(normalize(Path::new("../x")), PathBuf::from("../x"));
-        assert_eq!(normalize(Path::new("a/../../x")), PathBuf::from("../x"));
-        assert_eq!(normalize(Path::new("/../x")), PathBuf::from("/x"));
-        assert_eq!(sibling(Path::new("w/lanes.yaml"), "../c/p.md"), PathBuf::from("c/p.md"));
-    }
-}
-
 /// The display name of a path.
 pub fn display(path: &Path) -> String {
     path.to_string_lossy().into_owned()
@@ -452,25 +434,72 @@ impl Loader {
     }
 }
 
-/// Find `needle` inside the source text of a located scalar and return its exact
+/// Find `needle` used inside a template tag of a located scalar and return its exact
 /// range, so a problem inside a template points at the name, not the whole string.
 pub fn refine(source: &str, location: &Location, needle: &str) -> Range {
     let value = location.value;
     let start = value.start.offset.min(source.len());
     let end = value.end.min(source.len()).max(start);
     let Some(haystack) = source.get(start..end) else { return value };
-    match haystack.find(needle) {
-        Some(found) => {
-            let prefix = &haystack[..found];
-            let (line, col) = match prefix.rfind('\n') {
-                None => (value.start.line, value.start.col + prefix.chars().count()),
-                Some(last) => {
-                    (value.start.line + prefix.matches('\n').count(), prefix[last + 1..].chars().count() + 1)
-                }
-            };
-            let offset = start + found;
-            Range { start: Pos { line, col, offset }, end: offset + needle.len() }
-        }
+    let found = crate::template::find_in_tags(haystack, needle).or_else(|| haystack.find(needle));
+    match found {
+        Some(found) => range_in(value, haystack, found, needle.len()),
         None => value,
+    }
+}
+
+/// Place a range given in template text coordinates (e.g. a syntax error) inside the
+/// located scalar that holds the template.
+pub fn refine_template_range(
+    source: &str,
+    location: &Location,
+    template: &str,
+    range: std::ops::Range<usize>,
+) -> Range {
+    let value = location.value;
+    let start = value.start.offset.min(source.len());
+    let end = value.end.min(source.len()).max(start);
+    let Some(haystack) = source.get(start..end) else { return value };
+    let Some(snippet) = template.get(range.clone()).filter(|s| !s.is_empty()) else { return value };
+    // Plain and quoted single-line scalars hold the template verbatim (after a quote).
+    for shift in [0usize, 1] {
+        let at = range.start + shift;
+        if haystack.get(at..at + snippet.len()) == Some(snippet) {
+            return range_in(value, haystack, at, snippet.len());
+        }
+    }
+    match haystack.find(snippet) {
+        Some(found) => range_in(value, haystack, found, snippet.len()),
+        None => value,
+    }
+}
+
+fn range_in(value: Range, haystack: &str, found: usize, len: usize) -> Range {
+    let prefix = &haystack[..found];
+    let (line, col) = match prefix.rfind('\n') {
+        None => (value.start.line, value.start.col + prefix.chars().count()),
+        Some(last) => {
+            (value.start.line + prefix.matches('\n').count(), prefix[last + 1..].chars().count() + 1)
+        }
+    };
+    let offset = value.start.offset + found;
+    Range { start: Pos { line, col, offset }, end: offset + len }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalizes_lexically() {
+        assert_eq!(
+            normalize(Path::new("workflows/../cron-prompts/a.md")),
+            PathBuf::from("cron-prompts/a.md")
+        );
+        assert_eq!(normalize(Path::new("./a/./b")), PathBuf::from("a/b"));
+        assert_eq!(normalize(Path::new("../x")), PathBuf::from("../x"));
+        assert_eq!(normalize(Path::new("a/../../x")), PathBuf::from("../x"));
+        assert_eq!(normalize(Path::new("/../x")), PathBuf::from("/x"));
+        assert_eq!(sibling(Path::new("w/lanes.yaml"), "../c/p.md"), PathBuf::from("c/p.md"));
     }
 }

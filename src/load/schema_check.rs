@@ -93,7 +93,10 @@ impl Checker {
                 let known = self.known_properties(parent(schema_path), value);
                 for key in unexpected {
                     let mut problem = unknown_field(base, key, &known, None);
+                    let allows_extensions = self.schema.get("patternProperties").is_some();
                     if base.is_empty()
+                        && allows_extensions
+                        && !key.starts_with("x-")
                         && !problem.hint.as_deref().is_some_and(|h| h.starts_with("did you mean"))
                     {
                         problem.hint = Some(format!(
@@ -446,7 +449,10 @@ fn property_names(schema: &Value) -> Vec<String> {
 fn unknown_field(base: &str, key: &str, known: &[String], type_name: Option<&str>) -> Problem {
     let pointer = format!("{base}/{}", crate::load::yaml::escape_pointer(key));
     let owner = match type_name {
-        Some(t) => format!(" for a `{t}` step"),
+        Some(t) => {
+            let article = if t.starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" };
+            format!(" for {article} `{t}` step")
+        }
         None => String::new(),
     };
     let known_here: Vec<&str> = known.iter().map(String::as_str).filter(|k| *k != "type").collect();
@@ -472,10 +478,16 @@ fn parent(location: &str) -> &str {
 
 fn first_sentence(text: &str) -> String {
     let flat = text.replace('\n', " ");
-    match flat.find(". ") {
-        Some(index) => flat[..=index].to_string(),
-        None => flat,
+    let mut from = 0;
+    while let Some(found) = flat[from..].find(". ") {
+        let end = from + found;
+        let before = &flat[..end];
+        if !(before.ends_with("e.g") || before.ends_with("i.e")) {
+            return flat[..=end].to_string();
+        }
+        from = end + 2;
     }
+    flat
 }
 
 /// "`timeout`: " for a named field, "" for list items and the root.
@@ -536,7 +548,9 @@ pub fn describe(value: &Value) -> String {
             let more = if s.chars().count() > 40 { "..." } else { "" };
             format!("the text `{shown}{more}`")
         }
+        Value::Array(items) if items.is_empty() => "an empty list".to_string(),
         Value::Array(_) => "a list".to_string(),
+        Value::Object(map) if map.is_empty() => "an empty map".to_string(),
         Value::Object(_) => "a map".to_string(),
     }
 }
@@ -576,6 +590,7 @@ mod tests {
     use serde_json::json;
 
     fn problems(kind: FileKind, value: Value) -> Vec<Problem> {
+        let value = value;
         checker(kind).check(&value)
     }
 

@@ -1,3 +1,6 @@
+// Errors carry a message, a hint and a related place; they are rare and returned once,
+// so their size does not matter.
+#![allow(clippy::result_large_err)]
 //! YAML text -> a JSON value plus the source position of every node.
 //!
 //! We read parser events ourselves instead of deserializing directly so that
@@ -169,7 +172,7 @@ pub fn parse(source: &str) -> Result<Document, YamlError> {
     let root = build_tree(source, &index)?;
     let mut locations = HashMap::new();
     let value = match root {
-        Some(node) => flatten(node, String::new(), None, None, &mut locations, 0)?,
+        Some(node) => flatten(node, "", None, None, &mut locations, 0)?,
         None => {
             locations.insert(
                 String::new(),
@@ -191,10 +194,25 @@ fn build_tree(source: &str, index: &LineIndex<'_>) -> Result<Option<Node>, YamlE
     while let Some(next) = parser.next_event() {
         let (event, span) = next.map_err(|error| {
             let pos = index.marker(error.marker());
-            let info = error.info().to_string();
+            let info = error.info();
+            let mut pos = pos;
             let (message, hint) = if info.contains("recursion limit") {
-                ("nesting is too deep".to_string(), Some("flatten the structure".to_string()))
+                (format!("nesting deeper than {MAX_DEPTH} levels"), Some("flatten the structure".to_string()))
+            } else if info.contains("unknown anchor") {
+                let name: String = source[pos.offset.min(source.len())..]
+                    .trim_start_matches('*')
+                    .chars()
+                    .take_while(|c| !c.is_whitespace() && !",[]{}".contains(*c))
+                    .collect();
+                (
+                    format!("alias `*{name}` refers to an anchor that is not defined before it"),
+                    Some(format!("define `&{name}` on a value above this line")),
+                )
             } else if info.contains("tab") {
+                // The parser reports the position after the tab.
+                if pos.offset > 0 && source.as_bytes().get(pos.offset - 1) == Some(&b'\t') {
+                    pos = index.pos_of_offset(pos.offset - 1);
+                }
                 (
                     format!("YAML syntax error: {info}"),
                     Some("indent YAML with spaces; tabs are not allowed for indentation".to_string()),
@@ -246,7 +264,13 @@ fn build_tree(source: &str, index: &LineIndex<'_>) -> Result<Option<Node>, YamlE
             }
             Event::Scalar(text, style, anchor, tag) => {
                 let tag_suffix = tag.as_ref().map(|t| {
-                    if t.is_yaml_core_schema() { t.suffix().to_string() } else { format!("!{}", t.suffix()) }
+                    if t.is_yaml_core_schema() {
+                        t.suffix().to_string()
+                    } else if t.handle() == "tag:yaml.org,2002:" {
+                        format!("!!{}", t.suffix())
+                    } else {
+                        format!("!{}", t.suffix())
+                    }
                 });
                 let value = resolve_scalar(&text, style, tag_suffix.as_deref())
                     .map_err(|message| YamlError { range, message, hint: None, related: None })?;
@@ -414,7 +438,7 @@ fn merge_map(range: Range, entries: Vec<(Node, Node)>) -> Result<Node, YamlError
 
 fn flatten(
     node: Node,
-    pointer: String,
+    pointer: &str,
     key: Option<Range>,
     inherited_via: Option<Range>,
     locations: &mut HashMap<String, Location>,
@@ -424,13 +448,13 @@ fn flatten(
         return Err(check_depth(usize::MAX, node.range).err().unwrap_or_else(|| internal(node.range)));
     }
     let via = node.via.or(inherited_via);
-    locations.insert(pointer.clone(), Location { value: node.range, key, via });
+    locations.insert(pointer.to_string(), Location { value: node.range, key, via });
     Ok(match node.data {
         Data::Scalar(value) => value,
         Data::Seq(items) => {
             let mut out = Vec::with_capacity(items.len());
             for (i, item) in items.into_iter().enumerate() {
-                out.push(flatten(item, format!("{pointer}/{i}"), None, via, locations, depth + 1)?);
+                out.push(flatten(item, &format!("{pointer}/{i}"), None, via, locations, depth + 1)?);
             }
             Value::Array(out)
         }
@@ -439,7 +463,7 @@ fn flatten(
             for (k, key_range, value) in entries {
                 let child = format!("{pointer}/{}", escape_pointer(&k));
                 let child_via = value.via.or(via);
-                let v = flatten(value, child, Some(key_range), child_via, locations, depth + 1)?;
+                let v = flatten(value, &child, Some(key_range), child_via, locations, depth + 1)?;
                 out.insert(k, v);
             }
             Value::Object(out)

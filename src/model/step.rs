@@ -89,6 +89,9 @@ pub struct Retry {
 }
 
 /// The step kinds.
+// Steps are built once at load time and never moved in hot loops; boxing the large
+// variants would only add noise to every match.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum StepKind {
@@ -213,6 +216,7 @@ pub struct HttpStep {
     pub body: Option<Dyn>,
     /// Status codes that count as success (default: any 2xx).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(inner(range(min = 100, max = 599)))]
     pub expect: Option<Vec<u16>>,
     /// How to decode the body (default `json`).
     #[serde(default)]
@@ -226,7 +230,7 @@ pub struct HttpStep {
     pub on: IndexMap<String, OutcomeAction>,
     /// Largest response body accepted, in bytes (default: the API's, else 10 MiB).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1))]
+    #[schemars(range(min = 1, max = 1_073_741_824))]
     pub max_response_bytes: Option<u64>,
 }
 
@@ -295,6 +299,7 @@ pub struct ExecStep {
     pub parse: Parse,
     /// Exit codes that count as success (default `[0]`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(inner(range(min = 0, max = 255)))]
     pub ok_codes: Option<Vec<i32>>,
 }
 

@@ -15,7 +15,7 @@ use super::{Dyn, Template};
 /// Top-level keys starting with `x-` are ignored, so they can hold YAML anchors
 /// (`x-defaults: &defaults {...}`) for `<<: *defaults` merges.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-#[schemars(title = "runner workflow", extend("patternProperties" = {"^x-": true}))]
+#[schemars(title = "runner workflow", extend("patternProperties" = {"^x-": true}, "additionalProperties" = false))]
 pub struct Workflow {
     /// The file kind. Optional for workflows: a file without `kind` is a workflow.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -185,7 +185,7 @@ pub struct ApiDef {
     /// Largest response body accepted, in bytes (default 10 MiB). Larger bodies fail
     /// the step with a clear error instead of filling memory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1))]
+    #[schemars(range(min = 1, max = 1_073_741_824))]
     pub max_response_bytes: Option<u64>,
 }
 

@@ -67,6 +67,26 @@ fn strip_globals(names: impl IntoIterator<Item = String>) -> BTreeSet<String> {
         .collect()
 }
 
+/// The byte offset of the first use of `name` as a whole word inside a `{{ }}` or
+/// `{% %}` tag of `text`.
+pub fn find_in_tags(text: &str, name: &str) -> Option<usize> {
+    let is_ident = |c: char| c.is_alphanumeric() || c == '_';
+    let mut search_from = 0;
+    while let Some(found) = text.get(search_from..)?.find(name) {
+        let offset = search_from + found;
+        let before_ok = !text[..offset].chars().next_back().is_some_and(|c| is_ident(c) || c == '.');
+        let after_ok = !text[offset + name.len()..].chars().next().is_some_and(is_ident);
+        let head = &text[..offset];
+        let open = head.rfind("{{").max(head.rfind("{%"));
+        let close = head.rfind("}}").max(head.rfind("%}"));
+        if before_ok && after_ok && open.is_some() && open > close {
+            return Some(offset);
+        }
+        search_from = offset + name.len();
+    }
+    None
+}
+
 /// Describe a minijinja error in one line, with the template line when known.
 pub fn describe_error(error: &minijinja::Error) -> String {
     let mut text = match error.detail() {
@@ -112,6 +132,14 @@ mod tests {
         let env = environment();
         let out = env.render_str("n=${#arr[@]} {pr} {{ x }}\n", minijinja::context! { x => 1 });
         assert_eq!(out.ok().as_deref(), Some("n=${#arr[@]} {pr} 1\n"));
+    }
+
+    #[test]
+    fn names_are_found_in_tags_only() {
+        assert_eq!(find_in_tags("colour {{ colour }}", "colour"), Some(10));
+        assert_eq!(find_in_tags("{{ steps.a.output }}", "a"), None);
+        assert_eq!(find_in_tags("{{ steps.a.output }}", "steps.a"), Some(3));
+        assert_eq!(find_in_tags("{% if x %}x{% endif %}", "x"), Some(6));
     }
 
     #[test]
