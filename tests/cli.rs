@@ -479,14 +479,16 @@ fn render_out_writes_atomically_and_check_compares() {
 #[test]
 fn the_readme_workflow_example_validates() {
     let readme = std::fs::read_to_string(root().join("README.md")).expect("README.md");
-    let start = readme.find("### Workflow\n\n```yaml\n").expect("workflow example") + "### Workflow\n\n```yaml\n".len();
+    let start = readme.find("### Workflow\n\n```yaml\n").expect("workflow example")
+        + "### Workflow\n\n```yaml\n".len();
     let end = start + readme[start..].find("```").expect("end of example");
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::create_dir_all(dir.path().join("wf")).expect("mkdir");
     std::fs::create_dir_all(dir.path().join("cron-prompts")).expect("mkdir");
     std::fs::write(dir.path().join("wf/probe.yaml"), &readme[start..end]).expect("write");
     std::fs::copy(root().join("workflows/lanes.yaml"), dir.path().join("wf/lanes.yaml")).expect("copy");
-    std::fs::copy(root().join("cron-prompts/worker.md"), dir.path().join("cron-prompts/worker.md")).expect("copy");
+    std::fs::copy(root().join("cron-prompts/worker.md"), dir.path().join("cron-prompts/worker.md"))
+        .expect("copy");
     let output = runner_in(dir.path(), &["validate", "wf/probe.yaml"]);
     assert_eq!(code(&output), 0, "{}", stdout(&output));
 }
