@@ -10,3 +10,5 @@ pub mod load;
 pub mod model;
 pub mod render;
 pub mod template;
+pub mod engine;
+pub mod steps;

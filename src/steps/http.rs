@@ -1,0 +1,1 @@
+//! `http` steps (being written).

@@ -1,0 +1,64 @@
+//! Step kinds that talk to the outside world. Each module prepares a step into a
+//! concrete action (a request, a command) that can be described for a dry run, then
+//! executes it. Control-flow kinds (set, switch, for_each, call, ...) live in the engine.
+
+pub mod exec;
+pub mod http;
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::Value as Json;
+use tokio_util::sync::CancellationToken;
+
+use crate::engine::mask::Masker;
+use crate::engine::values::Evaluator;
+
+/// What a step execution produced.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Success with this output.
+    Ok(Json),
+    /// Failure. `output` is still recorded (e.g. the HTTP status and body, or the exit
+    /// code and stderr) so later steps and `on_error: continue` can inspect it.
+    Failed {
+        /// Why, in one line, secrets masked by the engine later.
+        error: String,
+        /// Whatever is known of the result.
+        output: Json,
+        /// Whether another attempt may succeed, and how long the server asked to wait.
+        retry: Retry,
+        /// The step itself asked to go on despite the failure (an HTTP `on:` mapping of
+        /// `continue`): the run continues whatever the step's `on_error` says.
+        proceed: bool,
+    },
+}
+
+/// Whether a failed attempt may be retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retry {
+    /// Retrying cannot help (a 4xx, a decode error, a non-idempotent request).
+    No,
+    /// A transient failure (transport, timeout, 5xx, 429): retry if the step allows it.
+    Yes {
+        /// Delay the server asked for (`Retry-After`), if any.
+        after: Option<Duration>,
+    },
+}
+
+/// What a step module needs from the engine.
+#[derive(Debug, Clone, Copy)]
+pub struct StepCtx<'a> {
+    /// Template evaluation.
+    pub eval: &'a Evaluator,
+    /// The template context of the step (its scope).
+    pub context: &'a minijinja::Value,
+    /// Secret values, for masking text that leaves the engine (plans, errors).
+    pub masker: &'a Masker,
+    /// Time limit of one attempt.
+    pub timeout: Duration,
+    /// Cancelled on SIGINT/SIGTERM or when the run times out.
+    pub cancel: &'a CancellationToken,
+    /// The directory of the workflow file (relative paths resolve against it).
+    pub dir: &'a Path,
+}
