@@ -30,8 +30,49 @@ pub enum Command {
     /// lane registry it names (with --lane), --vars files, --set, and --env. An
     /// undefined placeholder is an error (exit 65) naming what is available.
     Render(RenderArgs),
+    /// Run a workflow.
+    ///
+    /// Inputs are typed and checked before anything runs. With --dry-run, read steps
+    /// run for real and write steps are only reported, with exactly what they would
+    /// send. Progress goes to stderr; the workflow's own output (emit steps) to stdout.
+    Run(RunArgs),
     /// Print the JSON Schema of a file kind, or write all of them with --write.
     Schema(SchemaArgs),
+}
+
+/// `runner run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The workflow file.
+    pub file: PathBuf,
+    /// An input: KEY=VALUE. The value is converted to the input's declared type
+    /// (lists and maps as JSON); `KEY=@FILE` reads it from a file, `KEY=@-` from stdin.
+    #[arg(long = "input", short = 'i', value_name = "KEY=VALUE")]
+    pub inputs: Vec<String>,
+    /// Run read steps, report write steps (HTTP writes, commands, cron toggles, files)
+    /// without doing them.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// `human`: progress on stderr, emitted output on stdout. `json`: every event as a
+    /// JSON line on stdout.
+    #[arg(long, short = 'o', value_enum, default_value_t)]
+    pub output: OutputFormat,
+    /// Also write a versioned JSON run report to FILE (written atomically).
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// Print only emitted output and the final line.
+    #[arg(long, short = 'q', conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Also print step starts and planned actions in full.
+    #[arg(long, short = 'v')]
+    pub verbose: bool,
+    /// Directory for concurrency locks (default: $RUNNER_STATE_DIR, else
+    /// $XDG_STATE_HOME/runner, else ~/.local/state/runner).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// When to use colour.
+    #[arg(long, value_enum, default_value_t)]
+    pub color: ColorChoice,
 }
 
 /// How results are printed.
@@ -118,7 +159,8 @@ pub struct RenderArgs {
 /// `runner schema`.
 #[derive(Debug, Args)]
 pub struct SchemaArgs {
-    /// The file kind: workflow, lanes or prompts. Without it, lists the kinds.
+    /// The file kind: workflow, lanes, prompts, or run-report (the `--report` format).
+    /// Without it, lists the kinds.
     pub kind: Option<String>,
     /// Write every kind's schema into this directory (e.g. `schemas`).
     #[arg(long, value_name = "DIR", conflicts_with = "kind")]

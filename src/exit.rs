@@ -13,5 +13,7 @@ pub const DATAERR: i32 = 65;
 pub const NOINPUT: i32 = 66;
 /// runner itself failed (a bug, or an I/O error writing output).
 pub const SOFTWARE: i32 = 70;
+/// The environment lacks something the workflow declares (a required secret).
+pub const CONFIG: i32 = 78;
 /// The concurrency lock is held and the policy is `fail`.
 pub const TEMPFAIL: i32 = 75;

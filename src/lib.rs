@@ -4,11 +4,12 @@
 pub mod cli;
 pub mod cmd;
 pub mod diagnostics;
+pub mod engine;
 pub mod exit;
 pub mod fsutil;
 pub mod load;
 pub mod model;
 pub mod render;
-pub mod template;
-pub mod engine;
+pub mod report;
 pub mod steps;
+pub mod template;

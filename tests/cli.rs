@@ -4,6 +4,9 @@
 // A test fails by panicking; helpers here are test code too.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
+mod engine;
+mod fake;
+
 use std::path::{Path, PathBuf};
 use std::process::Output;
 

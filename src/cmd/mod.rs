@@ -1,6 +1,7 @@
 //! Command implementations. Each returns an exit code; output goes through [`Out`].
 
 pub mod render;
+pub mod run;
 pub mod schema;
 pub mod validate;
 
@@ -15,6 +16,7 @@ pub fn run(cli: Cli) -> i32 {
     match cli.command {
         Command::Validate(args) => validate::run(&args, &mut out),
         Command::Render(args) => render::run(&args, &mut out),
+        Command::Run(args) => run::run(&args, &mut out),
         Command::Schema(args) => schema::run(&args, &mut out),
     }
 }

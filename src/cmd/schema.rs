@@ -16,6 +16,12 @@ pub fn run(args: &SchemaArgs, out: &mut Out) -> i32 {
             }
             out.out(&format!("wrote {}\n", path.display()));
         }
+        let path = dir.join(RUN_REPORT_FILE);
+        if let Err(e) = crate::fsutil::write_atomic(&path, run_report_text().as_bytes()) {
+            out.err(&format!("runner: cannot write {}: {e}\n", path.display()));
+            return exit::SOFTWARE;
+        }
+        out.out(&format!("wrote {}\n", path.display()));
         return exit::OK;
     }
     match &args.kind {
@@ -24,7 +30,15 @@ pub fn run(args: &SchemaArgs, out: &mut Out) -> i32 {
             for kind in FileKind::ALL {
                 text.push_str(&format!("  {:<10} {}\n", kind.name(), kind.schema_file()));
             }
+            text.push_str(&format!(
+                "  {:<10} {RUN_REPORT_FILE} (the format of `runner run --report`)\n",
+                "run-report"
+            ));
             out.out(&text);
+            exit::OK
+        }
+        Some(name) if name == "run-report" => {
+            out.out(&run_report_text());
             exit::OK
         }
         Some(name) => match FileKind::from_name(name) {
@@ -33,7 +47,8 @@ pub fn run(args: &SchemaArgs, out: &mut Out) -> i32 {
                 exit::OK
             }
             None => {
-                let names: Vec<&str> = FileKind::ALL.iter().map(|k| k.name()).collect();
+                let mut names: Vec<&str> = FileKind::ALL.iter().map(|k| k.name()).collect();
+                names.push("run-report");
                 out.err(&format!(
                     "runner: unknown file kind `{name}`; expected one of {}\n",
                     crate::diagnostics::one_of(&names)
@@ -42,4 +57,14 @@ pub fn run(args: &SchemaArgs, out: &mut Out) -> i32 {
             }
         },
     }
+}
+
+/// The committed file name of the run report schema.
+pub const RUN_REPORT_FILE: &str = "run-report.schema.json";
+
+/// The run report schema as committed.
+pub fn run_report_text() -> String {
+    let mut text = serde_json::to_string_pretty(&crate::report::run_report::schema()).unwrap_or_default();
+    text.push('\n');
+    text
 }

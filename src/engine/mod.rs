@@ -1,6 +1,9 @@
 //! Executes a validated workflow and emits events; never prints.
 
 pub mod events;
+pub mod lock;
 pub mod mask;
+pub mod project;
+pub mod run;
 pub mod scope;
 pub mod values;

@@ -25,11 +25,8 @@ pub fn to_json(value: &Value) -> Json {
 }
 
 /// Characters left as they are in an interpolated URL value: RFC 3986 unreserved.
-const COMPONENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
+const COMPONENT: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
 
 /// Percent-encode a value for use as one URL path segment or query value.
 pub fn encode_component(text: &str) -> String {
@@ -56,7 +53,11 @@ impl Evaluator {
     pub fn new(env: Environment<'static>) -> Self {
         let mut url_env = env.clone();
         url_env.set_formatter(|out, _state, value| {
-            let text = if value.is_none() || value.is_undefined() { String::new() } else { value.to_string() };
+            let text = match template::display_override(value) {
+                Some(text) => text.to_string(),
+                None if value.is_undefined() => String::new(),
+                None => value.to_string(),
+            };
             out.write_str(&encode_component(&text)).map_err(minijinja::Error::from)
         });
         Evaluator { env: RwLock::new(env), url_env: RwLock::new(url_env), known: RwLock::new(HashSet::new()) }
@@ -90,7 +91,8 @@ impl Evaluator {
         let cached = self.known.read().map(|k| k.contains(text)).unwrap_or(false);
         if !cached {
             let mut env = self.env.write().map_err(|_| "template cache poisoned".to_string())?;
-            env.add_template_owned(text.to_string(), text.to_string()).map_err(|e| template::describe_error(&e))?;
+            env.add_template_owned(text.to_string(), text.to_string())
+                .map_err(|e| template::describe_error(&e))?;
             if let Ok(mut known) = self.known.write() {
                 known.insert(text.to_string());
             }
@@ -124,9 +126,9 @@ impl Evaluator {
     pub fn render_dyn(&self, value: &Json, context: &Value) -> Result<Json, String> {
         Ok(match value {
             Json::String(text) => self.render_value(text, context)?,
-            Json::Array(items) => {
-                Json::Array(items.iter().map(|item| self.render_dyn(item, context)).collect::<Result<_, _>>()?)
-            }
+            Json::Array(items) => Json::Array(
+                items.iter().map(|item| self.render_dyn(item, context)).collect::<Result<_, _>>()?,
+            ),
             Json::Object(map) => {
                 let mut out = serde_json::Map::new();
                 for (key, item) in map {

@@ -23,7 +23,23 @@ pub fn environment() -> Environment<'static> {
     }
     // Bound the work one template may do, so no file can hang a run.
     env.set_fuel(Some(50_000_000));
+    env.set_formatter(|out, state, value| match display_override(value) {
+        Some(text) => out.write_str(text).map_err(minijinja::Error::from),
+        None => minijinja::escape_formatter(out, state, value),
+    });
     env
+}
+
+/// How values print in text: booleans as `true`/`false` (as in YAML and JSON, not
+/// Python's `True`), and `none` as nothing.
+pub fn display_override(value: &minijinja::Value) -> Option<&'static str> {
+    if value.is_none() {
+        return Some("");
+    }
+    match value.kind() {
+        minijinja::value::ValueKind::Bool => Some(if value.is_true() { "true" } else { "false" }),
+        _ => None,
+    }
 }
 
 /// If `text` is exactly one `{{ expr }}` (surrounding whitespace allowed), the
@@ -140,6 +156,14 @@ mod tests {
         assert_eq!(find_in_tags("{{ steps.a.output }}", "a"), None);
         assert_eq!(find_in_tags("{{ steps.a.output }}", "steps.a"), Some(3));
         assert_eq!(find_in_tags("{% if x %}x{% endif %}", "x"), Some(6));
+    }
+
+    #[test]
+    fn booleans_and_none_print_like_yaml() {
+        let env = environment();
+        let out = env
+            .render_str("{{ a }} {{ b }} [{{ c }}]", minijinja::context! { a => true, b => false, c => () });
+        assert_eq!(out.ok().as_deref(), Some("true false []"));
     }
 
     #[test]
