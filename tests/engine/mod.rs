@@ -534,3 +534,135 @@ fn the_report_is_versioned_and_matches_its_schema() {
     let validator = jsonschema::validator_for(&schema).expect("schema compiles");
     assert!(validator.is_valid(&value), "{value}");
 }
+
+// ---------------------------------------------------------------------------
+// cron and guard
+
+/// A registry next to the workflow; `backend` is the cron_backend YAML.
+fn registry(case: &Case, backend: &str) {
+    case.write("prompt.md", "x\n");
+    case.write(
+        "lanes.yaml",
+        &format!(
+            "kind: lanes\ncron_backend: {backend}\nlanes:\n  - id: local\n    agent: a-local\n    model: m\n    purpose: p\n    cron: {{name: L, id: 6b09bed4-cfbe-4c35-bbee-2b66c5ef17aa, id_env: TEST_LOCAL_CRON_ID}}\n    runbook: r.md\n    prompt: prompt.md\n    terminal: {{clear: Pipeline is clear.}}\n  - id: cloud\n    agent: a-cloud\n    model: m\n    purpose: p\n    cron: {{name: C, id: 8a6daaff-641b-4e1c-a263-f3814b043539}}\n    runbook: r.md\n    prompt: prompt.md\n    terminal: {{clear: Cloud lane is clear.}}\nterminal_contract:\n  - {{id: stuck, pattern: 'Stuck: [^\\n]+\\.', verdict: accept}}\n  - {{id: narration, pattern: '(?s)(let me|now)\\b.*', verdict: reject, reason: narration, ignore_case: true}}\n  - {{id: no_match, pattern: '(?s).*', verdict: reject, reason: no match}}\n"
+        ),
+    );
+}
+
+/// A fake `openclaw` on PATH that records its arguments and exits with `code`.
+fn fake_openclaw(case: &Case, code: i32) -> String {
+    let bin = case.path("bin");
+    std::fs::create_dir_all(&bin).expect("mkdir");
+    let script = bin.join("openclaw");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho \"$@\" >> \"{}\"\necho 'gateway unreachable' >&2\nexit {code}\n",
+            case.path("calls.log").display()
+        ),
+    )
+    .expect("write");
+    let mut permissions = std::fs::metadata(&script).expect("meta").permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o755);
+    std::fs::set_permissions(&script, permissions).expect("chmod");
+    format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default())
+}
+
+const CRON_WORKFLOW: &str = "name: t\nlanes: lanes.yaml\ninputs:\n  lane: {type: lane}\n  on: {type: boolean}\nsteps:\n  - id: toggle\n    type: cron\n    lane: \"{{ inputs.lane }}\"\n    enabled: \"{{ inputs.on }}\"\n    reason: test\noutputs:\n  result: \"{{ steps.toggle.output }}\"\n";
+
+#[test]
+fn cron_runs_exactly_openclaw_cron_edit() {
+    let case = Case::new(CRON_WORKFLOW);
+    registry(&case, "{type: openclaw}");
+    let path = fake_openclaw(&case, 0);
+    let output = case.run(&["-o", "json", "-i", "lane=local", "-i", "on=true"], &[("PATH", &path)]);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let calls = std::fs::read_to_string(case.path("calls.log")).expect("called");
+    assert_eq!(calls, "cron edit 6b09bed4-cfbe-4c35-bbee-2b66c5ef17aa --enable\n");
+    let result = finished(&events(&output))["outputs"]["result"].clone();
+    assert_eq!(result["applied"], true);
+    assert_eq!(result["enabled"], true);
+
+    // The env override is used only when it is a UUID: never an option smuggled in.
+    let output = case.run(
+        &["-o", "json", "-i", "lane=local", "-i", "on=false"],
+        &[("PATH", &path), ("TEST_LOCAL_CRON_ID", "--help")],
+    );
+    assert_eq!(code(&output), 1);
+    assert!(step(&events(&output), "toggle")["error"].as_str().unwrap_or_default().contains("not a UUID"));
+    let calls = std::fs::read_to_string(case.path("calls.log")).expect("called");
+    assert_eq!(calls.lines().count(), 1, "nothing ran");
+}
+
+#[test]
+fn a_failed_cron_toggle_is_a_failed_step() {
+    let case = Case::new(CRON_WORKFLOW);
+    registry(&case, "{type: openclaw}");
+    let path = fake_openclaw(&case, 3);
+    let output = case.run(&["-o", "json", "-i", "lane=cloud", "-i", "on=false"], &[("PATH", &path)]);
+    assert_eq!(code(&output), 1);
+    let error = step(&events(&output), "toggle")["error"].as_str().unwrap_or_default().to_string();
+    assert!(error.contains("exit 3") && error.contains("gateway unreachable"), "{error}");
+    // A dry run shows the exact command and runs nothing.
+    let dry = case.run(&["--dry-run", "-o", "json", "-i", "lane=cloud", "-i", "on=true"], &[("PATH", &path)]);
+    assert_eq!(code(&dry), 0);
+    let plan = events(&dry).into_iter().find(|e| e["event"] == "step_planned").expect("plan");
+    assert_eq!(
+        plan["action"]["command"],
+        json!(["openclaw", "cron", "edit", "8a6daaff-641b-4e1c-a263-f3814b043539", "--enable"])
+    );
+    assert_eq!(std::fs::read_to_string(case.path("calls.log")).expect("log").lines().count(), 1);
+}
+
+#[test]
+fn a_command_cron_backend_gets_its_argv_from_templates() {
+    let case = Case::new(CRON_WORKFLOW);
+    registry(
+        &case,
+        "{type: command, argv: [sh, -c, 'echo \"$0 $1\" > toggled', \"{{ cron_id }}\", \"{{ 'on' if enabled else 'off' }}\"]}",
+    );
+    let output = case.run(&["-i", "lane=local", "-i", "on=false"], &[]);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    assert_eq!(
+        std::fs::read_to_string(case.path("toggled")).expect("toggled"),
+        "6b09bed4-cfbe-4c35-bbee-2b66c5ef17aa off\n"
+    );
+}
+
+#[test]
+fn the_guard_matches_whole_texts_per_lane() {
+    let case = Case::new(
+        "name: t\nlanes: lanes.yaml\ninputs:\n  text: {type: string}\n  lane: {type: lane}\nsteps:\n  - id: guard\n    type: guard\n    text: \"{{ inputs.text }}\"\n    lane: \"{{ inputs.lane }}\"\n    fail_on_reject: false\noutputs:\n  verdict: \"{{ steps.guard.output }}\"\n",
+    );
+    registry(&case, "{type: openclaw}");
+    let judge = |text: &str, lane: &str| {
+        let output =
+            case.run(&["-o", "json", "-i", &format!("text={text}"), "-i", &format!("lane={lane}")], &[]);
+        assert_eq!(code(&output), 0, "{}", stderr(&output));
+        finished(&events(&output))["outputs"]["verdict"].clone()
+    };
+    assert_eq!(judge("  Cloud lane is clear.\n", "cloud")["valid"], true);
+    assert_eq!(judge("Cloud lane is clear.", "local")["valid"], false, "only the lane's own clear text");
+    assert_eq!(judge("Stuck: no token.", "local")["rule"], "stuck");
+    assert_eq!(judge("Stuck: no token.\nAnd then I kept going", "local")["valid"], false, "whole text");
+    let narration = judge("Let me check the queue", "local");
+    assert_eq!((narration["valid"].clone(), narration["reason"].clone()), (json!(false), json!("narration")));
+    assert_eq!(judge("", "local")["reason"], "empty worker result");
+    // Text from stdin, and failing on rejection by default.
+    let case2 = Case::new(
+        "name: t\nlanes: lanes.yaml\ninputs:\n  text: {type: string}\nsteps:\n  - type: guard\n    text: \"{{ inputs.text }}\"\n",
+    );
+    registry(&case2, "{type: openclaw}");
+    let mut child = case2
+        .command(&["-i", "text=@-"], &[])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    std::io::Write::write_all(child.stdin.as_mut().expect("stdin"), b"Now I will look\n").expect("write");
+    drop(child.stdin.take());
+    let output = child.wait_with_output().expect("wait");
+    assert_eq!(code(&output), 1);
+    assert!(stderr(&output).contains("INVALID_WORKER_RESULT: narration"), "{}", stderr(&output));
+}
