@@ -10,6 +10,8 @@
 // A benchmark reports by printing; setup failures may panic.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic, clippy::print_stdout)]
 
+// The same fake server the tests use; the bench uses only part of it.
+#[allow(dead_code)]
 #[path = "../tests/fake/mod.rs"]
 mod fake;
 
