@@ -4,6 +4,7 @@
 //! - per-step overhead: a workflow of 10,000 `set` steps, minus a 1-step baseline;
 //! - fan-out throughput: 1,000 HTTP calls with `parallel: 50` against a local fake
 //!   server with a fixed latency, compared with the ideal N / parallel x latency.
+//!
 //! Each figure is the mean of several runs. Nothing here is asserted: numbers go into
 //! the README.
 
