@@ -666,3 +666,33 @@ fn the_guard_matches_whole_texts_per_lane() {
     assert_eq!(code(&output), 1);
     assert!(stderr(&output).contains("INVALID_WORKER_RESULT: narration"), "{}", stderr(&output));
 }
+
+#[test]
+fn the_whole_run_timeout_cancels_and_runs_finally() {
+    let case = Case::new(
+        "name: t\ntimeout: 500ms\nsteps:\n  - type: exec\n    timeout: 30s\n    argv: [sleep, '30']\nfinally:\n  - type: emit\n    text: \"finally {{ run.status }}: {{ run.error }}\"\n",
+    );
+    let started = Instant::now();
+    let output = case.run(&[], &[]);
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(code(&output), 1);
+    assert_eq!(stdout(&output), "finally failed: the run timed out after 500ms\n");
+}
+
+#[test]
+fn render_steps_write_files_and_dry_runs_only_plan_them() {
+    let case = Case::new(
+        "name: t\nsteps:\n  - type: render\n    template: prompt.md\n    vars: {who: \"{{ 'Ada' | upper }}\"}\n    out: out/prompt.txt\n",
+    );
+    case.write("prompt.md", "Hello {{ who }}; n=${#xs[@]}\n");
+    let dry = case.run(&["--dry-run", "-o", "json"], &[]);
+    assert_eq!(code(&dry), 0, "{}", stderr(&dry));
+    assert!(!case.path("out/prompt.txt").exists());
+    assert!(events(&dry).iter().any(|e| e["event"] == "step_planned"));
+    let output = case.run(&[], &[]);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    assert_eq!(
+        std::fs::read_to_string(case.path("out/prompt.txt")).expect("written"),
+        "Hello ADA; n=${#xs[@]}\n"
+    );
+}
