@@ -1433,15 +1433,7 @@ pub fn typed_inputs(
                 ));
             }
         };
-        let ok = match def.ty {
-            InputType::String | InputType::Lane => value.is_string(),
-            InputType::Integer => value.is_i64() || value.is_u64(),
-            InputType::Number => value.is_number(),
-            InputType::Boolean => value.is_boolean(),
-            InputType::List => value.is_array(),
-            InputType::Map => value.is_object(),
-        };
-        if !ok {
+        if !def.ty.accepts(&value) {
             return Err(format!(
                 "input `{key}` must be of type {}, found {}",
                 def.ty.name(),

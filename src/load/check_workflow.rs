@@ -962,15 +962,7 @@ fn valid_outcome_key(key: &str) -> bool {
 }
 
 fn type_matches(input: &InputDef, value: &Value) -> Result<(), &'static str> {
-    let ok = match input.ty {
-        InputType::String | InputType::Lane => value.is_string(),
-        InputType::Integer => value.is_i64() || value.is_u64(),
-        InputType::Number => value.is_number(),
-        InputType::Boolean => value.is_boolean(),
-        InputType::List => value.is_array(),
-        InputType::Map => value.is_object(),
-    };
-    if ok {
+    if input.ty.accepts(value) {
         Ok(())
     } else {
         Err(match input.ty {

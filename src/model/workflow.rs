@@ -123,6 +123,18 @@ pub enum InputType {
 }
 
 impl InputType {
+    /// Whether a value has this type (a lane id is text; the registry check is separate).
+    pub fn accepts(self, value: &serde_json::Value) -> bool {
+        match self {
+            InputType::String | InputType::Lane => value.is_string(),
+            InputType::Integer => value.is_i64() || value.is_u64(),
+            InputType::Number => value.is_number(),
+            InputType::Boolean => value.is_boolean(),
+            InputType::List => value.is_array(),
+            InputType::Map => value.is_object(),
+        }
+    }
+
     /// The name used in files and messages.
     pub fn name(self) -> &'static str {
         match self {
