@@ -36,8 +36,25 @@ pub enum Command {
     /// run for real and write steps are only reported, with exactly what they would
     /// send. Progress goes to stderr; the workflow's own output (emit steps) to stdout.
     Run(RunArgs),
+    /// Run workflow tests offline: *.test.yaml files with canned HTTP exchanges and
+    /// command results. Prints one line per case and `N passed, N failed`; exit 1 when
+    /// any case failed.
+    Test(TestArgs),
     /// Print the JSON Schema of a file kind, or write all of them with --write.
     Schema(SchemaArgs),
+}
+
+/// `runner test`.
+#[derive(Debug, Args)]
+pub struct TestArgs {
+    /// Test files or directories (searched for *.test.yaml). Default: workflows/ and examples/.
+    pub paths: Vec<PathBuf>,
+    /// Run only cases whose name contains this text.
+    #[arg(long, value_name = "TEXT")]
+    pub case: Option<String>,
+    /// When to use colour.
+    #[arg(long, value_enum, default_value_t)]
+    pub color: ColorChoice,
 }
 
 /// `runner run`.
@@ -66,6 +83,14 @@ pub struct RunArgs {
     /// Also print step starts and planned actions in full.
     #[arg(long, short = 'v')]
     pub verbose: bool,
+    /// Record every HTTP exchange and command result of this run into FILE, as a test
+    /// file (secrets masked, auth headers dropped) that `--replay` or `runner test` can use.
+    #[arg(long, value_name = "FILE", conflicts_with = "replay")]
+    pub record: Option<PathBuf>,
+    /// Answer HTTP requests and commands from a recording (or any test file's first
+    /// case) instead of the world; anything it lacks fails the step.
+    #[arg(long, value_name = "FILE")]
+    pub replay: Option<PathBuf>,
     /// Directory for concurrency locks (default: $RUNNER_STATE_DIR, else
     /// $XDG_STATE_HOME/runner, else ~/.local/state/runner).
     #[arg(long, value_name = "DIR")]

@@ -13,3 +13,4 @@ pub mod render;
 pub mod report;
 pub mod steps;
 pub mod template;
+pub mod testing;

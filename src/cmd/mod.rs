@@ -3,6 +3,7 @@
 pub mod render;
 pub mod run;
 pub mod schema;
+pub mod test;
 pub mod validate;
 
 use std::io::{IsTerminal, Write};
@@ -17,6 +18,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Validate(args) => validate::run(&args, &mut out),
         Command::Render(args) => render::run(&args, &mut out),
         Command::Run(args) => run::run(&args, &mut out),
+        Command::Test(args) => test::run(&args, &mut out),
         Command::Schema(args) => schema::run(&args, &mut out),
     }
 }

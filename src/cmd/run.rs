@@ -1,8 +1,12 @@
 //! `runner run`: load and validate the workflow and everything it calls, then run it
 //! with reporters attached, signals handled and the report written.
 
+use std::collections::HashMap;
 use std::io::IsTerminal as _;
+use std::path::Path;
 use std::sync::Arc;
+
+use indexmap::IndexMap;
 
 use crate::cli::{OutputFormat, RunArgs};
 use crate::cmd::{Out, use_color};
@@ -10,12 +14,15 @@ use crate::diagnostics;
 use crate::engine::events::{Event, Fanout, Sink};
 use crate::engine::lock::default_state_dir;
 use crate::engine::project::{Project, ProjectError};
-use crate::engine::run::{CancelReason, Engine, Options};
+use crate::engine::run::{CancelReason, Engine, Options, parse_cli_inputs};
 use crate::exit;
-use crate::load::Loader;
+use crate::load::{Loader, ReadError};
+use crate::model::{FileKind, TestFile};
 use crate::report::human::{Human, Verbosity};
 use crate::report::json::JsonLines;
 use crate::report::run_report::Collector;
+use crate::testing::fixtures::FixtureHooks;
+use crate::testing::record::{Recorder, RunFacts};
 
 /// Shares a collector between the fanout and the code that writes the report.
 struct Shared(Arc<Collector>);
@@ -78,10 +85,41 @@ pub fn run(args: &RunArgs, out: &mut Out) -> i32 {
         }
     }
     fanout.push(Box::new(Shared(collector.clone())));
-    let options = Options {
+    let mut options = Options {
         dry_run: args.dry_run,
         state_dir: args.state_dir.clone().unwrap_or_else(default_state_dir),
+        ..Options::default()
     };
+    let recorder = args.record.as_ref().map(|_| Arc::new(Recorder::default()));
+    if let Some(recorder) = &recorder {
+        options.hooks = Some(recorder.clone());
+    }
+    if let Some(replay) = &args.replay {
+        match replay_hooks(&mut loader, replay) {
+            Ok((hooks, env)) => {
+                let mut merged: HashMap<String, String> = std::env::vars().collect();
+                for (name, value) in env {
+                    merged.entry(name).or_insert(value);
+                }
+                options.env = Some(merged);
+                options.hooks = Some(Arc::new(hooks));
+            }
+            Err(code) => {
+                let mut found = std::mem::take(&mut loader.diagnostics);
+                diagnostics::sort(&mut found);
+                let mut text = String::new();
+                for diagnostic in &found {
+                    text.push_str(&diagnostics::render(diagnostic, &loader.sources, false));
+                    text.push('\n');
+                }
+                if code == exit::NOINPUT {
+                    text.push_str(&format!("runner: no such recording: {}\n", replay.display()));
+                }
+                out.err(&text);
+                return code;
+            }
+        }
+    }
     let engine = Engine::new(project, options, Arc::new(fanout));
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
@@ -94,6 +132,15 @@ pub fn run(args: &RunArgs, out: &mut Out) -> i32 {
         watch_signals(&engine);
         engine.run_main(&main, &raw_inputs).await
     });
+    if let (Some(path), Some(recorder)) = (&args.record, &recorder) {
+        let code = write_recording(&engine, recorder, path, &main, &raw_inputs, args.dry_run, &result);
+        if code != exit::OK {
+            out.err(&format!("runner: cannot write the recording {}\n", path.display()));
+            if result.exit_code == exit::OK {
+                return code;
+            }
+        }
+    }
     if let Some(path) = &args.report {
         let report = collector.report();
         let text = serde_json::to_string_pretty(&report).unwrap_or_default() + "\n";
@@ -105,6 +152,68 @@ pub fn run(args: &RunArgs, out: &mut Out) -> i32 {
         }
     }
     result.exit_code
+}
+
+/// Hooks answering from a recording's first case (and its defaults), plus its env.
+fn replay_hooks(loader: &mut Loader, file: &Path) -> Result<(FixtureHooks, Vec<(String, String)>), i32> {
+    let tests = match loader.load_shallow::<TestFile>(file, FileKind::Test) {
+        Ok(Some(tests)) => tests,
+        Ok(None) | Err(ReadError::Reported) => return Err(exit::DATAERR),
+        Err(ReadError::Missing) => return Err(exit::NOINPUT),
+    };
+    let Some(case) = tests.cases.first() else { return Err(exit::DATAERR) };
+    let mut http = case.fixtures.http.clone();
+    let mut commands = case.fixtures.commands.clone();
+    let mut env: Vec<(String, String)> =
+        case.fixtures.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    if let Some(defaults) = &tests.defaults {
+        http.extend(defaults.http.iter().cloned());
+        commands.extend(defaults.commands.iter().cloned());
+        env.extend(defaults.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
+    Ok((FixtureHooks::new(http, commands), env))
+}
+
+/// Write what the recorder saw as a test file.
+fn write_recording(
+    engine: &Engine,
+    recorder: &Recorder,
+    path: &Path,
+    main: &Path,
+    raw_inputs: &[(String, String)],
+    dry_run: bool,
+    result: &crate::engine::run::RunResult,
+) -> i32 {
+    let Some(unit) = engine.project().unit(main) else { return exit::SOFTWARE };
+    let inputs = parse_cli_inputs(&unit.workflow, unit.registry.as_deref(), raw_inputs)
+        .map(|m| m.into_iter().collect())
+        .unwrap_or_default();
+    let mut env = IndexMap::new();
+    for name in unit.workflow.env.keys() {
+        if let Ok(value) = std::env::var(name) {
+            env.insert(name.clone(), value);
+        }
+    }
+    for secret in unit.workflow.secrets.values() {
+        // The value never leaves the machine; a placeholder lets the replay start.
+        env.insert(secret.env.clone(), "redacted".to_string());
+    }
+    let facts = RunFacts {
+        file: path,
+        workflow: main,
+        inputs,
+        env,
+        dry_run,
+        exit_code: result.exit_code,
+        outputs: result.outputs.clone(),
+    };
+    match recorder.to_test_file(facts, &engine.masker()) {
+        Ok(text) => match crate::fsutil::write_atomic(path, text.as_bytes()) {
+            Ok(()) => exit::OK,
+            Err(_) => exit::SOFTWARE,
+        },
+        Err(_) => exit::SOFTWARE,
+    }
 }
 
 /// Cancel the run on SIGINT or SIGTERM; a second signal is left to the default action.

@@ -31,12 +31,17 @@ pub const DEFAULT_STEP_TIMEOUT: Duration = Duration::from_secs(60);
 pub const DEFAULT_CRON_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How a run is carried out.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Options {
     /// Report writes instead of doing them.
     pub dry_run: bool,
     /// Where concurrency locks live.
     pub state_dir: PathBuf,
+    /// The environment the run sees; `None` is the process environment. Tests give a
+    /// fixed one so they never depend on the machine.
+    pub env: Option<std::collections::HashMap<String, String>>,
+    /// Fixtures or a recorder between the steps and the world.
+    pub hooks: Option<Arc<dyn steps::hooks::Hooks>>,
 }
 
 /// Why the run was cancelled.
@@ -72,6 +77,13 @@ pub struct Engine {
     clients: steps::http::Clients,
     options: Options,
     project: Project,
+}
+
+impl Engine {
+    /// The loaded workflows.
+    pub fn project(&self) -> &Project {
+        &self.project
+    }
 }
 
 impl std::fmt::Debug for Engine {
@@ -163,7 +175,17 @@ impl Engine {
         self.cancel.cancel();
     }
 
-    fn masker(&self) -> Masker {
+    /// An environment variable as the run sees it (unset and empty are the same).
+    fn env_var(&self, name: &str) -> Option<String> {
+        match &self.options.env {
+            Some(env) => env.get(name).cloned(),
+            None => std::env::var(name).ok(),
+        }
+        .filter(|v| !v.is_empty())
+    }
+
+    /// The secrets known so far, for masking text written outside the event stream.
+    pub fn masker(&self) -> Masker {
         self.masker.read().map(|m| m.clone()).unwrap_or_default()
     }
 
@@ -184,6 +206,22 @@ impl Engine {
 
     /// Run the main workflow with command-line inputs (`KEY=VALUE` text).
     pub async fn run_main(self: &Arc<Self>, main: &Path, raw_inputs: &[(String, String)]) -> RunResult {
+        self.run_main_with(main, |unit| {
+            parse_cli_inputs(&unit.workflow, unit.registry.as_deref(), raw_inputs)
+        })
+        .await
+    }
+
+    /// Run the main workflow with typed inputs (tests, replays).
+    pub async fn run_main_typed(self: &Arc<Self>, main: &Path, inputs: Map<String, Json>) -> RunResult {
+        self.run_main_with(main, |unit| typed_inputs(&unit.workflow, unit.registry.as_deref(), inputs)).await
+    }
+
+    async fn run_main_with(
+        self: &Arc<Self>,
+        main: &Path,
+        inputs: impl FnOnce(&Unit) -> Result<Map<String, Json>, String>,
+    ) -> RunResult {
         let started = Instant::now();
         let mut result = match self.project.unit(main) {
             None => RunResult {
@@ -192,7 +230,7 @@ impl Engine {
                 outputs: Json::Null,
                 error: Some("the workflow was not loaded".into()),
             },
-            Some(unit) => match parse_cli_inputs(&unit.workflow, unit.registry.as_deref(), raw_inputs) {
+            Some(unit) => match inputs(unit) {
                 Ok(inputs) => self.invoke(unit, inputs, self.options.dry_run, true).await,
                 Err(message) => RunResult {
                     status: RunStatus::Failed,
@@ -240,7 +278,7 @@ impl Engine {
             scope.set("env", to_mj(&Json::Object(env_values)));
             let mut secrets = Map::new();
             for (name, def) in &workflow.secrets {
-                match std::env::var(&def.env).ok().filter(|v| !v.is_empty()) {
+                match self.env_var(&def.env) {
                     Some(value) => {
                         if let Ok(mut masker) = self.masker.write() {
                             masker.add(&value);
@@ -837,7 +875,15 @@ impl Engine {
         masker: &'a Masker,
         timeout: Duration,
     ) -> StepCtx<'a> {
-        StepCtx { eval: &self.eval, context, masker, timeout, cancel: &inv.cancel, dir: &inv.dir }
+        StepCtx {
+            eval: &self.eval,
+            context,
+            masker,
+            timeout,
+            cancel: &inv.cancel,
+            dir: &inv.dir,
+            hooks: self.options.hooks.as_deref(),
+        }
     }
 
     fn planned(&self, step: &Step, path: &str, action: Json) -> StepResult {
@@ -1141,7 +1187,7 @@ impl Engine {
                 Json::Null,
             );
         };
-        let cron_id = match resolve_cron_id(lane) {
+        let cron_id = match resolve_cron_id(lane, |name| self.env_var(name)) {
             Ok(id) => id,
             Err(e) => return StepResult::failed(e, Json::Null),
         };
@@ -1207,7 +1253,7 @@ impl Engine {
             max_output_bytes: 64 * 1024,
         };
         let program = argv.first().cloned().unwrap_or_default();
-        let error = match steps::exec::run_command(&spec, &inv.cancel).await {
+        let error = match steps::hooks::run_command(self.options.hooks.as_deref(), &spec, &inv.cancel).await {
             Ok(done) if done.exit_code == Some(0) => None,
             Ok(done) if done.timed_out => {
                 Some(format!("`{program}` timed out after {}s", spec.timeout.as_secs()))
@@ -1247,9 +1293,12 @@ fn config_error(message: String) -> RunResult {
 
 /// The cron id of a lane: the `id_env` override when set (it must be a UUID, so an
 /// environment value can never smuggle an option into the command), else the registry's.
-pub fn resolve_cron_id(lane: &crate::model::lanes::Lane) -> Result<String, String> {
+pub fn resolve_cron_id(
+    lane: &crate::model::lanes::Lane,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<String, String> {
     if let Some(name) = &lane.cron.id_env
-        && let Some(value) = std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+        && let Some(value) = env(name).filter(|v| !v.trim().is_empty())
     {
         let value = value.trim().to_string();
         if !is_uuid(&value) {

@@ -3,6 +3,7 @@
 
 pub mod check_lanes;
 pub mod check_prompts;
+pub mod check_test;
 pub mod check_workflow;
 pub mod schema_check;
 pub mod yaml;
@@ -30,6 +31,8 @@ pub enum Loaded {
     Lanes(Arc<LaneRegistry>),
     /// A prompt manifest.
     Prompts(Arc<PromptManifest>),
+    /// A test file.
+    Test(Arc<crate::model::TestFile>),
 }
 
 impl Loaded {
@@ -39,6 +42,7 @@ impl Loaded {
             Loaded::Workflow(_) => FileKind::Workflow,
             Loaded::Lanes(_) => FileKind::Lanes,
             Loaded::Prompts(_) => FileKind::Prompts,
+            Loaded::Test(_) => FileKind::Test,
         }
     }
 }
@@ -287,6 +291,12 @@ impl Loader {
                 let before = self.diagnostics.len();
                 check_lanes::check(self, path, name, &document, &registry);
                 (self.diagnostics.len() == before).then(|| Loaded::Lanes(Arc::new(registry)))
+            }
+            FileKind::Test => {
+                let tests: crate::model::TestFile = self.typed(name, &document)?;
+                let before = self.diagnostics.len();
+                check_test::check(self, path, name, &document, &tests);
+                (self.diagnostics.len() == before).then(|| Loaded::Test(Arc::new(tests)))
             }
             FileKind::Prompts => {
                 let manifest: PromptManifest = self.typed(name, &document)?;

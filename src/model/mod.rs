@@ -5,12 +5,14 @@ pub mod duration;
 pub mod lanes;
 pub mod prompts;
 pub mod step;
+pub mod test_file;
 pub mod workflow;
 
 pub use duration::Duration;
 pub use lanes::LaneRegistry;
 pub use prompts::PromptManifest;
 pub use step::{Step, StepKind};
+pub use test_file::TestFile;
 pub use workflow::Workflow;
 
 /// A minijinja template string, e.g. `"/api/agents/{{ inputs.agent }}/queue"`.
@@ -33,11 +35,13 @@ pub enum FileKind {
     Lanes,
     /// The prompt manifest (`kind: prompts`).
     Prompts,
+    /// A test file (`kind: test`).
+    Test,
 }
 
 impl FileKind {
     /// Every kind, in the order `runner schema` lists them.
-    pub const ALL: [FileKind; 3] = [FileKind::Workflow, FileKind::Lanes, FileKind::Prompts];
+    pub const ALL: [FileKind; 4] = [FileKind::Workflow, FileKind::Lanes, FileKind::Prompts, FileKind::Test];
 
     /// The name used for `kind:` values, `runner schema NAME` and schema file names.
     pub fn name(self) -> &'static str {
@@ -45,6 +49,7 @@ impl FileKind {
             FileKind::Workflow => "workflow",
             FileKind::Lanes => "lanes",
             FileKind::Prompts => "prompts",
+            FileKind::Test => "test",
         }
     }
 
@@ -64,6 +69,7 @@ impl FileKind {
             FileKind::Workflow => schemars::schema_for!(Workflow),
             FileKind::Lanes => schemars::schema_for!(LaneRegistry),
             FileKind::Prompts => schemars::schema_for!(PromptManifest),
+            FileKind::Test => schemars::schema_for!(TestFile),
         };
         let mut value = schema.to_value();
         forbid_null(&mut value);

@@ -3,7 +3,7 @@
 //! colour only on a terminal. `-q` keeps only the final line.
 
 use std::io::Write as _;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 
@@ -20,28 +20,66 @@ pub enum Verbosity {
     Verbose,
 }
 
+/// Where the human view goes.
+#[derive(Debug, Clone, Default)]
+pub enum Target {
+    /// The process's stdout and stderr.
+    #[default]
+    Std,
+    /// Two buffers standing for stdout and stderr (`runner test`).
+    Buffers(Arc<Mutex<String>>, Arc<Mutex<String>>),
+}
+
 /// The human reporter.
 #[derive(Debug)]
 pub struct Human {
     color: bool,
     verbosity: Verbosity,
+    target: Target,
     lock: Mutex<()>,
 }
 
 impl Human {
-    /// A reporter.
+    /// A reporter writing to stdout and stderr.
     pub fn new(color: bool, verbosity: Verbosity) -> Self {
-        Human { color, verbosity, lock: Mutex::new(()) }
+        Human { color, verbosity, target: Target::Std, lock: Mutex::new(()) }
+    }
+
+    /// A reporter writing into buffers, without colour.
+    pub fn to_buffers(stdout: Arc<Mutex<String>>, stderr: Arc<Mutex<String>>) -> Self {
+        Human {
+            color: false,
+            verbosity: Verbosity::Normal,
+            target: Target::Buffers(stdout, stderr),
+            lock: Mutex::new(()),
+        }
     }
 
     fn paint(&self, code: &str, text: &str) -> String {
         if self.color { format!("\x1b[{code}m{text}\x1b[0m") } else { text.to_string() }
     }
 
-    fn progress(&self, line: &str) {
+    fn write(&self, to_stderr: bool, text: &str) {
         let _guard = self.lock.lock();
-        let mut stderr = std::io::stderr().lock();
-        let _ = writeln!(stderr, "{line}");
+        match &self.target {
+            Target::Std if to_stderr => {
+                let _ = std::io::stderr().lock().write_all(text.as_bytes());
+            }
+            Target::Std => {
+                let mut out = std::io::stdout().lock();
+                let _ = out.write_all(text.as_bytes());
+                let _ = out.flush();
+            }
+            Target::Buffers(out, err) => {
+                if let Ok(mut buffer) = if to_stderr { err.lock() } else { out.lock() } {
+                    buffer.push_str(text);
+                }
+            }
+        }
+    }
+
+    fn progress(&self, line: &str) {
+        self.write(true, &format!("{line}\n"));
     }
 }
 
@@ -93,16 +131,8 @@ impl Sink for Human {
         let verbose = self.verbosity == Verbosity::Verbose;
         match event {
             Event::Emit { stream, text } => {
-                let _guard = self.lock.lock();
                 let newline = if text.ends_with('\n') { "" } else { "\n" };
-                if stream == "stderr" {
-                    let mut err = std::io::stderr().lock();
-                    let _ = write!(err, "{text}{newline}");
-                } else {
-                    let mut out = std::io::stdout().lock();
-                    let _ = write!(out, "{text}{newline}");
-                    let _ = out.flush();
-                }
+                self.write(stream == "stderr", &format!("{text}{newline}"));
             }
             Event::RunStarted { workflow, file, dry_run } if !quiet => {
                 let mode = if *dry_run { " (dry run: writes are only reported)" } else { "" };

@@ -436,7 +436,7 @@ pub fn describe(spec: &CommandSpec, masker: &Masker) -> Json {
 /// Output: `{"exit_code", "signal"?, "stdout", "stderr", "duration_ms", "timed_out"?,
 /// "truncated"?}` where `stdout` is parsed per `step.parse`.
 pub async fn execute(ctx: &StepCtx<'_>, step: &ExecStep, spec: &CommandSpec) -> Outcome {
-    let run = match run_command(spec, ctx.cancel).await {
+    let run = match super::hooks::run_command(ctx.hooks, spec, ctx.cancel).await {
         Ok(run) => run,
         Err(error) => return Outcome::Failed { error, output: Json::Null, retry: Retry::No, proceed: false },
     };
@@ -562,6 +562,7 @@ mod tests {
                 timeout: self.timeout,
                 cancel: &self.cancel,
                 dir: &self.dir,
+                hooks: None,
             }
         }
 

@@ -476,7 +476,7 @@ pub async fn execute(ctx: &StepCtx<'_>, clients: &Clients, step: &HttpStep, requ
         () = ctx.cancel.cancelled() => {
             return Outcome::Failed { error: "cancelled".into(), output: Json::Null, retry: Retry::No, proceed: false };
         }
-        result = tokio::time::timeout(request.timeout, exchange(clients, request)) => result,
+        result = tokio::time::timeout(request.timeout, transport_hooked(ctx, clients, request)) => result,
     };
     let failure = match result {
         Err(_elapsed) => timed_out(request),
@@ -528,6 +528,80 @@ impl FailureKind {
             FailureKind::Decode => vec!["decode".into()],
             FailureKind::Other => Vec::new(),
         }
+    }
+}
+
+/// Send through the hooks when there are any (fixtures, recording), else the network.
+async fn transport_hooked(
+    ctx: &StepCtx<'_>,
+    clients: &Clients,
+    request: &Request,
+) -> Result<Received, Failure> {
+    use super::hooks::HttpAnswer;
+    let Some(hooks) = ctx.hooks else { return exchange(clients, request).await };
+    match hooks.http(request) {
+        HttpAnswer::Network => {
+            let received = exchange(clients, request).await?;
+            let headers: Vec<(String, String)> = received
+                .headers
+                .iter()
+                .map(|(name, value)| {
+                    (name.to_string(), String::from_utf8_lossy(value.as_bytes()).into_owned())
+                })
+                .collect();
+            hooks.http_observed(request, received.status.as_u16(), &headers, &received.body);
+            Ok(received)
+        }
+        HttpAnswer::Canned(canned) => {
+            if !canned.delay.is_zero() {
+                tokio::time::sleep(canned.delay).await;
+            }
+            let status = StatusCode::from_u16(canned.status).map_err(|e| Failure {
+                kind: FailureKind::Other,
+                error: format!("fixture status {}: {e}", canned.status),
+                output: Json::Null,
+                retry: Retry::No,
+            })?;
+            let mut headers = HeaderMap::new();
+            for (name, value) in &canned.headers {
+                if let (Ok(name), Ok(value)) =
+                    (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value))
+                {
+                    headers.append(name, value);
+                }
+            }
+            if canned.body.len() as u64 > request.max_response_bytes {
+                return Err(Failure {
+                    kind: FailureKind::Other,
+                    error: format!(
+                        "response body from {} {} is larger than the limit of {} bytes",
+                        method_name(request.method),
+                        request.url,
+                        request.max_response_bytes
+                    ),
+                    output: json!({"status": canned.status, "headers": response_headers(&headers), "body": null}),
+                    retry: Retry::No,
+                });
+            }
+            Ok(Received { status, headers, body: canned.body })
+        }
+        HttpAnswer::Fault(crate::model::test_file::Fault::Timeout) => {
+            // Never answer: the caller's timeout decides.
+            std::future::pending::<()>().await;
+            Err(timed_out(request))
+        }
+        HttpAnswer::Fault(crate::model::test_file::Fault::Reset) => {
+            Err(transport(format!("cannot reach {}: connection reset by peer", request.url)))
+        }
+        HttpAnswer::Fault(crate::model::test_file::Fault::Refused) => {
+            Err(transport(format!("cannot reach {}: Connection refused (os error 111)", request.url)))
+        }
+        HttpAnswer::Unmatched => Err(Failure {
+            kind: FailureKind::Other,
+            error: format!("no HTTP fixture matches {} {}", method_name(request.method), request.url),
+            output: Json::Null,
+            retry: Retry::No,
+        }),
     }
 }
 
@@ -928,6 +1002,7 @@ mod tests {
                 timeout: self.timeout,
                 cancel: &self.cancel,
                 dir: Path::new("."),
+                hooks: None,
             }
         }
 

@@ -3,6 +3,7 @@
 //! executes it. Control-flow kinds (set, switch, for_each, call, ...) live in the engine.
 
 pub mod exec;
+pub mod hooks;
 pub mod http;
 
 use std::path::Path;
@@ -61,4 +62,6 @@ pub struct StepCtx<'a> {
     pub cancel: &'a CancellationToken,
     /// The directory of the workflow file (relative paths resolve against it).
     pub dir: &'a Path,
+    /// Fixtures or a recorder standing between the step and the world, if any.
+    pub hooks: Option<&'a dyn hooks::Hooks>,
 }
