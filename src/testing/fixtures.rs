@@ -97,6 +97,9 @@ impl Hooks for FixtureHooks {
                     (None, Some(body)) => (body.clone().into_bytes(), Vec::new()),
                     (None, None) => (Vec::new(), Vec::new()),
                 };
+                if respond.headers.keys().any(|k| k.eq_ignore_ascii_case("content-type")) {
+                    headers.clear();
+                }
                 headers.extend(respond.headers.iter().map(|(k, v)| (k.clone(), v.clone())));
                 return HttpAnswer::Canned(CannedResponse {
                     status: respond.status.unwrap_or(200),

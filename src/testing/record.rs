@@ -38,10 +38,7 @@ impl Hooks for Recorder {
         let json = if text.trim().is_empty() { None } else { serde_json::from_str::<Json>(&text).ok() };
         let kept_headers: IndexMap<String, String> = headers
             .iter()
-            .filter(|(name, _)| {
-                let lower = name.to_ascii_lowercase();
-                (lower == "retry-after" || lower.starts_with("x-")) && !is_sensitive_header(name)
-            })
+            .filter(|(name, _)| !is_sensitive_header(name))
             .map(|(n, v)| (n.to_ascii_lowercase(), v.clone()))
             .collect();
         let fixture = HttpFixture {
