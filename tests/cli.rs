@@ -495,3 +495,17 @@ fn the_readme_workflow_example_validates() {
     let output = runner_in(dir.path(), &["validate", "wf/probe.yaml"]);
     assert_eq!(code(&output), 0, "{}", stdout(&output));
 }
+
+// ---------------------------------------------------------------------------
+// The shipped Dispatch workflows
+
+#[test]
+fn the_shipped_workflow_tests_pass() {
+    let output = runner(&["test", "workflows"]);
+    let text = stdout(&output);
+    assert_eq!(code(&output), 0, "{text}{}", stderr(&output));
+    let last = text.lines().last().unwrap_or_default().to_string();
+    let passed: usize = last.split(' ').next().and_then(|n| n.parse().ok()).unwrap_or(0);
+    assert!(passed >= 30, "{last}");
+    assert!(last.ends_with(" passed, 0 failed"), "{last}");
+}

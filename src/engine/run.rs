@@ -231,7 +231,7 @@ impl Engine {
                 error: Some("the workflow was not loaded".into()),
             },
             Some(unit) => match inputs(unit) {
-                Ok(inputs) => self.invoke(unit, inputs, self.options.dry_run, true).await,
+                Ok(inputs) => self.invoke(unit, inputs, self.options.dry_run, true, "").await,
                 Err(message) => RunResult {
                     status: RunStatus::Failed,
                     exit_code: crate::exit::USAGE,
@@ -264,6 +264,7 @@ impl Engine {
         inputs: Map<String, Json>,
         plan: bool,
         main: bool,
+        prefix: &'a str,
     ) -> BoxFuture<'a, RunResult> {
         Box::pin(async move {
             let workflow = &unit.workflow;
@@ -271,8 +272,7 @@ impl Engine {
             scope.set("inputs", to_mj(&Json::Object(inputs)));
             let mut env_values = Map::new();
             for (name, def) in &workflow.env {
-                let value =
-                    std::env::var(name).ok().filter(|v| !v.is_empty()).or_else(|| def.default.clone());
+                let value = self.env_var(name).or_else(|| def.default.clone());
                 env_values.insert(name.clone(), value.map(Json::String).unwrap_or(Json::Null));
             }
             scope.set("env", to_mj(&Json::Object(env_values)));
@@ -373,7 +373,7 @@ impl Engine {
                     cancel.cancel();
                 })
             });
-            let (flow, _) = self.run_steps(&invocation, &workflow.steps, &scope, "").await;
+            let (flow, _) = self.run_steps(&invocation, &workflow.steps, &scope, prefix).await;
             if let Some(timer) = timer {
                 timer.abort();
             }
@@ -810,7 +810,7 @@ impl Engine {
                         Ok(inputs) => inputs,
                         Err(e) => return StepResult::failed(e, Json::Null),
                     };
-                    let result = self.invoke(unit, inputs, inv.plan || call.plan, false).await;
+                    let result = self.invoke(unit, inputs, inv.plan || call.plan, false, path).await;
                     match result.status {
                         RunStatus::Ok | RunStatus::Skipped => StepResult::ok(result.outputs),
                         RunStatus::Cancelled => StepResult::failed("cancelled", result.outputs),
@@ -889,8 +889,9 @@ impl Engine {
     fn planned(&self, step: &Step, path: &str, action: Json) -> StepResult {
         let kind = step.kind.type_name().to_string();
         let name = step.name.clone().or_else(|| step.id.clone()).unwrap_or_else(|| kind.clone());
-        self.emit(Event::StepPlanned { path: path.to_string(), name, kind, action });
-        StepResult::planned()
+        self.emit(Event::StepPlanned { path: path.to_string(), name, kind, action: action.clone() });
+        // Later steps (and a plan-mode caller) can see what would have been done.
+        StepResult { output: action, ..StepResult::planned() }
     }
 
     /// Run attempts with the step's retry policy: exponential backoff with jitter,

@@ -99,9 +99,12 @@ impl Checker {
                         && !key.starts_with("x-")
                         && !problem.hint.as_deref().is_some_and(|h| h.starts_with("did you mean"))
                     {
-                        problem.hint = Some(format!(
-                            "to keep YAML anchors at the top level, name the key `x-{key}` (keys starting with `x-` are ignored)"
-                        ));
+                        let anchors =
+                            format!("a key named `x-{key}` would be ignored (a place for YAML anchors)");
+                        problem.hint = Some(match problem.hint.take() {
+                            Some(known) => format!("{known}; {anchors}"),
+                            None => anchors,
+                        });
                     }
                     out.push(problem);
                 }

@@ -10,9 +10,9 @@ use super::duration::Duration;
 /// The lane registry. Every workflow and prompt takes lanes from here; no lane is
 /// listed anywhere else. Start the file with
 /// `# yaml-language-server: $schema=../schemas/lanes.schema.json`.
+/// Top-level keys starting with `x-` are ignored (a place for YAML anchors).
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-#[schemars(title = "runner lane registry")]
+#[schemars(title = "runner lane registry", extend("patternProperties" = {"^x-": true}, "additionalProperties" = false))]
 pub struct LaneRegistry {
     /// Always `lanes`.
     pub kind: LanesKind,

@@ -10,9 +10,9 @@ use super::Template;
 /// The prompt manifest (`cron-prompts/prompts.yaml`). `runner render` reads it for
 /// every template in its directory; `runner render --all` renders everything it lists
 /// plus every lane's worker prompt.
+/// Top-level keys starting with `x-` are ignored (a place for YAML anchors).
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-#[schemars(title = "runner prompt manifest")]
+#[schemars(title = "runner prompt manifest", extend("patternProperties" = {"^x-": true}, "additionalProperties" = false))]
 pub struct PromptManifest {
     /// Always `prompts`.
     pub kind: PromptsKind,

@@ -9,9 +9,9 @@ use super::duration::Duration;
 
 /// A test file: cases that run one workflow offline. Start the file with
 /// `# yaml-language-server: $schema=../schemas/test.schema.json`.
+/// Top-level keys starting with `x-` are ignored (a place for YAML anchors).
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-#[schemars(title = "runner test file")]
+#[schemars(title = "runner test file", extend("patternProperties" = {"^x-": true}, "additionalProperties" = false))]
 pub struct TestFile {
     /// Always `test`.
     pub kind: TestKind,
@@ -191,6 +191,10 @@ pub struct Expectations {
     /// The commands run, in order, each as its argv (same wildcards as `match`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub commands: Option<Vec<Vec<String>>>,
+    /// Compare `requests` and `commands` regardless of order (for workflows whose steps
+    /// run in parallel). Recordings set it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub any_order: bool,
     /// Texts stdout must contain.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub stdout_contains: Vec<String>,

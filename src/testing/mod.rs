@@ -152,19 +152,44 @@ fn run_case(project: Project, main: &Path, defaults: Option<&Fixtures>, case: &T
     if let Some(outputs) = &expect.outputs {
         failures.extend(compare::subset_errors(outputs, &result.outputs, "outputs"));
     }
+    let order = |mut list: Vec<String>| {
+        if expect.any_order {
+            list.sort();
+        }
+        list
+    };
     if let Some(requests) = &expect.requests
-        && let Some(diff) = compare::line_diff(requests, &log.requests)
+        && let Some(diff) = compare::line_diff(&order(requests.clone()), &order(log.requests.clone()))
     {
-        failures.push(format!("requests differ (- expected, + made):\n{diff}"));
+        let how = if expect.any_order { "in any order" } else { "in order" };
+        failures.push(format!("requests differ ({how}; - expected, + made):\n{diff}"));
     }
     if let Some(commands) = &expect.commands {
-        let matches = commands.len() == log.commands.len()
-            && commands.iter().zip(&log.commands).all(|(want, have)| fixtures::argv_matches(want, have));
+        let mut want: Vec<Vec<String>> = commands.clone();
+        let mut have: Vec<Vec<String>> = log.commands;
+        if expect.any_order {
+            want.sort();
+            have.sort();
+        }
+        let matches = want.len() == have.len()
+            && if expect.any_order {
+                // Each expected pattern takes one distinct command it matches.
+                let mut free: Vec<bool> = vec![true; have.len()];
+                want.iter().all(|pattern| {
+                    let slot = have
+                        .iter()
+                        .enumerate()
+                        .position(|(i, argv)| free[i] && fixtures::argv_matches(pattern, argv));
+                    slot.map(|i| free[i] = false).is_some()
+                })
+            } else {
+                want.iter().zip(&have).all(|(pattern, argv)| fixtures::argv_matches(pattern, argv))
+            };
         if !matches {
             let show = |list: &[Vec<String>]| {
                 list.iter().map(|argv| crate::steps::hooks::quote_argv(argv)).collect::<Vec<_>>()
             };
-            let diff = compare::line_diff(&show(commands), &show(&log.commands)).unwrap_or_default();
+            let diff = compare::line_diff(&show(&want), &show(&have)).unwrap_or_default();
             failures.push(format!("commands differ (- expected, + run):\n{diff}"));
         }
     }
@@ -197,7 +222,14 @@ fn run_case(project: Project, main: &Path, defaults: Option<&Fixtures>, case: &T
         }
     }
     if !failures.is_empty() && !stderr.is_empty() {
-        failures.push(format!("run output (stderr):\n{}", indent(&stderr)));
+        let lines: Vec<&str> = stderr.lines().collect();
+        let tail = &lines[lines.len().saturating_sub(30)..];
+        let cut = if tail.len() < lines.len() {
+            format!("(last {} of {} lines)", tail.len(), lines.len())
+        } else {
+            String::new()
+        };
+        failures.push(format!("run output (stderr) {cut}:\n{}", indent(&tail.join("\n"))));
     }
     CaseResult { name: case.name.clone(), failures }
 }

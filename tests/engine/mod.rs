@@ -729,7 +729,7 @@ fn runner_test_runs_cases_and_shows_readable_failures() {
     let text = stdout(&output);
     assert!(text.contains("FAIL wf.test.yaml › a 503 is retried"), "{text}");
     assert!(
-        text.contains("requests differ (- expected, + made):") && text.contains("+ GET /queue"),
+        text.contains("requests differ (in order; - expected, + made):") && text.contains("+ GET /queue"),
         "{text}"
     );
     assert!(text.ends_with("1 passed, 1 failed\n"), "{text}");
