@@ -3,7 +3,9 @@
 //! Measures the real `runner` binary (the build cargo made for this bench):
 //! - per-step overhead: a workflow of 10,000 `set` steps, minus a 1-step baseline;
 //! - fan-out throughput: 1,000 HTTP calls with `parallel: 50` against a local fake
-//!   server with a fixed latency, compared with the ideal N / parallel x latency.
+//!   server with a fixed latency, compared with the ideal N / parallel x latency;
+//! - the shipped heartbeat (three lanes) against the fake Dispatch with 20 ms per
+//!   request, compared with the sequential sum of its requests.
 //!
 //! Each figure is the mean of several runs. Nothing here is asserted: numbers go into
 //! the README.
@@ -93,6 +95,66 @@ fn main() {
         ms(ideal),
         100.0 * ideal.as_secs_f64() / fan.as_secs_f64(),
         server.max_in_flight()
+    );
+    heartbeat(20);
+    heartbeat(100);
+}
+
+fn heartbeat(latency_ms: u64) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = fake::dispatch::fake_programs(dir.path());
+    let latency = Duration::from_millis(latency_ms);
+    let dispatch = fake::dispatch::Dispatch::start(latency);
+    dispatch.add_ready("cloud", "iss-1", "o/widgets", 1);
+    dispatch.set_active("saffron-frontier", "frontier", "o/widgets", 2);
+    let workflow = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("workflows/heartbeat.yaml");
+    let run = || {
+        let started = Instant::now();
+        let status = Command::new(env!("CARGO_BIN_EXE_runner"))
+            .current_dir(dir.path())
+            .args(["run", workflow.to_str().expect("utf8"), "-q"])
+            .env("PATH", &path)
+            .env("DISPATCH_URL", &dispatch.server.url)
+            .env("DISPATCH_AGENT_TOKEN", "bench")
+            .env("RUNNER_STATE_DIR", dir.path().join("state"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("runner runs");
+        assert!(status.success(), "heartbeat failed");
+        started.elapsed()
+    };
+    run();
+    let before = dispatch.server.requests().len();
+    let runs = 5;
+    let mean = (0..runs).map(|_| run()).sum::<Duration>() / runs;
+    let per_run = (dispatch.server.requests().len() - before) / runs as usize;
+    let sequential = latency * per_run as u32;
+    // Where the time goes: the slowest steps of one run, from the JSON events.
+    let events = Command::new(env!("CARGO_BIN_EXE_runner"))
+        .current_dir(dir.path())
+        .args(["run", workflow.to_str().expect("utf8"), "-o", "json"])
+        .env("PATH", &path)
+        .env("DISPATCH_URL", &dispatch.server.url)
+        .env("DISPATCH_AGENT_TOKEN", "bench")
+        .env("RUNNER_STATE_DIR", dir.path().join("state"))
+        .output()
+        .expect("runner runs");
+    let mut steps: Vec<(u64, String)> = String::from_utf8_lossy(&events.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["event"] == "step_finished" && !e["path"].as_str().unwrap_or_default().contains('.'))
+        .map(|e| (e["duration_ms"].as_u64().unwrap_or(0), e["path"].as_str().unwrap_or_default().to_string()))
+        .collect();
+    steps.sort_by(|a, b| b.cmp(a));
+    let top: Vec<String> = steps.iter().take(5).map(|(ms, path)| format!("{path} {ms} ms")).collect();
+    println!("  top-level steps: {}", top.join(", "));
+    println!(
+        "heartbeat, 3 lanes, {} ms per request: {:.0} ms for {per_run} requests (sequential sum {:.0} ms; {:.1}x faster)",
+        latency.as_millis(),
+        ms(mean),
+        ms(sequential),
+        sequential.as_secs_f64() / mean.as_secs_f64()
     );
 }
 

@@ -776,3 +776,115 @@ fn a_recorded_run_replays_offline_and_runs_as_a_test() {
     let tested = super::runner_in(case.dir.path(), &["test", "rec.test.yaml"]);
     assert_eq!(code(&tested), 0, "{}", stdout(&tested));
 }
+
+// ---------------------------------------------------------------------------
+// End to end: the shipped Dispatch workflows against a stateful fake Dispatch
+
+fn shipped(name: &str) -> String {
+    super::root().join("workflows").join(name).display().to_string()
+}
+
+fn dispatch_run(dir: &Path, path: &str, url: &str, args: &[&str]) -> Output {
+    std::process::Command::new(assert_cmd::cargo::cargo_bin!("runner"))
+        .current_dir(dir)
+        .arg("run")
+        .args(args)
+        .env("NO_COLOR", "1")
+        .env("PATH", path)
+        .env("DISPATCH_URL", url)
+        .env("DISPATCH_AGENT_TOKEN", "e2e-token-77")
+        .env("RUNNER_STATE_DIR", dir.join("state"))
+        .env_remove("DISPATCH_AGENT_NAME")
+        .env_remove("DISPATCH_LOCAL_CRON_ID")
+        .env_remove("DISPATCH_CLOUD_CRON_ID")
+        .env_remove("DISPATCH_FRONTIER_CRON_ID")
+        .env_remove("GH")
+        .output()
+        .expect("runner runs")
+}
+
+#[test]
+fn heartbeat_and_worker_preflight_against_a_stateful_dispatch() {
+    use super::fake::dispatch::{Dispatch, checkout, cron_state, fake_programs};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = fake_programs(dir.path());
+    let dispatch = Dispatch::start(Duration::ZERO);
+    // local: nothing to do; cloud: a ready issue; frontier: active work to resume.
+    dispatch.add_ready("cloud", "iss-42", "misospace/widgets", 42);
+    dispatch.set_active("saffron-frontier", "frontier", "misospace/widgets", 7);
+
+    let beat = dispatch_run(dir.path(), &path, &dispatch.server.url, &[&shipped("heartbeat.yaml")]);
+    assert_eq!(code(&beat), 0, "{}\n{}", stdout(&beat), stderr(&beat));
+    let crons = cron_state(dir.path());
+    assert_eq!(
+        crons.get("6b09bed4-cfbe-4c35-bbee-2b66c5ef17aa").map(String::as_str),
+        Some("disabled"),
+        "local: clear"
+    );
+    assert_eq!(
+        crons.get("1723278d-2eaa-435b-9fda-0efe8febb30b").map(String::as_str),
+        Some("enabled"),
+        "frontier: active work"
+    );
+    // cloud's issue has no checkout under /data/git: the probe needs attention, cron untouched.
+    assert_eq!(crons.get("8a6daaff-641b-4e1c-a263-f3814b043539"), None, "{crons:?}");
+    let out = stdout(&beat);
+    assert!(out.contains("cloud lane needs attention; leaving cron unchanged"), "{out}");
+    let requests = dispatch.server.requests();
+    assert_eq!(requests[0].method, "POST");
+    assert_eq!(requests[0].path(), "/api/agents/saffron/heartbeat");
+    assert!(
+        requests
+            .iter()
+            .all(|r| r.headers.get("authorization").map(String::as_str) == Some("Bearer e2e-token-77"))
+    );
+    assert!(requests.iter().all(|r| r.path() != "/api/issues/claim"), "a probe never claims");
+    {
+        let state = dispatch.state.lock().expect("state");
+        assert_eq!(state.heartbeats, vec!["saffron"]);
+        assert_eq!(state.runs.len(), 1, "one run recorded");
+        assert_eq!(state.runs[0]["runType"], "heartbeat");
+        assert!(state.claims.is_empty());
+    }
+
+    // A cloud worker claims the issue (its checkout exists under the given root).
+    let root = dir.path().join("git");
+    checkout(&root, "misospace/widgets");
+    let root_arg = format!("workspace_root={}", root.display());
+    let preflight = shipped("worker-preflight.yaml");
+    let worker = dispatch_run(
+        dir.path(),
+        &path,
+        &dispatch.server.url,
+        &[&preflight, "-i", "lane=cloud", "-i", "claim=true", "-i", "json=true", "-i", &root_arg],
+    );
+    assert_eq!(code(&worker), 0, "{}", stderr(&worker));
+    let packet: Value = serde_json::from_str(stdout(&worker).trim()).expect("packet JSON");
+    assert_eq!(packet["action"], "claim-ready-issue", "{packet}");
+    assert_eq!(packet["issueKey"], "misospace/widgets#42");
+    assert_eq!(
+        dispatch.state.lock().expect("state").claims.get("iss-42").map(String::as_str),
+        Some("saffron-cloud")
+    );
+
+    // Another agent on the same (stale) queue: the claim conflicts, exit 0, one-line terminal.
+    let other = dispatch_run(
+        dir.path(),
+        &path,
+        &dispatch.server.url,
+        &[&preflight, "-i", "lane=cloud", "-i", "agent=saffron-cloud-2", "-i", "claim=true", "-i", &root_arg],
+    );
+    assert_eq!(code(&other), 0, "{}", stderr(&other));
+    let terminal = stdout(&other);
+    assert!(terminal.starts_with("Claim conflict on #42"), "{terminal}");
+    assert_eq!(terminal.trim_end().lines().count(), 1, "{terminal}");
+    assert_eq!(
+        dispatch.state.lock().expect("state").claims.get("iss-42").map(String::as_str),
+        Some("saffron-cloud")
+    );
+
+    // The local lane is clear: the worker's terminal text, exit 0.
+    let clear = dispatch_run(dir.path(), &path, &dispatch.server.url, &[&preflight, "-i", "lane=local"]);
+    assert_eq!(code(&clear), 0, "{}", stderr(&clear));
+    assert_eq!(stdout(&clear), "Pipeline is clear.\n");
+}

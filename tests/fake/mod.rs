@@ -1,6 +1,8 @@
 //! A small HTTP/1.1 server on 127.0.0.1 for the integration tests: each test starts
 //! its own on a free port, gives it a handler, and inspects what it received.
 
+pub mod dispatch;
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
