@@ -94,7 +94,7 @@ fn every_shipped_file_validates() {
 
 #[test]
 fn committed_schemas_match_the_types() {
-    for kind in ["workflow", "lanes", "prompts", "test"] {
+    for kind in ["workflow", "lanes", "prompts", "test", "lifecycle", "roles"] {
         let generated = stdout(&runner(&["schema", kind]));
         let committed = std::fs::read_to_string(root().join("schemas").join(format!("{kind}.schema.json")))
             .unwrap_or_default();
@@ -211,7 +211,7 @@ fn committed_schemas_reject_the_schema_corpus_and_accept_the_meaning_corpus() {
             continue;
         }
         let kind = kind_of(&value);
-        if !["workflow", "lanes", "prompts", "test"].contains(&kind) {
+        if !["workflow", "lanes", "prompts", "test", "lifecycle", "roles"].contains(&kind) {
             continue;
         }
         let valid = committed_validator(kind).is_valid(&value);
@@ -300,7 +300,7 @@ fn usage_errors_exit_64() {
 
 #[test]
 fn schema_prints_each_kind_and_rejects_unknown_ones() {
-    for kind in ["workflow", "lanes", "prompts", "test"] {
+    for kind in ["workflow", "lanes", "prompts", "test", "lifecycle", "roles"] {
         let output = runner(&["schema", kind]);
         assert_eq!(code(&output), 0);
         let schema: Value = serde_json::from_slice(&output.stdout).expect("schema is JSON");

@@ -19,6 +19,10 @@ pub struct Unit {
     pub workflow: Arc<Workflow>,
     /// Its lane registry, if it names one.
     pub registry: Option<Arc<LaneRegistry>>,
+    /// Its lifecycle and the lifecycle's roles, if it names one.
+    pub lifecycle: Option<(Arc<crate::model::Lifecycle>, Option<Arc<crate::model::Roles>>)>,
+    /// Its roles file, if it names one.
+    pub roles: Option<Arc<crate::model::Roles>>,
 }
 
 /// Every workflow of a run, by path.
@@ -77,9 +81,35 @@ impl Project {
             },
             None => None,
         };
+        let lifecycle = match &workflow.lifecycle {
+            Some(relative) => {
+                let target = sibling(path, relative);
+                match loader.load(&target) {
+                    Ok(Some(Loaded::Lifecycle(lifecycle))) => {
+                        let roles = match &lifecycle.roles {
+                            Some(r) => match loader.load(&sibling(&target, r)) {
+                                Ok(Some(Loaded::Roles(roles))) => Some(roles),
+                                _ => return Err(ProjectError::Invalid),
+                            },
+                            None => None,
+                        };
+                        Some((lifecycle, roles))
+                    }
+                    _ => return Err(ProjectError::Invalid),
+                }
+            }
+            None => None,
+        };
+        let roles = match &workflow.roles {
+            Some(relative) => match loader.load(&sibling(path, relative)) {
+                Ok(Some(Loaded::Roles(roles))) => Some(roles),
+                _ => return Err(ProjectError::Invalid),
+            },
+            None => None,
+        };
         self.units.insert(
             path.to_path_buf(),
-            Unit { path: path.to_path_buf(), workflow: workflow.clone(), registry },
+            Unit { path: path.to_path_buf(), workflow: workflow.clone(), registry, lifecycle, roles },
         );
         let mut calls = Vec::new();
         collect_calls(&workflow.steps, &mut calls);

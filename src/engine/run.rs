@@ -313,6 +313,37 @@ impl Engine {
                     }),
                 );
             }
+            if let Some(roles) =
+                unit.roles.clone().or_else(|| unit.lifecycle.as_ref().and_then(|(_, r)| r.clone()))
+            {
+                self.eval.add_global(
+                    "select_level",
+                    Value::from_function(
+                        move |role: &str,
+                              title: &str,
+                              body: Option<&str>,
+                              labels: Option<Vec<String>>|
+                              -> Result<Value, minijinja::Error> {
+                            match roles.roles.get(role) {
+                                Some(definition) => {
+                                    let chosen = crate::lifecycle::select_level(
+                                        role,
+                                        definition,
+                                        title,
+                                        body.unwrap_or_default(),
+                                        &labels.unwrap_or_default(),
+                                    );
+                                    Ok(to_mj(&serde_json::to_value(chosen).unwrap_or(Json::Null)))
+                                }
+                                None => Err(minijinja::Error::new(
+                                    minijinja::ErrorKind::InvalidOperation,
+                                    format!("no role `{role}` in the roles file"),
+                                )),
+                            }
+                        },
+                    ),
+                );
+            }
             let mut vars = Map::new();
             scope.set("vars", to_mj(&Json::Object(vars.clone())));
             for (name, value) in &workflow.vars {
@@ -864,6 +895,7 @@ impl Engine {
                     self.attempts(inv, step, path, true, || steps::exec::execute(&ctx, exec, &spec)).await
                 }
                 StepKind::Cron(cron) => self.run_cron(inv, step, cron, &context, path).await,
+                StepKind::Transition(transition) => self.run_transition(inv, transition, &context),
             }
         })
     }
@@ -1129,6 +1161,52 @@ impl Engine {
         match crate::fsutil::write_atomic(&out, rendered.as_bytes()) {
             Ok(()) => StepResult::ok(output),
             Err(e) => StepResult::failed(format!("cannot write {}: {e}", out.display()), output),
+        }
+    }
+
+    fn run_transition(
+        &self,
+        inv: &Invocation<'_>,
+        transition: &crate::model::step::TransitionStep,
+        context: &Value,
+    ) -> StepResult {
+        let Some((lifecycle, lifecycle_roles)) = &inv.unit.lifecycle else {
+            return StepResult::failed("a transition step needs a lifecycle", Json::Null);
+        };
+        let render = |field: &str, text: &Option<String>| -> Result<Option<String>, String> {
+            text.as_ref()
+                .map(|t| self.eval.render_text(t, context))
+                .transpose()
+                .map_err(|e| format!("{field}: {e}"))
+        };
+        let state = match self.eval.render_text(&transition.state, context) {
+            Ok(s) => s,
+            Err(e) => return StepResult::failed(format!("state: {e}"), Json::Null),
+        };
+        let parts = (|| -> Result<_, String> {
+            Ok((
+                render("event", &transition.event)?,
+                render("to", &transition.to)?,
+                render("role", &transition.role)?,
+                render("result", &transition.result)?,
+            ))
+        })();
+        let how = match parts {
+            Ok((Some(event), None, None, None)) => crate::lifecycle::Move::Event(event),
+            Ok((None, Some(to), None, None)) => crate::lifecycle::Move::To(to),
+            Ok((None, None, Some(role), Some(result))) => crate::lifecycle::Move::Completion { role, result },
+            Ok(_) => {
+                return StepResult::failed(
+                    "give exactly one of `event`, `to`, or `role` with `result`",
+                    Json::Null,
+                );
+            }
+            Err(e) => return StepResult::failed(e, Json::Null),
+        };
+        let roles = lifecycle_roles.as_deref().or(inv.unit.roles.as_deref());
+        match crate::lifecycle::step(lifecycle, roles, &state, &how) {
+            Ok(moved) => StepResult::ok(serde_json::to_value(moved).unwrap_or(Json::Null)),
+            Err(e) => StepResult::failed(e, json!({"from": state})),
         }
     }
 

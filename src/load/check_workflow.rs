@@ -35,7 +35,16 @@ pub fn check(
     workflow: &Workflow,
 ) {
     let registry = load_registry(loader, path, name, document, workflow);
+    let lifecycle = workflow
+        .lifecycle
+        .as_ref()
+        .and_then(|relative| super::check_lifecycle::load_lifecycle(loader, path, name, document, relative));
+    let roles = workflow.roles.as_ref().and_then(|relative| {
+        super::check_lifecycle::load_workflow_roles(loader, path, name, document, relative)
+    });
     let mut checker = Checker {
+        lifecycle,
+        roles,
         loader,
         path,
         name,
@@ -108,6 +117,8 @@ struct Checker<'a> {
     source: &'a str,
     workflow: &'a Workflow,
     registry: Option<Arc<LaneRegistry>>,
+    lifecycle: Option<(Arc<crate::model::Lifecycle>, Option<Arc<crate::model::Roles>>)>,
+    roles: Option<Arc<crate::model::Roles>>,
     env: Environment<'static>,
     /// Every step id in the file and where it is.
     ids: BTreeMap<String, String>,
@@ -414,6 +425,7 @@ impl Checker<'_> {
                     self.check_template(reason, &format!("{pointer}/reason"), scope);
                 }
             }
+            StepKind::Transition(transition) => self.check_transition(transition, pointer, scope),
             StepKind::Guard(guard) => {
                 self.check_template(&guard.text, &format!("{pointer}/text"), scope);
                 if let Some(lane) = &guard.lane {
@@ -530,6 +542,126 @@ impl Checker<'_> {
             }
             if let crate::model::step::OutcomeAction::Value(value) = action {
                 self.check_dyn(&value.value, &format!("{key_pointer}/value"), &outcome_scope);
+            }
+        }
+    }
+
+    fn check_transition(&mut self, step: &crate::model::step::TransitionStep, pointer: &str, scope: &Scope) {
+        self.check_template(&step.state, &format!("{pointer}/state"), scope);
+        for (field, value) in
+            [("event", &step.event), ("to", &step.to), ("role", &step.role), ("result", &step.result)]
+        {
+            if let Some(value) = value {
+                self.check_template(value, &format!("{pointer}/{field}"), scope);
+            }
+        }
+        let ways = [step.event.is_some(), step.to.is_some(), step.role.is_some() || step.result.is_some()];
+        if ways.iter().filter(|w| **w).count() != 1 {
+            self.report(
+                pointer,
+                "transition",
+                "a `transition` step needs exactly one of `event`, `to`, or `role` with `result`".into(),
+                None,
+            );
+        }
+        if step.role.is_some() != step.result.is_some() {
+            self.report(pointer, "transition", "`role` and `result` go together".into(), None);
+        }
+        let Some((lifecycle, roles)) = self.lifecycle.clone() else {
+            if self.workflow.lifecycle.is_none() {
+                self.report(
+                    pointer,
+                    "lifecycle",
+                    "a `transition` step needs a lifecycle".into(),
+                    Some(
+                        "add `lifecycle: lifecycle.yaml` (the path of the lifecycle file) to the workflow"
+                            .into(),
+                    ),
+                );
+            }
+            return;
+        };
+        let keys: Vec<String> = lifecycle.states.keys().cloned().collect();
+        let mut from: Vec<(String, String)> =
+            step.from.iter().enumerate().map(|(i, s)| (s.clone(), format!("{pointer}/from/{i}"))).collect();
+        if !template::is_template(&step.state) {
+            from.push((step.state.clone(), format!("{pointer}/state")));
+        }
+        for (state, at) in &from {
+            if lifecycle.find(state).is_none() {
+                self.report(
+                    at,
+                    "lifecycle",
+                    format!("no state `{state}` in the lifecycle (by key or label)"),
+                    did_you_mean(state, keys.iter().map(String::as_str)),
+                );
+            }
+        }
+        if let Some(event) = step.event.as_ref().filter(|e| !template::is_template(e)) {
+            let states: Vec<&(String, String)> =
+                from.iter().filter(|(s, _)| lifecycle.find(s).is_some()).collect();
+            if states.is_empty() {
+                let known = lifecycle.states.values().any(|s| s.on.contains_key(event));
+                if !known {
+                    let mut events: Vec<&str> =
+                        lifecycle.states.values().flat_map(|s| s.on.keys().map(String::as_str)).collect();
+                    events.sort();
+                    events.dedup();
+                    self.report(
+                        &format!("{pointer}/event"),
+                        "lifecycle",
+                        format!("no state of the lifecycle has an event `{event}`"),
+                        did_you_mean(event, events.iter().copied()),
+                    );
+                }
+            }
+            for (state, _) in states {
+                if let Some((key, found)) = lifecycle.find(state)
+                    && !found.on.contains_key(event)
+                {
+                    let events: Vec<&str> = found.on.keys().map(String::as_str).collect();
+                    self.report(
+                        &format!("{pointer}/event"),
+                        "lifecycle",
+                        format!(
+                            "state `{key}` has no transition for `{event}`; its events: {}",
+                            if events.is_empty() { "none".to_string() } else { events.join(", ") }
+                        ),
+                        did_you_mean(event, events.iter().copied()),
+                    );
+                }
+            }
+        }
+        if let (Some(role), Some(result)) = (step.role.as_ref(), step.result.as_ref())
+            && !template::is_template(role)
+        {
+            let roles = roles.or_else(|| self.roles.clone());
+            match roles.as_ref().and_then(|r| r.roles.get(role.as_str())) {
+                None => {
+                    let ids: Vec<String> =
+                        roles.map(|r| r.roles.keys().cloned().collect()).unwrap_or_default();
+                    self.report(
+                        &format!("{pointer}/role"),
+                        "lifecycle",
+                        format!("no role `{role}` (the lifecycle's roles file gives the completion rules)"),
+                        did_you_mean(role, ids.iter().map(String::as_str)),
+                    );
+                }
+                Some(definition) => {
+                    if !template::is_template(result) && !definition.completion.contains_key(result.as_str())
+                    {
+                        let results: Vec<&str> = definition.completion.keys().map(String::as_str).collect();
+                        self.report(
+                            &format!("{pointer}/result"),
+                            "lifecycle",
+                            format!(
+                                "{role} cannot complete with `{result}`; its results: {}",
+                                one_of(&results)
+                            ),
+                            did_you_mean(result, results.iter().copied()),
+                        );
+                    }
+                }
             }
         }
     }

@@ -2,6 +2,7 @@
 //! checks. Every problem becomes a [`Diagnostic`]; a file with problems yields no model.
 
 pub mod check_lanes;
+pub mod check_lifecycle;
 pub mod check_prompts;
 pub mod check_test;
 pub mod check_workflow;
@@ -33,6 +34,10 @@ pub enum Loaded {
     Prompts(Arc<PromptManifest>),
     /// A test file.
     Test(Arc<crate::model::TestFile>),
+    /// A lifecycle.
+    Lifecycle(Arc<crate::model::Lifecycle>),
+    /// A roles file.
+    Roles(Arc<crate::model::Roles>),
 }
 
 impl Loaded {
@@ -43,6 +48,8 @@ impl Loaded {
             Loaded::Lanes(_) => FileKind::Lanes,
             Loaded::Prompts(_) => FileKind::Prompts,
             Loaded::Test(_) => FileKind::Test,
+            Loaded::Lifecycle(_) => FileKind::Lifecycle,
+            Loaded::Roles(_) => FileKind::Roles,
         }
     }
 }
@@ -291,6 +298,18 @@ impl Loader {
                 let before = self.diagnostics.len();
                 check_lanes::check(self, path, name, &document, &registry);
                 (self.diagnostics.len() == before).then(|| Loaded::Lanes(Arc::new(registry)))
+            }
+            FileKind::Lifecycle => {
+                let lifecycle: crate::model::Lifecycle = self.typed(name, &document)?;
+                let before = self.diagnostics.len();
+                check_lifecycle::check_lifecycle(self, path, name, &document, &lifecycle);
+                (self.diagnostics.len() == before).then(|| Loaded::Lifecycle(Arc::new(lifecycle)))
+            }
+            FileKind::Roles => {
+                let roles: crate::model::Roles = self.typed(name, &document)?;
+                let before = self.diagnostics.len();
+                check_lifecycle::check_roles(self, name, &document, &roles);
+                (self.diagnostics.len() == before).then(|| Loaded::Roles(Arc::new(roles)))
             }
             FileKind::Test => {
                 let tests: crate::model::TestFile = self.typed(name, &document)?;

@@ -3,6 +3,7 @@
 
 pub mod duration;
 pub mod lanes;
+pub mod lifecycle;
 pub mod prompts;
 pub mod step;
 pub mod test_file;
@@ -10,6 +11,7 @@ pub mod workflow;
 
 pub use duration::Duration;
 pub use lanes::LaneRegistry;
+pub use lifecycle::{Lifecycle, Roles};
 pub use prompts::PromptManifest;
 pub use step::{Step, StepKind};
 pub use test_file::TestFile;
@@ -37,11 +39,22 @@ pub enum FileKind {
     Prompts,
     /// A test file (`kind: test`).
     Test,
+    /// A lifecycle (`kind: lifecycle`).
+    Lifecycle,
+    /// Roles, levels and completion rules (`kind: roles`).
+    Roles,
 }
 
 impl FileKind {
     /// Every kind, in the order `runner schema` lists them.
-    pub const ALL: [FileKind; 4] = [FileKind::Workflow, FileKind::Lanes, FileKind::Prompts, FileKind::Test];
+    pub const ALL: [FileKind; 6] = [
+        FileKind::Workflow,
+        FileKind::Lanes,
+        FileKind::Prompts,
+        FileKind::Test,
+        FileKind::Lifecycle,
+        FileKind::Roles,
+    ];
 
     /// The name used for `kind:` values, `runner schema NAME` and schema file names.
     pub fn name(self) -> &'static str {
@@ -50,6 +63,8 @@ impl FileKind {
             FileKind::Lanes => "lanes",
             FileKind::Prompts => "prompts",
             FileKind::Test => "test",
+            FileKind::Lifecycle => "lifecycle",
+            FileKind::Roles => "roles",
         }
     }
 
@@ -70,6 +85,8 @@ impl FileKind {
             FileKind::Lanes => schemars::schema_for!(LaneRegistry),
             FileKind::Prompts => schemars::schema_for!(PromptManifest),
             FileKind::Test => schemars::schema_for!(TestFile),
+            FileKind::Lifecycle => schemars::schema_for!(Lifecycle),
+            FileKind::Roles => schemars::schema_for!(Roles),
         };
         let mut value = schema.to_value();
         forbid_null(&mut value);

@@ -119,6 +119,9 @@ pub enum StepKind {
     Cron(CronStep),
     /// Check a text against an ordered allow/deny contract.
     Guard(GuardStep),
+    /// Move an item through the workflow's lifecycle: from a state, by an event (or to
+    /// a target, or by a role's completion result), to the next state and its labels.
+    Transition(TransitionStep),
 }
 
 impl StepKind {
@@ -137,6 +140,7 @@ impl StepKind {
             StepKind::Fail(_) => "fail",
             StepKind::Cron(_) => "cron",
             StepKind::Guard(_) => "guard",
+            StepKind::Transition(_) => "transition",
         }
     }
 }
@@ -489,4 +493,30 @@ pub struct GuardStep {
     /// verdict is only in the output.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fail_on_reject: Option<bool>,
+}
+
+/// `type: transition`: look up a move in the workflow's `lifecycle`. The output is
+/// `{from, from_label, to, to_label, to_type, to_role, event, actions, add_labels,
+/// remove_labels}`; a move the lifecycle does not allow fails the step. Give exactly
+/// one of `event`, `to`, or `role` with `result`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct TransitionStep {
+    /// The item's current state: a state key or its label (template).
+    pub state: Template,
+    /// The event, e.g. `PICKUP` (template).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<Template>,
+    /// The target state (key or label): the move must be one transition away.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<Template>,
+    /// A role whose completion `result` gives the event (from the lifecycle's roles file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<Template>,
+    /// The completion result reported by the role's worker, e.g. `done`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<Template>,
+    /// The states the item can be in at this step. `runner validate` checks that a
+    /// literal `event` is defined for each (and for a literal `state`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub from: Vec<String>,
 }

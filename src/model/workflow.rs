@@ -30,6 +30,14 @@ pub struct Workflow {
     /// (e.g. `lanes.yaml`). Makes `lanes` (the list of lanes) and `get_lane(id)` available to templates.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lanes: Option<String>,
+    /// Path of a lifecycle file, relative to this file: `transition` steps move items
+    /// through it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifecycle: Option<String>,
+    /// Path of a roles file, relative to this file: makes `select_level(role, title,
+    /// body, labels)` available to templates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roles: Option<String>,
     /// Typed inputs, given on the command line with `--input NAME=VALUE` or by a `call`
     /// step. An input without a `default` is required.
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]

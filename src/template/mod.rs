@@ -9,7 +9,8 @@ use minijinja::syntax::SyntaxConfig;
 use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 
 /// Globals (functions) our environment provides; not variables a file must define.
-pub const GLOBAL_FUNCTIONS: &[&str] = &["range", "dict", "namespace", "debug", "get_lane", "now_utc"];
+pub const GLOBAL_FUNCTIONS: &[&str] =
+    &["range", "dict", "namespace", "debug", "get_lane", "now_utc", "select_level"];
 
 /// A template environment: strict undefined (a typo is an error, never an empty
 /// string), no auto-escaping, trailing newlines kept, and `{##`/`##}` as comment
