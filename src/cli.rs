@@ -40,8 +40,55 @@ pub enum Command {
     /// command results. Prints one line per case and `N passed, N failed`; exit 1 when
     /// any case failed.
     Test(TestArgs),
+    /// Work with roles files: `runner roles select` shows the level and model a piece
+    /// of work gets, and which rule decided.
+    #[command(subcommand)]
+    Roles(RolesCommand),
+    /// Print a Mermaid diagram of a lifecycle (states and transitions) or a workflow
+    /// (steps, branches, loops, calls).
+    Graph(GraphArgs),
     /// Print the JSON Schema of a file kind, or write all of them with --write.
     Schema(SchemaArgs),
+}
+
+/// `runner roles ...`.
+#[derive(Debug, Subcommand)]
+pub enum RolesCommand {
+    /// Choose the level (and model) for a piece of work, as a dispatch would.
+    Select(SelectArgs),
+}
+
+/// `runner roles select`.
+#[derive(Debug, Args)]
+pub struct SelectArgs {
+    /// The roles file.
+    #[arg(long, default_value = "roles.yaml")]
+    pub roles: PathBuf,
+    /// The role that will do the work.
+    #[arg(long)]
+    pub role: String,
+    /// The work item's title.
+    #[arg(long)]
+    pub title: String,
+    /// The work item's body.
+    #[arg(long, conflicts_with = "body_file")]
+    pub body: Option<String>,
+    /// Read the body from a file (`-` for stdin).
+    #[arg(long, value_name = "FILE")]
+    pub body_file: Option<PathBuf>,
+    /// The item's labels, comma-separated (e.g. `developer:senior,bug`).
+    #[arg(long, value_delimiter = ',')]
+    pub labels: Vec<String>,
+    /// Output format.
+    #[arg(long, short = 'o', value_enum, default_value_t)]
+    pub output: OutputFormat,
+}
+
+/// `runner graph`.
+#[derive(Debug, Args)]
+pub struct GraphArgs {
+    /// A lifecycle or workflow file.
+    pub file: PathBuf,
 }
 
 /// `runner test`.
@@ -184,7 +231,8 @@ pub struct RenderArgs {
 /// `runner schema`.
 #[derive(Debug, Args)]
 pub struct SchemaArgs {
-    /// The file kind: workflow, lanes, prompts, or run-report (the `--report` format).
+    /// The file kind: workflow, lanes, prompts, test, lifecycle, roles, or run-report
+    /// (the `--report` format).
     /// Without it, lists the kinds.
     pub kind: Option<String>,
     /// Write every kind's schema into this directory (e.g. `schemas`).

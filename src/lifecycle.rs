@@ -282,28 +282,29 @@ pub fn mermaid_workflow(workflow: &Workflow) -> String {
     let mut out = String::from("flowchart TD\n");
     out.push_str(&format!("    start([\"{}\"])\n", escape(&workflow.name)));
     let mut counter = 0;
-    let last = steps_chart(&workflow.steps, "start", "", &mut out, &mut counter);
+    let last = steps_chart(&workflow.steps, "start", "", "", &mut out, &mut counter);
     out.push_str("    finish([end])\n");
     out.push_str(&format!("    {last} --> finish\n"));
     if !workflow.finally.is_empty() {
         out.push_str("    subgraph finally\n");
-        let tail = steps_chart(&workflow.finally, "finish", "    ", &mut out, &mut counter);
-        let _ = tail;
+        steps_chart(&workflow.finally, "finish", "", "    ", &mut out, &mut counter);
         out.push_str("    end\n");
     }
     out
 }
 
-/// Draw steps in sequence after `previous`; returns the last node.
+/// Draw steps in sequence after `previous` (the first edge labelled `first_label`);
+/// returns the last node.
 fn steps_chart(
     steps: &[Step],
     previous: &str,
+    first_label: &str,
     indent: &str,
     out: &mut String,
     counter: &mut usize,
 ) -> String {
     let mut previous = previous.to_string();
-    for step in steps {
+    for (index, step) in steps.iter().enumerate() {
         *counter += 1;
         let node = format!("s{counter}");
         let name = step
@@ -311,35 +312,33 @@ fn steps_chart(
             .clone()
             .or_else(|| step.name.clone())
             .unwrap_or_else(|| step.kind.type_name().to_string());
-        let guard = step.when.as_ref().map(|w| format!("|when {}|", escape(w))).unwrap_or_default();
+        let mut labels: Vec<String> = Vec::new();
+        if index == 0 && !first_label.is_empty() {
+            labels.push(first_label.to_string());
+        }
+        if let Some(when) = &step.when {
+            labels.push(format!("when {}", escape(when)));
+        }
+        let guard = if labels.is_empty() { String::new() } else { format!("|{}|", labels.join("; ")) };
         match &step.kind {
             StepKind::Switch(switch) => {
-                out.push_str(&format!("{indent}    {node}{{\"{}\"}}\n", escape(&name)));
+                out.push_str(&format!("{indent}    {node}{{\"{} (switch)\"}}\n", escape(&name)));
                 out.push_str(&format!("{indent}    {previous} -->{guard} {node}\n"));
                 *counter += 1;
                 let join = format!("j{counter}");
                 out.push_str(&format!("{indent}    {join}(( ))\n"));
                 for case in &switch.cases {
-                    let label = format!("|{}|", escape(&case.when));
-                    let head = if case.steps.is_empty() {
-                        node.clone()
+                    let condition = escape(&case.when);
+                    if case.steps.is_empty() {
+                        out.push_str(&format!("{indent}    {node} -->|{condition}| {join}\n"));
                     } else {
-                        let first_counter = *counter + 1;
-                        let tail = steps_chart(&case.steps, &node, indent, out, counter);
-                        // Label the first edge of the branch with its condition.
-                        let first = format!("s{first_counter}");
-                        out.push_str(&format!("{indent}    %% case {label} starts at {first}\n"));
-                        tail
-                    };
-                    if head == node {
-                        out.push_str(&format!("{indent}    {node} -->{label} {join}\n"));
-                    } else {
-                        out.push_str(&format!("{indent}    {head} --> {join}\n"));
+                        let tail = steps_chart(&case.steps, &node, &condition, indent, out, counter);
+                        out.push_str(&format!("{indent}    {tail} --> {join}\n"));
                     }
                 }
                 match &switch.default {
                     Some(default) if !default.steps.is_empty() => {
-                        let tail = steps_chart(&default.steps, &node, indent, out, counter);
+                        let tail = steps_chart(&default.steps, &node, "otherwise", indent, out, counter);
                         out.push_str(&format!("{indent}    {tail} --> {join}\n"));
                     }
                     _ => out.push_str(&format!("{indent}    {node} -->|otherwise| {join}\n")),
@@ -357,7 +356,7 @@ fn steps_chart(
                 let entry = format!("e{counter}");
                 out.push_str(&format!("{indent}        {entry}[ ]\n"));
                 let deeper = format!("{indent}    ");
-                steps_chart(&each.steps, &entry, &deeper, out, counter);
+                steps_chart(&each.steps, &entry, "", &deeper, out, counter);
                 out.push_str(&format!("{indent}    end\n"));
                 out.push_str(&format!("{indent}    {previous} -->{guard} {node}\n"));
                 previous = node;

@@ -152,7 +152,7 @@ fn invalid_corpus_reports_exact_positions() {
     let mut listed: Vec<&str> = corpus.iter().map(|e| e.path.as_str()).collect();
     listed.sort();
     let mut on_disk = Vec::new();
-    for dir in ["yaml", "schema", "meaning"] {
+    for dir in ["yaml", "schema", "meaning", "lifecycle"] {
         for entry in std::fs::read_dir(root().join("tests/invalid").join(dir)).expect("dir").flatten() {
             if entry.path().is_file() {
                 on_disk.push(format!("tests/invalid/{dir}/{}", entry.file_name().to_string_lossy()));
@@ -217,7 +217,9 @@ fn committed_schemas_reject_the_schema_corpus_and_accept_the_meaning_corpus() {
         let valid = committed_validator(kind).is_valid(&value);
         if expected.path.starts_with("tests/invalid/schema/") {
             assert!(!valid, "{}: the committed schema should reject it", expected.path);
-        } else if expected.path.starts_with("tests/invalid/meaning/") {
+        } else if expected.path.starts_with("tests/invalid/meaning/")
+            || expected.path.starts_with("tests/invalid/lifecycle/")
+        {
             assert!(valid, "{}: only the meaning checks should reject it", expected.path);
         }
     }
@@ -259,7 +261,14 @@ fn a_file_over_the_size_limit_is_refused_not_read() {
 
 #[test]
 fn all_problems_of_all_files_are_reported_in_one_pass() {
-    let output = runner(&["validate", "--output", "json", "tests/invalid/schema", "tests/invalid/meaning"]);
+    let output = runner(&[
+        "validate",
+        "--output",
+        "json",
+        "tests/invalid/schema",
+        "tests/invalid/meaning",
+        "tests/invalid/lifecycle",
+    ]);
     assert_eq!(code(&output), 65);
     let diagnostics: Value = serde_json::from_slice(&output.stdout).expect("json");
     let files: std::collections::BTreeSet<&str> =
@@ -508,4 +517,67 @@ fn the_shipped_workflow_tests_pass() {
     let passed: usize = last.split(' ').next().and_then(|n| n.parse().ok()).unwrap_or(0);
     assert!(passed >= 30, "{last}");
     assert!(last.ends_with(" passed, 0 failed"), "{last}");
+}
+
+// ---------------------------------------------------------------------------
+// roles and graph
+
+#[test]
+fn roles_select_explains_its_choice() {
+    let roles = "tests/invalid/lifecycle/support/roles.yaml";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("roles.yaml");
+    std::fs::write(
+        &file,
+        "kind: roles\nroles:\n  architect:\n    levels: {sonnet: anthropic/claude-sonnet-4-5, opus: {model: anthropic/claude-opus-4-6, max_workers: 1}}\n    default_level: sonnet\n    completion: {done: COMPLETE, blocked: BLOCKED}\n    level_selection:\n      inherit: true\n      rules:\n        - {name: complex, level: opus, keywords: [redesign, migration, database schema]}\n        - {name: long, level: opus, min_words: 300, fields: [body]}\n",
+    )
+    .expect("write");
+    let file = file.to_str().expect("utf8");
+    let select = |args: &[&str]| {
+        let mut all = vec!["roles", "select", "--roles", file, "--role", "architect", "-o", "json"];
+        all.extend_from_slice(args);
+        let output = runner(&all);
+        assert_eq!(code(&output), 0, "{}", stderr(&output));
+        serde_json::from_slice::<Value>(&output.stdout).expect("json")
+    };
+    let hit = select(&["--title", "Redesign the Database Schema"]);
+    assert_eq!(
+        (hit["level"].as_str(), hit["model"].as_str()),
+        (Some("opus"), Some("anthropic/claude-opus-4-6"))
+    );
+    assert_eq!(hit["rule"], "rule complex");
+    // Whole words only: "architecture" is not "architect", "migrations" is not "migration".
+    assert_eq!(select(&["--title", "Document the migrations folder"])["rule"], "default");
+    assert_eq!(select(&["--title", "Redesign", "--labels", "architect:sonnet"])["rule"], "label");
+    let inherited = select(&["--title", "x", "--labels", "bug,developer:opus"]);
+    assert_eq!((inherited["level"].as_str(), inherited["rule"].as_str()), (Some("opus"), Some("inherited")));
+    let body = dir.path().join("body.md");
+    std::fs::write(&body, "word ".repeat(301)).expect("write");
+    assert_eq!(select(&["--title", "x", "--body-file", body.to_str().expect("utf8")])["rule"], "rule long");
+    let human = runner(&["roles", "select", "--roles", file, "--role", "architect", "--title", "small fix"]);
+    assert_eq!(
+        stdout(&human),
+        "level: sonnet\nmodel: anthropic/claude-sonnet-4-5\nrule:  default (no label or rule decided)\n"
+    );
+    let unknown = runner(&["roles", "select", "--roles", roles, "--role", "developr", "--title", "x"]);
+    assert_eq!(code(&unknown), 64);
+    assert!(stderr(&unknown).contains("did you mean `developer`?"));
+}
+
+#[test]
+fn graph_draws_lifecycles_and_workflows() {
+    let lifecycle = runner(&["graph", "tests/invalid/lifecycle/support/lifecycle.yaml"]);
+    assert_eq!(code(&lifecycle), 0, "{}", stderr(&lifecycle));
+    insta::assert_snapshot!("graph_lifecycle", stdout(&lifecycle));
+    let workflow = runner(&["graph", "examples/hello.yaml"]);
+    assert_eq!(code(&workflow), 0);
+    let text = stdout(&workflow);
+    assert!(text.starts_with("flowchart TD\n"), "{text}");
+    assert!(
+        text.contains("remark (switch)") && text.contains("for each vars.colours, 2 at a time"),
+        "{text}"
+    );
+    let invalid = runner(&["graph", "tests/invalid/lifecycle/01-initial-missing.yaml"]);
+    assert_eq!(code(&invalid), 65);
+    assert_eq!(code(&runner(&["graph", "workflows/lanes.yaml"])), 64);
 }

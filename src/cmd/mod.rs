@@ -1,6 +1,8 @@
 //! Command implementations. Each returns an exit code; output goes through [`Out`].
 
+pub mod graph;
 pub mod render;
+pub mod roles;
 pub mod run;
 pub mod schema;
 pub mod test;
@@ -19,6 +21,8 @@ pub fn run(cli: Cli) -> i32 {
         Command::Render(args) => render::run(&args, &mut out),
         Command::Run(args) => run::run(&args, &mut out),
         Command::Test(args) => test::run(&args, &mut out),
+        Command::Roles(crate::cli::RolesCommand::Select(args)) => roles::select(&args, &mut out),
+        Command::Graph(args) => graph::run(&args, &mut out),
         Command::Schema(args) => schema::run(&args, &mut out),
     }
 }

@@ -1,0 +1,79 @@
+//! `runner roles select`: which level and model a piece of work gets, and why.
+
+use std::io::{IsTerminal as _, Read as _};
+
+use crate::cli::{OutputFormat, SelectArgs};
+use crate::cmd::{Out, use_color};
+use crate::diagnostics::{self, did_you_mean, one_of};
+use crate::exit;
+use crate::load::{Loaded, Loader, ReadError, display};
+
+/// Run `runner roles select`.
+pub fn select(args: &SelectArgs, out: &mut Out) -> i32 {
+    let mut loader = Loader::new();
+    let roles = match loader.load(&args.roles) {
+        Ok(Some(Loaded::Roles(roles))) => roles,
+        Ok(Some(other)) => {
+            out.err(&format!(
+                "runner: {} is a {} file, not a roles file\n",
+                display(&args.roles),
+                other.kind().name()
+            ));
+            return exit::DATAERR;
+        }
+        Ok(None) | Err(ReadError::Reported) => {
+            let mut found = std::mem::take(&mut loader.diagnostics);
+            diagnostics::sort(&mut found);
+            let color = use_color(crate::cli::ColorChoice::Auto, std::io::stderr().is_terminal());
+            let text: String =
+                found.iter().map(|d| diagnostics::render(d, &loader.sources, color) + "\n").collect();
+            out.err(&text);
+            return exit::DATAERR;
+        }
+        Err(ReadError::Missing) => {
+            out.err(&format!("runner: no such roles file: {} (give --roles FILE)\n", display(&args.roles)));
+            return exit::NOINPUT;
+        }
+    };
+    let Some(role) = roles.roles.get(&args.role) else {
+        let ids: Vec<&str> = roles.roles.keys().map(String::as_str).collect();
+        let hint =
+            did_you_mean(&args.role, ids.iter().copied()).map(|h| format!(" ({h})")).unwrap_or_default();
+        out.err(&format!("runner: no role `{}`; roles: {}{hint}\n", args.role, one_of(&ids)));
+        return exit::USAGE;
+    };
+    let body = match (&args.body, &args.body_file) {
+        (Some(body), _) => body.clone(),
+        (None, Some(path)) if path.as_os_str() == "-" => {
+            let mut text = String::new();
+            if let Err(e) = std::io::stdin().read_to_string(&mut text) {
+                out.err(&format!("runner: cannot read the body from stdin: {e}\n"));
+                return exit::NOINPUT;
+            }
+            text
+        }
+        (None, Some(path)) => match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) => {
+                out.err(&format!("runner: cannot read {}: {e}\n", display(path)));
+                return exit::NOINPUT;
+            }
+        },
+        (None, None) => String::new(),
+    };
+    let labels: Vec<String> =
+        args.labels.iter().map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect();
+    let chosen = crate::lifecycle::select_level(&args.role, role, &args.title, &body, &labels);
+    match args.output {
+        OutputFormat::Json => {
+            out.out(&(serde_json::to_string_pretty(&chosen).unwrap_or_default() + "\n"));
+        }
+        OutputFormat::Human => {
+            out.out(&format!(
+                "level: {}\nmodel: {}\nrule:  {} ({})\n",
+                chosen.level, chosen.model, chosen.rule, chosen.reason
+            ));
+        }
+    }
+    exit::OK
+}
