@@ -1,10 +1,7 @@
 //! `runner graph`: a Mermaid diagram of a lifecycle or a workflow.
 
-use std::io::IsTerminal as _;
-
 use crate::cli::GraphArgs;
-use crate::cmd::{Out, use_color};
-use crate::diagnostics;
+use crate::cmd::Out;
 use crate::exit;
 use crate::load::{Loaded, Loader, ReadError, display};
 
@@ -29,12 +26,11 @@ pub fn run(args: &GraphArgs, out: &mut Out) -> i32 {
             exit::USAGE
         }
         Ok(None) | Err(ReadError::Reported) => {
-            let mut found = std::mem::take(&mut loader.diagnostics);
-            diagnostics::sort(&mut found);
-            let color = use_color(crate::cli::ColorChoice::Auto, std::io::stderr().is_terminal());
-            let text: String =
-                found.iter().map(|d| diagnostics::render(d, &loader.sources, color) + "\n").collect();
-            out.err(&text);
+            out.err(&super::render_problems(
+                &mut loader,
+                super::stderr_color(crate::cli::ColorChoice::Auto),
+                "nothing was done",
+            ));
             exit::DATAERR
         }
         Err(ReadError::Missing) => {

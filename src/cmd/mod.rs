@@ -82,3 +82,26 @@ pub fn use_color(choice: ColorChoice, stream_is_terminal: bool) -> bool {
 pub fn stdout_is_terminal() -> bool {
     std::io::stdout().is_terminal()
 }
+
+/// Take the loader's diagnostics and render them (sorted) for stderr, ending with
+/// `error: N problem(s); <consequence>`. Empty when there are none.
+pub fn render_problems(loader: &mut crate::load::Loader, color: bool, consequence: &str) -> String {
+    let mut found = std::mem::take(&mut loader.diagnostics);
+    if found.is_empty() {
+        return String::new();
+    }
+    crate::diagnostics::sort(&mut found);
+    let mut text = String::new();
+    for diagnostic in &found {
+        text.push_str(&crate::diagnostics::render(diagnostic, &loader.sources, color));
+        text.push('\n');
+    }
+    let noun = if found.len() == 1 { "problem" } else { "problems" };
+    text.push_str(&format!("error: {} {noun}; {consequence}\n", found.len()));
+    text
+}
+
+/// Whether to colour output written to stderr.
+pub fn stderr_color(choice: ColorChoice) -> bool {
+    use_color(choice, std::io::stderr().is_terminal())
+}

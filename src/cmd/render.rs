@@ -8,7 +8,7 @@ use indexmap::IndexMap;
 use serde_json::Value;
 
 use crate::cli::RenderArgs;
-use crate::cmd::{Out, use_color};
+use crate::cmd::Out;
 use crate::diagnostics;
 use crate::exit;
 use crate::load::{Loaded, Loader, ReadError, display, normalize, sibling, yaml};
@@ -38,17 +38,11 @@ pub fn run(args: &RenderArgs, out: &mut Out) -> i32 {
         Err(Stop::Code(code)) => code,
     };
     if !loader.diagnostics.is_empty() {
-        let mut found = std::mem::take(&mut loader.diagnostics);
-        diagnostics::sort(&mut found);
-        let color = use_color(args.color, std::io::IsTerminal::is_terminal(&std::io::stderr()));
-        let mut text = String::new();
-        for diagnostic in &found {
-            text.push_str(&diagnostics::render(diagnostic, &loader.sources, color));
-            text.push('\n');
-        }
-        let noun = if found.len() == 1 { "problem" } else { "problems" };
-        text.push_str(&format!("error: {} {noun}; nothing was rendered\n", found.len()));
-        out.err(&text);
+        out.err(&super::render_problems(
+            &mut loader,
+            super::stderr_color(args.color),
+            "nothing was rendered",
+        ));
         return if code == exit::OK { exit::DATAERR } else { code };
     }
     code

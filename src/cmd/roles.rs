@@ -1,10 +1,10 @@
 //! `runner roles select`: which level and model a piece of work gets, and why.
 
-use std::io::{IsTerminal as _, Read as _};
+use std::io::Read as _;
 
 use crate::cli::{OutputFormat, SelectArgs};
-use crate::cmd::{Out, use_color};
-use crate::diagnostics::{self, did_you_mean, one_of};
+use crate::cmd::Out;
+use crate::diagnostics::{did_you_mean, one_of};
 use crate::exit;
 use crate::load::{Loaded, Loader, ReadError, display};
 
@@ -22,12 +22,11 @@ pub fn select(args: &SelectArgs, out: &mut Out) -> i32 {
             return exit::DATAERR;
         }
         Ok(None) | Err(ReadError::Reported) => {
-            let mut found = std::mem::take(&mut loader.diagnostics);
-            diagnostics::sort(&mut found);
-            let color = use_color(crate::cli::ColorChoice::Auto, std::io::stderr().is_terminal());
-            let text: String =
-                found.iter().map(|d| diagnostics::render(d, &loader.sources, color) + "\n").collect();
-            out.err(&text);
+            out.err(&super::render_problems(
+                &mut loader,
+                super::stderr_color(crate::cli::ColorChoice::Auto),
+                "nothing was done",
+            ));
             return exit::DATAERR;
         }
         Err(ReadError::Missing) => {

@@ -10,7 +10,6 @@ use indexmap::IndexMap;
 
 use crate::cli::{OutputFormat, RunArgs};
 use crate::cmd::{Out, use_color};
-use crate::diagnostics;
 use crate::engine::events::{Event, Fanout, Sink};
 use crate::engine::lock::default_state_dir;
 use crate::engine::project::{Project, ProjectError};
@@ -53,17 +52,7 @@ pub fn run(args: &RunArgs, out: &mut Out) -> i32 {
             return exit::NOINPUT;
         }
         Err(ProjectError::Invalid) => {
-            let mut found = std::mem::take(&mut loader.diagnostics);
-            diagnostics::sort(&mut found);
-            let color = use_color(args.color, std::io::stderr().is_terminal());
-            let mut text = String::new();
-            for diagnostic in &found {
-                text.push_str(&diagnostics::render(diagnostic, &loader.sources, color));
-                text.push('\n');
-            }
-            let noun = if found.len() == 1 { "problem" } else { "problems" };
-            text.push_str(&format!("error: {} {noun}; nothing was run\n", found.len()));
-            out.err(&text);
+            out.err(&super::render_problems(&mut loader, super::stderr_color(args.color), "nothing was run"));
             return exit::DATAERR;
         }
     };
@@ -105,13 +94,8 @@ pub fn run(args: &RunArgs, out: &mut Out) -> i32 {
                 options.hooks = Some(Arc::new(hooks));
             }
             Err(code) => {
-                let mut found = std::mem::take(&mut loader.diagnostics);
-                diagnostics::sort(&mut found);
-                let mut text = String::new();
-                for diagnostic in &found {
-                    text.push_str(&diagnostics::render(diagnostic, &loader.sources, false));
-                    text.push('\n');
-                }
+                let mut text =
+                    super::render_problems(&mut loader, super::stderr_color(args.color), "nothing was run");
                 if code == exit::NOINPUT {
                     text.push_str(&format!("runner: no such recording: {}\n", replay.display()));
                 }

@@ -5,7 +5,6 @@ use std::path::PathBuf;
 
 use crate::cli::TestArgs;
 use crate::cmd::{Out, use_color};
-use crate::diagnostics;
 use crate::exit;
 use crate::load::{Loaded, Loader, display, normalize};
 use crate::testing;
@@ -47,18 +46,11 @@ pub fn run(args: &TestArgs, out: &mut Out) -> i32 {
         }
     }
     if !loader.diagnostics.is_empty() {
-        let mut found = std::mem::take(&mut loader.diagnostics);
-        diagnostics::sort(&mut found);
-        let mut text = String::new();
-        for diagnostic in &found {
-            text.push_str(&diagnostics::render(diagnostic, &loader.sources, color));
-            text.push('\n');
-        }
-        text.push_str(&format!(
-            "error: {} problem(s) in the test files or their workflows; no test ran\n",
-            found.len()
+        out.err(&super::render_problems(
+            &mut loader,
+            color,
+            "no test ran (problems in the test files or their workflows)",
         ));
-        out.err(&text);
         return exit::DATAERR;
     }
     let (mut passed, mut failed) = (0usize, 0usize);

@@ -6,8 +6,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::yaml::{Document, escape_pointer};
-use super::{Loaded, Loader, ReadError, display, sibling};
+use super::{Loaded, Loader, sibling};
 use crate::diagnostics::{did_you_mean, one_of};
+use crate::model::FileKind;
 use crate::model::lifecycle::{Lifecycle, Roles, StateType};
 
 /// Check a lifecycle; problems go to the loader.
@@ -180,33 +181,18 @@ fn load_roles(
     document: &Document,
     relative: Option<&str>,
 ) -> Option<Arc<Roles>> {
-    let relative = relative?;
-    let target = sibling(path, relative);
-    match loader.load(&target) {
-        Ok(Some(Loaded::Roles(roles))) => Some(roles),
-        Ok(Some(other)) => {
-            loader.report(
-                name,
-                document,
-                "/roles",
-                "roles",
-                format!("`{}` is a {} file, not a roles file", display(&target), other.kind().name()),
-                None,
-            );
-            None
-        }
-        Ok(None) | Err(ReadError::Reported) => None,
-        Err(ReadError::Missing) => {
-            loader.report(
-                name,
-                document,
-                "/roles",
-                "missing-file",
-                format!("roles file `{}` does not exist", display(&target)),
-                Some("the path is relative to this file".into()),
-            );
-            None
-        }
+    match loader.load_reference(
+        path,
+        name,
+        document,
+        "/roles",
+        relative?,
+        FileKind::Roles,
+        "roles file",
+        false,
+    ) {
+        Some(Loaded::Roles(roles)) => Some(roles),
+        _ => None,
     }
 }
 
@@ -272,7 +258,7 @@ pub fn check_roles(loader: &mut Loader, name: &str, document: &Document, roles: 
     }
 }
 
-/// Load the lifecycle a workflow names.
+/// Load the lifecycle a workflow names, with the roles file it names.
 pub fn load_lifecycle(
     loader: &mut Loader,
     path: &Path,
@@ -280,39 +266,25 @@ pub fn load_lifecycle(
     document: &Document,
     relative: &str,
 ) -> Option<(Arc<Lifecycle>, Option<Arc<Roles>>)> {
-    let target = sibling(path, relative);
-    match loader.load(&target) {
-        Ok(Some(Loaded::Lifecycle(lifecycle))) => {
-            let roles = lifecycle.roles.as_ref().and_then(|r| match loader.load(&sibling(&target, r)) {
-                Ok(Some(Loaded::Roles(roles))) => Some(roles),
-                _ => None,
-            });
-            Some((lifecycle, roles))
-        }
-        Ok(Some(other)) => {
-            loader.report(
-                name,
-                document,
-                "/lifecycle",
-                "lifecycle",
-                format!("`{}` is a {} file, not a lifecycle", display(&target), other.kind().name()),
-                None,
-            );
-            None
-        }
-        Ok(None) | Err(ReadError::Reported) => None,
-        Err(ReadError::Missing) => {
-            loader.report(
-                name,
-                document,
-                "/lifecycle",
-                "missing-file",
-                format!("lifecycle `{}` does not exist", display(&target)),
-                Some("the path is relative to this workflow file".into()),
-            );
-            None
-        }
-    }
+    let lifecycle = match loader.load_reference(
+        path,
+        name,
+        document,
+        "/lifecycle",
+        relative,
+        FileKind::Lifecycle,
+        "lifecycle",
+        false,
+    )? {
+        Loaded::Lifecycle(lifecycle) => lifecycle,
+        _ => return None,
+    };
+    let roles =
+        lifecycle.roles.as_ref().and_then(|r| match loader.load(&sibling(&sibling(path, relative), r)) {
+            Ok(Some(Loaded::Roles(roles))) => Some(roles),
+            _ => None,
+        });
+    Some((lifecycle, roles))
 }
 
 /// Load the roles file a workflow names.

@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::yaml::{Document, LineIndex, Range, escape_pointer};
 use super::{Loaded, Loader, ReadError, display, sibling};
 use crate::diagnostics::Diagnostic;
-use crate::model::PromptManifest;
+use crate::model::{FileKind, PromptManifest};
 use crate::render::{self, TemplateProblem};
 
 /// Names the renderer provides; vars may not take them.
@@ -21,42 +21,21 @@ pub fn check(loader: &mut Loader, path: &Path, name: &str, document: &Document, 
     for key in manifest.vars.keys() {
         check_var_name(loader, name, document, &format!("/vars/{}", escape_pointer(key)), key);
     }
-    let registry = match &manifest.lanes {
-        None => None,
-        Some(relative) => {
-            let target = sibling(path, relative);
-            match loader.load(&target) {
-                Ok(Some(Loaded::Lanes(registry))) => Some((registry, target)),
-                Ok(Some(other)) => {
-                    loader.report(
-                        name,
-                        document,
-                        "/lanes",
-                        "lanes",
-                        format!(
-                            "`{}` is a {} file, not a lane registry",
-                            display(&target),
-                            other.kind().name()
-                        ),
-                        None,
-                    );
-                    None
-                }
-                Ok(None) | Err(ReadError::Reported) => None,
-                Err(ReadError::Missing) => {
-                    loader.report(
-                        name,
-                        document,
-                        "/lanes",
-                        "missing-file",
-                        format!("lane registry `{}` does not exist", display(&target)),
-                        Some("the path is relative to this manifest".into()),
-                    );
-                    None
-                }
-            }
+    let registry = manifest.lanes.as_ref().and_then(|relative| {
+        match loader.load_reference(
+            path,
+            name,
+            document,
+            "/lanes",
+            relative,
+            FileKind::Lanes,
+            "lane registry",
+            false,
+        ) {
+            Some(Loaded::Lanes(registry)) => Some((registry, sibling(path, relative))),
+            _ => None,
         }
-    };
+    });
     for (index, entry) in manifest.prompts.iter().enumerate() {
         let pointer = format!("/prompts/{index}");
         for key in entry.vars.keys() {

@@ -4,53 +4,26 @@
 use std::path::Path;
 
 use super::yaml::{Document, escape_pointer};
-use super::{Loaded, Loader, ReadError, display, sibling};
+use super::{Loaded, Loader};
 use crate::diagnostics::{did_you_mean, one_of};
-use crate::model::TestFile;
+use crate::model::{FileKind, TestFile};
 
 const STATUSES: [&str; 4] = ["ok", "failed", "skipped", "planned"];
 
 /// Check a test file; problems go to the loader.
 pub fn check(loader: &mut Loader, path: &Path, name: &str, document: &Document, tests: &TestFile) {
-    let target = sibling(path, &tests.workflow);
-    let workflow = match loader.load(&target) {
-        Ok(Some(Loaded::Workflow(workflow))) => Some(workflow),
-        Ok(Some(other)) => {
-            loader.report(
-                name,
-                document,
-                "/workflow",
-                "test",
-                format!("`{}` is a {} file, not a workflow", display(&target), other.kind().name()),
-                None,
-            );
-            None
-        }
-        Ok(None) | Err(ReadError::Reported) => {
-            loader.report(
-                name,
-                document,
-                "/workflow",
-                "test",
-                format!(
-                    "the workflow under test `{}` has problems (reported in that file)",
-                    display(&target)
-                ),
-                None,
-            );
-            None
-        }
-        Err(ReadError::Missing) => {
-            loader.report(
-                name,
-                document,
-                "/workflow",
-                "missing-file",
-                format!("workflow `{}` does not exist", display(&target)),
-                Some("the path is relative to this test file".into()),
-            );
-            None
-        }
+    let workflow = match loader.load_reference(
+        path,
+        name,
+        document,
+        "/workflow",
+        &tests.workflow,
+        FileKind::Workflow,
+        "workflow under test",
+        true,
+    ) {
+        Some(Loaded::Workflow(workflow)) => Some(workflow),
+        _ => None,
     };
     for (index, case) in tests.cases.iter().enumerate() {
         let pointer = format!("/cases/{index}");

@@ -13,6 +13,7 @@ use serde_json::Value;
 use super::yaml::{Document, escape_pointer};
 use super::{Loaded, Loader, ReadError, display, refine, sibling};
 use crate::diagnostics::{did_you_mean, one_of};
+use crate::model::FileKind;
 use crate::model::lanes::{GuardRule, LaneRegistry};
 use crate::model::step::{HttpStep, Step, StepKind};
 use crate::model::workflow::{InputDef, InputType, Workflow};
@@ -66,33 +67,18 @@ fn load_registry(
     workflow: &Workflow,
 ) -> Option<Arc<LaneRegistry>> {
     let relative = workflow.lanes.as_ref()?;
-    let target = sibling(path, relative);
-    match loader.load(&target) {
-        Ok(Some(Loaded::Lanes(registry))) => Some(registry),
-        Ok(Some(other)) => {
-            loader.report(
-                name,
-                document,
-                "/lanes",
-                "lanes",
-                format!("`{}` is a {} file, not a lane registry", display(&target), other.kind().name()),
-                Some("a lane registry starts with `kind: lanes`".into()),
-            );
-            None
-        }
-        // Its own problems were reported in that file.
-        Ok(None) | Err(ReadError::Reported) => None,
-        Err(ReadError::Missing) => {
-            loader.report(
-                name,
-                document,
-                "/lanes",
-                "missing-file",
-                format!("lane registry `{}` does not exist", display(&target)),
-                Some("the path is relative to this workflow file".into()),
-            );
-            None
-        }
+    match loader.load_reference(
+        path,
+        name,
+        document,
+        "/lanes",
+        relative,
+        FileKind::Lanes,
+        "lane registry",
+        false,
+    ) {
+        Some(Loaded::Lanes(registry)) => Some(registry),
+        _ => None,
     }
 }
 
@@ -697,36 +683,18 @@ impl Checker<'_> {
             );
             return;
         }
-        let loaded = self.loader.load(&target);
-        let called = match loaded {
-            Ok(Some(Loaded::Workflow(workflow))) => workflow,
-            Ok(Some(other)) => {
-                self.report(
-                    &format!("{pointer}/workflow"),
-                    "call-target",
-                    format!("`{}` is a {} file, not a workflow", display(&target), other.kind().name()),
-                    None,
-                );
-                return;
-            }
-            Ok(None) | Err(ReadError::Reported) => {
-                self.report(
-                    &format!("{pointer}/workflow"),
-                    "call-target",
-                    format!("called workflow `{}` has problems (reported in that file)", display(&target)),
-                    None,
-                );
-                return;
-            }
-            Err(ReadError::Missing) => {
-                self.report(
-                    &format!("{pointer}/workflow"),
-                    "missing-file",
-                    format!("called workflow `{}` does not exist", display(&target)),
-                    Some("the path is relative to this workflow file".into()),
-                );
-                return;
-            }
+        let called = match self.loader.load_reference(
+            self.path,
+            self.name,
+            self.document,
+            &format!("{pointer}/workflow"),
+            &call.workflow,
+            FileKind::Workflow,
+            "called workflow",
+            true,
+        ) {
+            Some(Loaded::Workflow(workflow)) => workflow,
+            _ => return,
         };
         for key in call.inputs.keys() {
             if !called.inputs.contains_key(key) {

@@ -414,6 +414,64 @@ impl Loader {
         self.diagnostics.push(diagnostic);
     }
 
+    /// Load a file that another file names at `pointer` (a path relative to `from`),
+    /// expecting `kind`. A missing file or one of another kind is reported at the
+    /// reference; a file with problems of its own is reported there (and, with
+    /// `note_invalid`, also at the reference). `what` names the file in messages, e.g.
+    /// "lane registry".
+    #[allow(clippy::too_many_arguments)]
+    pub fn load_reference(
+        &mut self,
+        from: &Path,
+        name: &str,
+        document: &Document,
+        pointer: &str,
+        relative: &str,
+        kind: FileKind,
+        what: &str,
+        note_invalid: bool,
+    ) -> Option<Loaded> {
+        let target = sibling(from, relative);
+        match self.load(&target) {
+            Ok(Some(loaded)) if loaded.kind() == kind => Some(loaded),
+            Ok(Some(other)) => {
+                self.report(
+                    name,
+                    document,
+                    pointer,
+                    "kind",
+                    format!("`{}` is a {} file, not a {what}", display(&target), other.kind().name()),
+                    Some(format!("a {what} starts with `kind: {}`", kind.name())),
+                );
+                None
+            }
+            Ok(None) | Err(ReadError::Reported) => {
+                if note_invalid {
+                    self.report(
+                        name,
+                        document,
+                        pointer,
+                        "reference",
+                        format!("{what} `{}` has problems (reported in that file)", display(&target)),
+                        None,
+                    );
+                }
+                None
+            }
+            Err(ReadError::Missing) => {
+                self.report(
+                    name,
+                    document,
+                    pointer,
+                    "missing-file",
+                    format!("{what} `{}` does not exist", display(&target)),
+                    Some("the path is relative to this file".into()),
+                );
+                None
+            }
+        }
+    }
+
     /// Report a problem at a JSON pointer of a document.
     pub fn report(
         &mut self,
