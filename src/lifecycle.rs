@@ -141,6 +141,8 @@ pub struct Selection {
     pub level: String,
     /// Its model.
     pub model: String,
+    /// Workers allowed at this level at once (2 unless the roles file says otherwise).
+    pub max_workers: u32,
     /// Which rule decided: `label`, `inherited`, `rule <name>` or `default`.
     pub rule: String,
     /// Why, in words.
@@ -155,6 +157,10 @@ pub fn select_level(role_id: &str, role: &Role, title: &str, body: &str, labels:
         role: role_id.to_string(),
         level: level.to_string(),
         model: role.levels.get(level).map(|m| m.model().to_string()).unwrap_or_else(|| level.to_string()),
+        max_workers: match role.levels.get(level) {
+            Some(crate::model::lifecycle::LevelModel::Full { max_workers: Some(n), .. }) => *n,
+            _ => 2,
+        },
         rule,
         reason,
     };

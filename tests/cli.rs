@@ -581,3 +581,24 @@ fn graph_draws_lifecycles_and_workflows() {
     assert_eq!(code(&invalid), 65);
     assert_eq!(code(&runner(&["graph", "workflows/lanes.yaml"])), 64);
 }
+
+#[test]
+fn the_devclaw_example_tests_pass() {
+    let output = runner(&["test", "examples/devclaw"]);
+    let text = stdout(&output);
+    assert_eq!(code(&output), 0, "{text}{}", stderr(&output));
+    let last = text.lines().last().unwrap_or_default().to_string();
+    let passed: usize = last.split(' ').next().and_then(|n| n.parse().ok()).unwrap_or(0);
+    assert!(passed >= 12, "{last}");
+    assert!(last.ends_with(" passed, 0 failed"), "{last}");
+}
+
+#[test]
+fn the_readme_shows_the_shipped_lifecycle_diagram() {
+    let readme = std::fs::read_to_string(root().join("README.md")).expect("README.md");
+    let diagram = stdout(&runner(&["graph", "workflows/lifecycle.yaml"]));
+    assert!(
+        readme.contains(&diagram),
+        "README's diagram is out of date; paste `runner graph workflows/lifecycle.yaml`"
+    );
+}

@@ -344,6 +344,14 @@ impl Engine {
                     ),
                 );
             }
+            if let Some((lifecycle, _)) = &unit.lifecycle {
+                scope.set("lifecycle", to_mj(&serde_json::to_value(&**lifecycle).unwrap_or(Json::Null)));
+            }
+            if let Some(roles) =
+                unit.roles.clone().or_else(|| unit.lifecycle.as_ref().and_then(|(_, r)| r.clone()))
+            {
+                scope.set("roles", to_mj(&serde_json::to_value(&roles.roles).unwrap_or(Json::Null)));
+            }
             let mut vars = Map::new();
             scope.set("vars", to_mj(&Json::Object(vars.clone())));
             for (name, value) in &workflow.vars {

@@ -20,8 +20,20 @@ use crate::model::workflow::{InputDef, InputType, Workflow};
 use crate::template::{self, expression_variables, template_variables};
 
 /// Names templates may not use for loop variables: they are taken.
-const RESERVED: &[&str] =
-    &["inputs", "secrets", "env", "vars", "steps", "lanes", "run", "loop", "response", "error"];
+const RESERVED: &[&str] = &[
+    "inputs",
+    "secrets",
+    "env",
+    "vars",
+    "steps",
+    "lanes",
+    "lifecycle",
+    "roles",
+    "run",
+    "loop",
+    "response",
+    "error",
+];
 
 /// The fields of a step result.
 const RESULT_FIELDS: &[&str] = &["output", "status", "error"];
@@ -916,6 +928,22 @@ impl Checker<'_> {
                         (message, did_you_mean(key, names.iter().copied()), path.clone())
                     })
                 }),
+                "lifecycle" => self.workflow.lifecycle.is_none().then(|| {
+                    (
+                        "`lifecycle` needs a lifecycle file".to_string(),
+                        Some("add `lifecycle: lifecycle.yaml` (its path) to the workflow".into()),
+                        "lifecycle".to_string(),
+                    )
+                }),
+                "roles" => (self.workflow.roles.is_none()
+                    && self.lifecycle.as_ref().is_none_or(|(_, roles)| roles.is_none()))
+                .then(|| {
+                    (
+                        "`roles` needs a roles file".to_string(),
+                        Some("add `roles: roles.yaml` (its path) to the workflow, or name one in its lifecycle".into()),
+                        "roles".to_string(),
+                    )
+                }),
                 "lanes" => self.workflow.lanes.is_none().then(|| {
                     (
                         "`lanes` needs a lane registry".to_string(),
@@ -958,6 +986,12 @@ impl Checker<'_> {
                     let mut available: Vec<&str> = vec!["inputs", "secrets", "env", "vars"];
                     if self.workflow.lanes.is_some() {
                         available.push("lanes");
+                    }
+                    if self.workflow.lifecycle.is_some() {
+                        available.push("lifecycle");
+                    }
+                    if self.workflow.roles.is_some() || self.lifecycle.as_ref().is_some_and(|(_, r)| r.is_some()) {
+                        available.push("roles");
                     }
                     if scope.steps_allowed {
                         available.push("steps");

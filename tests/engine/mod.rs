@@ -888,3 +888,15 @@ fn heartbeat_and_worker_preflight_against_a_stateful_dispatch() {
     assert_eq!(code(&clear), 0, "{}", stderr(&clear));
     assert_eq!(stdout(&clear), "Pipeline is clear.\n");
 }
+
+#[test]
+fn templates_see_the_lifecycle_and_roles() {
+    let case = Case::new(
+        "name: t\nlifecycle: lifecycle.yaml\nsteps:\n  - type: emit\n    text: \"{{ lifecycle.states.todo.label }} {{ roles.developer.default_level }} {{ select_level('developer', 'Refactor it', '', []).max_workers }}\"\n",
+    );
+    case.write("roles.yaml", "kind: roles\nroles:\n  developer:\n    levels: {junior: haiku, senior: {model: opus, max_workers: 1}}\n    default_level: junior\n    completion: {done: COMPLETE}\n    level_selection:\n      rules: [{level: senior, keywords: [refactor]}]\n");
+    case.write("lifecycle.yaml", "kind: lifecycle\ninitial: todo\nroles: roles.yaml\nstates:\n  todo: {type: queue, role: developer, label: To Do, on: {PICKUP: doing}}\n  doing: {type: active, role: developer, label: Doing, on: {COMPLETE: done}}\n  done: {type: terminal, label: Done}\n");
+    let output = case.run(&[], &[]);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    assert_eq!(stdout(&output), "To Do junior 1\n");
+}
