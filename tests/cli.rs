@@ -602,3 +602,19 @@ fn the_readme_shows_the_shipped_lifecycle_diagram() {
         "README's diagram is out of date; paste `runner graph workflows/lifecycle.yaml`"
     );
 }
+
+#[test]
+fn the_readme_roles_example_is_true() {
+    let readme = std::fs::read_to_string(root().join("README.md")).expect("README.md");
+    let output = runner(&[
+        "roles",
+        "select",
+        "--roles",
+        "examples/devclaw/roles.yaml",
+        "--role",
+        "architect",
+        "--title",
+        "Redesign the database schema",
+    ]);
+    assert!(readme.contains(&stdout(&output)), "README's roles select example is out of date:\n{}", stdout(&output));
+}
