@@ -616,5 +616,9 @@ fn the_readme_roles_example_is_true() {
         "--title",
         "Redesign the database schema",
     ]);
-    assert!(readme.contains(&stdout(&output)), "README's roles select example is out of date:\n{}", stdout(&output));
+    assert!(
+        readme.contains(&stdout(&output)),
+        "README's roles select example is out of date:\n{}",
+        stdout(&output)
+    );
 }
