@@ -165,6 +165,18 @@ pub enum HttpMethod {
 }
 
 impl HttpMethod {
+    /// The method as sent on the wire, e.g. `GET`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HttpMethod::Get => "GET",
+            HttpMethod::Head => "HEAD",
+            HttpMethod::Post => "POST",
+            HttpMethod::Put => "PUT",
+            HttpMethod::Patch => "PATCH",
+            HttpMethod::Delete => "DELETE",
+        }
+    }
+
     /// Whether repeating the request is safe.
     pub fn is_idempotent(self) -> bool {
         matches!(self, HttpMethod::Get | HttpMethod::Head | HttpMethod::Put | HttpMethod::Delete)

@@ -234,18 +234,6 @@ fn shown_value<'a>(name: &str, value: &'a str) -> &'a str {
     if is_sensitive_header(name) { REDACTED } else { value }
 }
 
-/// The method's name as sent.
-fn method_name(method: HttpMethod) -> &'static str {
-    match method {
-        HttpMethod::Get => "GET",
-        HttpMethod::Head => "HEAD",
-        HttpMethod::Post => "POST",
-        HttpMethod::Put => "PUT",
-        HttpMethod::Patch => "PATCH",
-        HttpMethod::Delete => "DELETE",
-    }
-}
-
 fn reqwest_method(method: HttpMethod) -> reqwest::Method {
     match method {
         HttpMethod::Get => reqwest::Method::GET,
@@ -455,7 +443,7 @@ pub fn describe(request: &Request, masker: &Masker) -> Json {
         .map(|(name, value)| (name.clone(), Json::String(shown_value(name, value).to_string())))
         .collect();
     masker.value(&json!({
-        "method": method_name(request.method),
+        "method": request.method.as_str(),
         "url": request.url,
         "headers": headers,
         "body": request.body.clone().unwrap_or(Json::Null),
@@ -575,7 +563,7 @@ async fn transport_hooked(
                     kind: FailureKind::Other,
                     error: format!(
                         "response body from {} {} is larger than the limit of {} bytes",
-                        method_name(request.method),
+                        request.method.as_str(),
                         request.url,
                         request.max_response_bytes
                     ),
@@ -598,7 +586,7 @@ async fn transport_hooked(
         }
         HttpAnswer::Unmatched => Err(Failure {
             kind: FailureKind::Other,
-            error: format!("no HTTP fixture matches {} {}", method_name(request.method), request.url),
+            error: format!("no HTTP fixture matches {} {}", request.method.as_str(), request.url),
             output: Json::Null,
             retry: Retry::No,
         }),
@@ -625,7 +613,7 @@ async fn exchange(clients: &Clients, request: &Request) -> Result<Received, Fail
             timed_out(request)
         } else if e.is_redirect() || e.is_builder() {
             // A redirect loop or a request reqwest refuses: trying again cannot help.
-            other(format!("cannot send {} {}: {}", method_name(request.method), request.url, innermost(&e)))
+            other(format!("cannot send {} {}: {}", request.method.as_str(), request.url, innermost(&e)))
         } else {
             transport(format!("cannot reach {}: {}", request.url, innermost(&e)))
         }
@@ -638,7 +626,7 @@ async fn exchange(clients: &Clients, request: &Request) -> Result<Received, Fail
         kind: FailureKind::Other,
         error: format!(
             "response body from {} {} is larger than the limit of {limit} bytes",
-            method_name(request.method),
+            request.method.as_str(),
             request.url
         ),
         output: json!({"status": status.as_u16(), "headers": response_headers(headers), "body": null}),
@@ -661,7 +649,7 @@ async fn exchange(clients: &Clients, request: &Request) -> Result<Received, Fail
             Err(e) => {
                 return Err(transport(format!(
                     "cannot read the response from {} {}: {}",
-                    method_name(request.method),
+                    request.method.as_str(),
                     request.url,
                     innermost(&e)
                 )));
@@ -680,7 +668,7 @@ fn timed_out(request: &Request) -> Failure {
         kind: FailureKind::Timeout,
         error: format!(
             "no response from {} {} within {}",
-            method_name(request.method),
+            request.method.as_str(),
             request.url,
             crate::model::Duration(request.timeout)
         ),
@@ -709,7 +697,7 @@ fn judge(step: &HttpStep, request: &Request, received: &Received) -> Result<Json
         Some(codes) => codes.contains(&code),
         None => status.is_success(),
     };
-    let method = method_name(request.method);
+    let method = request.method.as_str();
     let text = || String::from_utf8_lossy(&received.body).into_owned();
 
     if !expected {

@@ -63,7 +63,7 @@ pub fn split_url(url: &str) -> (String, Vec<(String, String)>) {
 
 impl Hooks for FixtureHooks {
     fn http(&self, request: &Request) -> HttpAnswer {
-        let method = method_name(request);
+        let method = request.method.as_str();
         let (path, query) = split_url(&request.url);
         if let Ok(mut log) = self.log.lock() {
             log.requests.push(format!("{method} {path}"));
@@ -153,18 +153,6 @@ impl Hooks for FixtureHooks {
     }
 
     fn command_observed(&self, _argv: &[String], _output: &CommandOutput) {}
-}
-
-fn method_name(request: &Request) -> &'static str {
-    use crate::model::step::HttpMethod as M;
-    match request.method {
-        M::Get => "GET",
-        M::Head => "HEAD",
-        M::Post => "POST",
-        M::Put => "PUT",
-        M::Patch => "PATCH",
-        M::Delete => "DELETE",
-    }
 }
 
 /// Match an argv against a pattern: `*` is one argument, a final `**` any number, and

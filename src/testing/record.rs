@@ -33,7 +33,7 @@ impl Hooks for Recorder {
 
     fn http_observed(&self, request: &Request, status: u16, headers: &[(String, String)], body: &[u8]) {
         let (path, query) = split_url(&request.url);
-        let method = describe_method(request);
+        let method = request.method.as_str();
         let text = String::from_utf8_lossy(body).into_owned();
         // Keep JSON readable as YAML when that loses nothing; otherwise the exact text.
         let json = serde_json::from_str::<Json>(&text)
@@ -91,18 +91,6 @@ impl Hooks for Recorder {
         if let Ok(mut all) = self.argvs.lock() {
             all.push(argv.to_vec());
         }
-    }
-}
-
-fn describe_method(request: &Request) -> &'static str {
-    use crate::model::step::HttpMethod as M;
-    match request.method {
-        M::Get => "GET",
-        M::Head => "HEAD",
-        M::Post => "POST",
-        M::Put => "PUT",
-        M::Patch => "PATCH",
-        M::Delete => "DELETE",
     }
 }
 
