@@ -510,12 +510,17 @@ fn the_readme_workflow_example_validates() {
 
 #[test]
 fn the_shipped_workflow_tests_pass() {
-    let output = runner(&["test", "workflows"]);
+    assert_tests_pass("workflows", 30);
+}
+
+/// `runner test DIR` passes at least `minimum` cases and fails none.
+fn assert_tests_pass(dir: &str, minimum: usize) {
+    let output = runner(&["test", dir]);
     let text = stdout(&output);
     assert_eq!(code(&output), 0, "{text}{}", stderr(&output));
     let last = text.lines().last().unwrap_or_default().to_string();
     let passed: usize = last.split(' ').next().and_then(|n| n.parse().ok()).unwrap_or(0);
-    assert!(passed >= 30, "{last}");
+    assert!(passed >= minimum, "{last}");
     assert!(last.ends_with(" passed, 0 failed"), "{last}");
 }
 
@@ -584,13 +589,7 @@ fn graph_draws_lifecycles_and_workflows() {
 
 #[test]
 fn the_devclaw_example_tests_pass() {
-    let output = runner(&["test", "examples/devclaw"]);
-    let text = stdout(&output);
-    assert_eq!(code(&output), 0, "{text}{}", stderr(&output));
-    let last = text.lines().last().unwrap_or_default().to_string();
-    let passed: usize = last.split(' ').next().and_then(|n| n.parse().ok()).unwrap_or(0);
-    assert!(passed >= 12, "{last}");
-    assert!(last.ends_with(" passed, 0 failed"), "{last}");
+    assert_tests_pass("examples/devclaw", 12);
 }
 
 #[test]

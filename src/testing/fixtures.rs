@@ -5,7 +5,6 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use crate::model::test_file::{CommandFixture, HttpFixture};
-use crate::steps::exec::CommandOutput;
 use crate::steps::hooks::{CannedResponse, CommandAnswer, Hooks, HttpAnswer};
 use crate::steps::http::Request;
 
@@ -151,8 +150,6 @@ impl Hooks for FixtureHooks {
         }
         CommandAnswer::Unmatched
     }
-
-    fn command_observed(&self, _argv: &[String], _output: &CommandOutput) {}
 }
 
 /// Match an argv against a pattern: `*` is one argument, a final `**` any number, and
