@@ -248,6 +248,25 @@ pub struct HttpStep {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 1_073_741_824))]
     pub max_response_bytes: Option<u64>,
+    /// Which redirects to follow (default: the API's, else `follow`). `follow` follows
+    /// up to 5, but a hop to another origin (scheme, host or port) never carries
+    /// credentials, cookies, `Referer`, any header holding a secret, or a body;
+    /// `same_origin` fails the step on a redirect to another origin.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redirects: Option<Redirects>,
+}
+
+/// Which HTTP redirects are followed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Redirects {
+    /// Follow up to 5 redirects. Crossing to another origin drops `Authorization`,
+    /// cookies, `Referer` and every header that is sensitive or holds a secret; a
+    /// redirect that would re-send a body (307/308) to another origin fails instead.
+    #[default]
+    Follow,
+    /// Follow redirects within the same origin only; any other fails the step.
+    SameOrigin,
 }
 
 /// What an HTTP outcome turns into.

@@ -207,6 +207,10 @@ pub struct ApiDef {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 1_073_741_824))]
     pub max_response_bytes: Option<u64>,
+    /// Which redirects requests to this API follow (default `follow`); `same_origin`
+    /// refuses a redirect to another scheme, host or port. See the step's `redirects`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redirects: Option<super::step::Redirects>,
 }
 
 /// Overlap control for a workflow.

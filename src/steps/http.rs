@@ -23,7 +23,7 @@ use serde_json::{Map, Value as Json, json};
 use super::{Outcome, Retry, StepCtx};
 use crate::engine::mask::{Masker, is_sensitive_header};
 use crate::engine::values::{Evaluator, to_mj};
-use crate::model::step::{Decode, HttpMethod, HttpStep, OutcomeAction, SimpleOutcome};
+use crate::model::step::{Decode, HttpMethod, HttpStep, OutcomeAction, Redirects, SimpleOutcome};
 use crate::model::workflow::ApiDef;
 
 /// Time limit of one request when neither the step nor its API sets one.
@@ -59,6 +59,8 @@ pub struct ApiConfig {
     pub timeout: Option<Duration>,
     /// Largest response body accepted from this API.
     pub max_response_bytes: Option<u64>,
+    /// Which redirects requests to this API follow.
+    pub redirects: Redirects,
 }
 
 impl fmt::Debug for ApiConfig {
@@ -70,6 +72,7 @@ impl fmt::Debug for ApiConfig {
             .field("headers", &RedactedHeaders(&self.headers))
             .field("timeout", &self.timeout)
             .field("max_response_bytes", &self.max_response_bytes)
+            .field("redirects", &self.redirects)
             .finish()
     }
 }
@@ -123,6 +126,7 @@ impl ApiConfig {
             headers,
             timeout: def.timeout.map(|d| d.get()),
             max_response_bytes: def.max_response_bytes,
+            redirects: def.redirects.unwrap_or_default(),
         })
     }
 }
@@ -170,10 +174,12 @@ impl Clients {
 
 fn build_client() -> Result<reqwest::Client, String> {
     install_crypto_provider();
-    // reqwest's defaults otherwise: system proxy variables are honoured, cross-origin
-    // redirects drop `Authorization` and cookies.
+    // Redirects are followed by `exchange`, which decides per hop what may go to the
+    // next origin; reqwest's own policy would forward custom secret-bearing headers and
+    // add a `Referer` carrying the original query. System proxy variables are honoured.
     reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::limited(MAX_REDIRECTS))
+        .redirect(reqwest::redirect::Policy::none())
+        .referer(false)
         .user_agent(concat!("runner/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(|e| format!("cannot set up the HTTP client: {}", innermost(&e)))
@@ -205,6 +211,8 @@ pub struct Request {
     pub max_response_bytes: u64,
     /// The API whose connection pool is used (`None`: a full `url`).
     pub api: Option<String>,
+    /// Which redirects are followed.
+    pub redirects: Redirects,
 }
 
 impl fmt::Debug for Request {
@@ -217,6 +225,7 @@ impl fmt::Debug for Request {
             .field("timeout", &self.timeout)
             .field("max_response_bytes", &self.max_response_bytes)
             .field("api", &self.api)
+            .field("redirects", &self.redirects)
             .finish()
     }
 }
@@ -353,6 +362,7 @@ pub fn prepare(ctx: &StepCtx<'_>, step: &HttpStep, api: Option<&ApiConfig>) -> R
             .or(api.and_then(|api| api.max_response_bytes))
             .unwrap_or(DEFAULT_MAX_RESPONSE_BYTES),
         api: api.map(|api| api.name.clone()),
+        redirects: step.redirects.or(api.map(|api| api.redirects)).unwrap_or_default(),
     })
 }
 
@@ -526,10 +536,10 @@ async fn transport_hooked(
     request: &Request,
 ) -> Result<Received, Failure> {
     use super::hooks::HttpAnswer;
-    let Some(hooks) = ctx.hooks else { return exchange(clients, request).await };
+    let Some(hooks) = ctx.hooks else { return exchange(clients, request, ctx.masker).await };
     match hooks.http(request) {
         HttpAnswer::Network => {
-            let received = exchange(clients, request).await?;
+            let received = exchange(clients, request, ctx.masker).await?;
             let headers: Vec<(String, String)> = received
                 .headers
                 .iter()
@@ -593,32 +603,141 @@ async fn transport_hooked(
     }
 }
 
-/// Send, then stream the body, stopping as soon as it passes the limit.
-async fn exchange(clients: &Clients, request: &Request) -> Result<Received, Failure> {
+/// Send, following redirects hop by hop (see [`next_hop`]), then stream the final
+/// body, stopping as soon as it passes the limit.
+async fn exchange(clients: &Clients, request: &Request, masker: &Masker) -> Result<Received, Failure> {
     let other =
         |error: String| Failure { kind: FailureKind::Other, error, output: Json::Null, retry: Retry::No };
     let client = clients.client(request.api.as_deref()).map_err(other)?;
+    let mut hop = Hop {
+        url: parse_url(&request.url).map_err(other)?,
+        method: reqwest_method(request.method),
+        headers: request.headers.clone(),
+        body: match &request.body {
+            Some(body) => {
+                Some(serde_json::to_vec(body).map_err(|e| other(format!("cannot encode the body: {e}")))?)
+            }
+            None => None,
+        },
+    };
+    let first = hop.url.clone();
+    let mut redirects = 0;
+    let response = loop {
+        let response = send(&client, request, &hop).await?;
+        let Some(location) = redirect_location(&response) else { break response };
+        if redirects == MAX_REDIRECTS {
+            return Err(other(format!(
+                "cannot send {} {}: more than {MAX_REDIRECTS} redirects",
+                request.method.as_str(),
+                request.url
+            )));
+        }
+        redirects += 1;
+        hop =
+            next_hop(hop, response.status(), &location, &first, request.redirects, masker).map_err(other)?;
+    };
+    read_body(request, response).await
+}
+
+/// One request of a redirect chain.
+struct Hop {
+    url: Url,
+    method: reqwest::Method,
+    headers: Vec<(String, String)>,
+    body: Option<Vec<u8>>,
+}
+
+async fn send(client: &reqwest::Client, request: &Request, hop: &Hop) -> Result<reqwest::Response, Failure> {
+    let other =
+        |error: String| Failure { kind: FailureKind::Other, error, output: Json::Null, retry: Retry::No };
     let mut headers = HeaderMap::new();
-    for (name, value) in &request.headers {
+    for (name, value) in &hop.headers {
         let (name, value) = check_header(name, value).map_err(other)?;
         headers.insert(name, value);
     }
-    let mut builder = client.request(reqwest_method(request.method), request.url.as_str()).headers(headers);
-    if let Some(body) = &request.body {
-        let bytes = serde_json::to_vec(body).map_err(|e| other(format!("cannot encode the body: {e}")))?;
-        builder = builder.body(bytes);
+    let mut builder = client.request(hop.method.clone(), hop.url.clone()).headers(headers);
+    if let Some(body) = &hop.body {
+        builder = builder.body(body.clone());
     }
-    let mut response = builder.send().await.map_err(|e| {
+    builder.send().await.map_err(|e| {
         if e.is_timeout() {
             timed_out(request)
-        } else if e.is_redirect() || e.is_builder() {
-            // A redirect loop or a request reqwest refuses: trying again cannot help.
-            other(format!("cannot send {} {}: {}", request.method.as_str(), request.url, innermost(&e)))
+        } else if e.is_builder() {
+            // A request reqwest refuses: trying again cannot help.
+            other(format!("cannot send {} {}: {}", request.method.as_str(), hop.url, innermost(&e)))
         } else {
-            transport(format!("cannot reach {}: {}", request.url, innermost(&e)))
+            transport(format!("cannot reach {}: {}", hop.url, innermost(&e)))
         }
-    })?;
+    })
+}
 
+/// The `Location` of a redirect response (301, 302, 303, 307, 308), if it is one.
+fn redirect_location(response: &reqwest::Response) -> Option<String> {
+    if !matches!(response.status().as_u16(), 301 | 302 | 303 | 307 | 308) {
+        return None;
+    }
+    let location = response.headers().get(reqwest::header::LOCATION)?;
+    Some(String::from_utf8_lossy(location.as_bytes()).into_owned())
+}
+
+/// The request a redirect leads to, or why it is not followed.
+///
+/// - 303, and 301/302 after a POST, become a GET without a body (what browsers and
+///   curl do); 307 and 308 keep the method and the body.
+/// - A hop to another origin than the first request's (scheme, host, port) fails with
+///   [`Redirects::SameOrigin`]; otherwise it loses every header that could carry a
+///   credential (sensitive by name, `Cookie`, `Referer`, or holding a declared secret
+///   in any form the runner masks), and it fails rather than re-send a body there.
+///   Once dropped, those headers stay dropped for the rest of the chain.
+fn next_hop(
+    hop: Hop,
+    status: StatusCode,
+    location: &str,
+    first: &Url,
+    policy: Redirects,
+    masker: &Masker,
+) -> Result<Hop, String> {
+    let Hop { url, mut method, mut headers, mut body } = hop;
+    let next =
+        url.join(location.trim()).map_err(|e| format!("redirect from {url} to an invalid URL: {e}"))?;
+    if !matches!(next.scheme(), "http" | "https") {
+        return Err(format!("redirect from {url} to {next}: only http and https are followed"));
+    }
+    let rewrite = match status.as_u16() {
+        303 => method != reqwest::Method::HEAD,
+        301 | 302 => method == reqwest::Method::POST,
+        _ => false,
+    };
+    if rewrite {
+        method = reqwest::Method::GET;
+        body = None;
+        headers.retain(|(name, _)| !name.eq_ignore_ascii_case("content-type"));
+    }
+    if next.origin() != first.origin() {
+        let shown = next.origin().ascii_serialization();
+        if policy == Redirects::SameOrigin {
+            return Err(format!(
+                "refused a redirect from {url} to another origin ({shown}): `redirects: same_origin`"
+            ));
+        }
+        if body.is_some() {
+            return Err(format!(
+                "refused a {} redirect from {url} to another origin ({shown}): it would re-send the request body there",
+                status.as_u16()
+            ));
+        }
+        headers.retain(|(name, value)| !carries_credentials(name, value, masker));
+    }
+    Ok(Hop { url: next, method, headers, body })
+}
+
+/// Whether a header must not follow a redirect to another origin.
+fn carries_credentials(name: &str, value: &str, masker: &Masker) -> bool {
+    is_sensitive_header(name) || name.eq_ignore_ascii_case("referer") || masker.reveals(value)
+}
+
+/// Stream the body of the final response, stopping as soon as it passes the limit.
+async fn read_body(request: &Request, mut response: reqwest::Response) -> Result<Received, Failure> {
     let status = response.status();
     let headers = response.headers().clone();
     let limit = request.max_response_bytes;

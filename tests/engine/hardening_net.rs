@@ -1,0 +1,218 @@
+//! Issue 8, network, process and secrets half: regression tests named after what they
+//! prevent. Servers are on 127.0.0.1 (two ports where origins matter); nothing depends
+//! on timing tighter than seconds.
+
+use serde_json::json;
+
+use super::super::fake::{Response, Server};
+use super::super::{code, stderr, stdout};
+use super::{Case, events, finished, step};
+
+/// A token with every character the runner encodes differently in URLs and JSON.
+const SECRET: &str = "tok+/=&? \"\\x-91f3";
+
+/// Server A answers `/start` with `status` to `location`, any other path with 200.
+fn redirecting(status: u16, location: String) -> Server {
+    Server::start(move |request, _| {
+        if request.path() == "/start" {
+            Response::raw(status, "").header("location", &location)
+        } else {
+            Response::json(
+                200,
+                &json!({"at": request.path(), "method": request.method, "body": request.body}),
+            )
+        }
+    })
+}
+
+fn landing() -> Server {
+    Server::start(|request, _| {
+        Response::json(
+            200,
+            &json!({"landed": request.path(), "method": request.method, "body": request.body}),
+        )
+    })
+}
+
+/// An API with every way a credential can ride on a request.
+fn credential_workflow(base: &str, api_extra: &str, step_extra: &str) -> String {
+    format!(
+        "name: t\nsecrets:\n  token: {{env: TEST_TOKEN}}\napis:\n  a:\n    base_url: \"{base}\"\n    bearer: \"{{{{ secrets.token }}}}\"\n    headers:\n      X-Api-Key: \"{{{{ secrets.token }}}}\"\n      X-Custom: \"v1 {{{{ secrets.token }}}}\"\n      Cookie: \"session=abc\"\n      Referer: \"http://127.0.0.1/origin?access_token=x\"\n      X-Plain: hello\n{api_extra}steps:\n  - id: call\n    type: http\n    api: a\n    path: /start\n    query: {{access_token: \"{{{{ secrets.token }}}}\"}}\n{step_extra}outputs:\n  result: \"{{{{ steps.call.output.body }}}}\"\n"
+    )
+}
+
+fn header<'a>(request: &'a super::super::fake::Request, name: &str) -> Option<&'a str> {
+    request.headers.get(name).map(String::as_str)
+}
+
+#[test]
+fn a_cross_origin_redirect_never_forwards_credentials_cookies_referer_or_secret_headers() {
+    let b = landing();
+    for status in [301, 302, 303] {
+        let a = redirecting(status, format!("{}/landing?n=1", b.url));
+        let case = Case::new(&credential_workflow(&a.url, "", ""));
+        let output = case.run(&["-o", "json"], &[("TEST_TOKEN", SECRET)]);
+        assert_eq!(code(&output), 0, "{status}: {}", stdout(&output));
+        assert_eq!(finished(&events(&output))["outputs"]["result"]["landed"], "/landing");
+        // A received everything (same origin as configured).
+        let first = a.requests().pop().expect("A was asked");
+        assert!(header(&first, "authorization").is_some_and(|v| v.starts_with("Bearer ")));
+        assert!(header(&first, "x-api-key").is_some());
+        // B received none of it.
+        let second = b.requests().pop().expect("B was asked");
+        for name in ["authorization", "x-api-key", "x-custom", "cookie", "referer"] {
+            assert_eq!(header(&second, name), None, "{status}: `{name}` reached the other origin");
+        }
+        assert_eq!(header(&second, "x-plain"), Some("hello"), "harmless headers still go");
+        assert_eq!(second.target, "/landing?n=1");
+    }
+}
+
+#[test]
+fn a_redirect_to_localhost_counts_as_another_origin() {
+    let b = landing();
+    let port = b.url.rsplit(':').next().unwrap_or_default().to_string();
+    let a = redirecting(302, format!("http://localhost:{port}/landing"));
+    let case = Case::new(&credential_workflow(&a.url, "", ""));
+    let output = case.run(&["-o", "json"], &[("TEST_TOKEN", SECRET)]);
+    // localhost may resolve to ::1 first, where nothing listens: only what reached B matters.
+    if let Some(second) = b.requests().pop() {
+        assert_eq!(header(&second, "authorization"), None);
+        assert_eq!(header(&second, "x-custom"), None);
+    } else {
+        assert_eq!(code(&output), 1, "{}", stdout(&output));
+    }
+}
+
+#[test]
+fn a_307_or_308_never_resends_a_body_to_another_origin() {
+    let b = landing();
+    for status in [307, 308] {
+        let a = redirecting(status, format!("{}/landing", b.url));
+        let case = Case::new(&credential_workflow(
+            &a.url,
+            "",
+            "    method: POST\n    body: {token: \"{{ secrets.token }}\"}\n",
+        ));
+        let output = case.run(&["-o", "json"], &[("TEST_TOKEN", SECRET)]);
+        assert_eq!(code(&output), 1, "{status}: {}", stdout(&output));
+        let error = step(&events(&output), "call")["error"].as_str().unwrap_or_default().to_string();
+        assert!(error.contains("re-send the request body"), "{error}");
+        assert!(b.requests().is_empty(), "{status}: the body went to the other origin");
+    }
+}
+
+#[test]
+fn a_same_origin_307_keeps_method_body_and_credentials() {
+    let a = Server::start(|request, _| {
+        if request.path() == "/start" {
+            Response::raw(307, "").header("location", "/next")
+        } else {
+            Response::json(200, &json!({"method": request.method, "body": request.body}))
+        }
+    });
+    let case = Case::new(&credential_workflow(&a.url, "", "    method: POST\n    body: {n: 1}\n"));
+    let output = case.run(&["-o", "json"], &[("TEST_TOKEN", SECRET)]);
+    assert_eq!(code(&output), 0, "{}", stdout(&output));
+    assert_eq!(
+        finished(&events(&output))["outputs"]["result"],
+        json!({"method": "POST", "body": "{\"n\":1}"})
+    );
+    let second = a.requests().pop().expect("second request");
+    assert_eq!(second.path(), "/next");
+    assert!(header(&second, "authorization").is_some(), "same origin keeps the credentials");
+}
+
+#[test]
+fn a_303_after_a_post_becomes_a_get_without_the_body() {
+    let a = Server::start(|request, _| {
+        if request.path() == "/start" {
+            Response::raw(303, "").header("location", "/done")
+        } else {
+            Response::json(200, &json!({"method": request.method, "body": request.body}))
+        }
+    });
+    let case = Case::new(&credential_workflow(&a.url, "", "    method: POST\n    body: {n: 1}\n"));
+    let output = case.run(&["-o", "json"], &[("TEST_TOKEN", SECRET)]);
+    assert_eq!(code(&output), 0, "{}", stdout(&output));
+    assert_eq!(finished(&events(&output))["outputs"]["result"], json!({"method": "GET", "body": ""}));
+}
+
+#[test]
+fn same_origin_redirects_refuse_any_other_origin() {
+    let b = landing();
+    let a = redirecting(302, format!("{}/landing", b.url));
+    for (api_extra, step_extra) in
+        [("    redirects: same_origin\n", ""), ("", "    redirects: same_origin\n")]
+    {
+        let case = Case::new(&credential_workflow(&a.url, api_extra, step_extra));
+        let output = case.run(&["-o", "json"], &[("TEST_TOKEN", SECRET)]);
+        assert_eq!(code(&output), 1, "{}", stdout(&output));
+        let error = step(&events(&output), "call")["error"].as_str().unwrap_or_default().to_string();
+        assert!(error.contains("refused a redirect") && error.contains("same_origin"), "{error}");
+        assert_eq!(leaked_forms(&error), Vec::<&str>::new(), "{error}");
+    }
+    assert!(b.requests().is_empty());
+}
+
+#[test]
+fn a_redirect_loop_stops_with_a_clear_error() {
+    let a = Server::start(|_, _| Response::raw(302, "").header("location", "/start"));
+    let case = Case::new(&credential_workflow(&a.url, "", ""));
+    let output = case.run(&["-o", "json"], &[("TEST_TOKEN", SECRET)]);
+    assert_eq!(code(&output), 1);
+    let error = step(&events(&output), "call")["error"].as_str().unwrap_or_default().to_string();
+    assert!(error.contains("more than 5 redirects"), "{error}");
+    assert_eq!(a.requests().len(), 6);
+}
+
+/// Every form of [`SECRET`] the runner could print.
+fn leaked_forms(text: &str) -> Vec<&'static str> {
+    [
+        SECRET,
+        "tok%2B%2F%3D%26%3F%20%22%5Cx-91f3",
+        "tok%2B%2F%3D%26%3F+%22%5Cx-91f3",
+        "tok+/=&? \\\"\\\\x-91f3",
+        "x-91f3",
+    ]
+    .into_iter()
+    .filter(|form| text.contains(form))
+    .collect()
+}
+
+#[test]
+fn an_encoded_or_escaped_secret_never_reaches_any_channel() {
+    let server = Server::start(|_, _| Response::raw(500, "down"));
+    let case = Case::new(&format!(
+        "name: t\nsecrets:\n  token: {{env: TEST_TOKEN}}\napis:\n  a:\n    base_url: \"{}\"\nsteps:\n  - id: show\n    type: emit\n    json: {{token: \"{{{{ secrets.token }}}}\"}}\n  - id: write\n    type: http\n    api: a\n    method: POST\n    path: \"/t/{{{{ secrets.token }}}}\"\n    query: {{access_token: \"{{{{ secrets.token }}}}\"}}\n    body: {{token: \"{{{{ secrets.token }}}}\"}}\n  - id: call\n    type: http\n    api: a\n    path: \"/t/{{{{ secrets.token }}}}\"\n    query: {{access_token: \"{{{{ secrets.token }}}}\"}}\n",
+        server.url
+    ));
+    let env = [("TEST_TOKEN", SECRET)];
+    let report = case.path("report.json");
+    let human = case.run(&["--report", report.to_str().unwrap_or_default()], &env);
+    assert_eq!(code(&human), 1, "the 500 fails the run: {}", stderr(&human));
+    let json_run = case.run(&["-o", "json"], &env);
+    let dry = case.run(&["--dry-run", "-v", "-o", "json"], &env);
+    let dry_human = case.run(&["--dry-run", "-v"], &env);
+    let recorded = case.run(&["--record", "rec.test.yaml"], &env);
+    let recording = std::fs::read_to_string(case.path("rec.test.yaml")).unwrap_or_default();
+    let channels = [
+        ("human stdout", stdout(&human)),
+        ("human stderr", stderr(&human)),
+        ("json events", stdout(&json_run)),
+        ("dry-run plan", stdout(&dry)),
+        ("dry-run human", stderr(&dry_human)),
+        ("record stderr", stderr(&recorded)),
+        ("report", std::fs::read_to_string(&report).unwrap_or_default()),
+        ("recording", recording),
+    ];
+    for (name, text) in &channels {
+        assert!(!text.is_empty(), "{name} is empty");
+        assert_eq!(leaked_forms(text), Vec::<&str>::new(), "{name} leaks:\n{text}");
+    }
+    // The server did receive the encoded token: the masking is of output only.
+    let seen = server.requests();
+    assert!(seen.iter().any(|r| r.target.contains("access_token=tok%2B%2F%3D%26%3F+%22%5Cx-91f3")));
+    let error = step(&events(&json_run), "write")["error"].as_str().unwrap_or_default().to_string();
+    assert!(error.contains("/t/***?access_token=***"), "{error}");
+}
