@@ -554,7 +554,7 @@ impl Engine {
                         outputs: Json::Null,
                         error: Some(format!(
                             "gave up waiting for the concurrency key `{key}` after {}",
-                            limit.as_secs()
+                            crate::model::Duration(limit)
                         )),
                     })),
                 }
@@ -883,7 +883,7 @@ impl Engine {
                     }
                     let retry_allowed =
                         http.method.is_idempotent() || step.retry.as_ref().is_some_and(|r| r.unsafe_methods);
-                    self.attempts(inv, step, path, retry_allowed, || {
+                    self.attempts(inv, step, path, retry_allowed, timeout, || {
                         steps::http::execute(&ctx, &self.clients, http, &request)
                     })
                     .await
@@ -900,7 +900,8 @@ impl Engine {
                     if write && inv.plan {
                         return self.planned(step, path, steps::exec::describe(&spec, &masker));
                     }
-                    self.attempts(inv, step, path, true, || steps::exec::execute(&ctx, exec, &spec)).await
+                    self.attempts(inv, step, path, true, timeout, || steps::exec::execute(&ctx, exec, &spec))
+                        .await
                 }
                 StepKind::Cron(cron) => self.run_cron(inv, step, cron, &context, path).await,
                 StepKind::Transition(transition) => self.run_transition(inv, transition, &context),
@@ -935,13 +936,16 @@ impl Engine {
     }
 
     /// Run attempts with the step's retry policy: exponential backoff with jitter,
-    /// honouring a server's `Retry-After`.
+    /// honouring a server's `Retry-After` up to `max_backoff`. A server asking for a
+    /// wait longer than the step's `timeout` (the limit of one attempt) ends the step
+    /// instead: the run is not parked on a server's say-so.
     async fn attempts<'a, F, Fut>(
         &'a self,
         inv: &'a Invocation<'a>,
         step: &Step,
         path: &str,
         retry_allowed: bool,
+        timeout: Duration,
         attempt: F,
     ) -> StepResult
     where
@@ -992,7 +996,21 @@ impl Engine {
                         delay = jittered(delay);
                     }
                     if let Some(server) = after {
-                        delay = delay.max(server.min(Duration::from_secs(3600)));
+                        let asked = server.min(cap);
+                        if asked > timeout {
+                            return StepResult {
+                                status: StepStatus::Failed,
+                                output,
+                                error: Some(format!(
+                                    "{error}; the server asked to retry after {} (Retry-After), longer than the step's timeout of {}: gave up after attempt {number}",
+                                    crate::model::Duration(asked),
+                                    crate::model::Duration(timeout)
+                                )),
+                                attempts: number,
+                                proceed,
+                            };
+                        }
+                        delay = delay.max(asked);
                     }
                     self.emit(Event::StepRetry {
                         path: path.to_string(),
@@ -1633,14 +1651,9 @@ fn short(value: &Json) -> String {
     }
 }
 
+/// `delay` spread by ±50%, so many runners do not retry in step.
 fn jittered(delay: Duration) -> Duration {
-    // ±50% with a cheap pseudo-random source: good enough to spread retries apart.
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    let factor = 0.5 + f64::from(nanos % 1000) / 1000.0;
-    delay.mul_f64(factor)
+    delay.mul_f64(0.5 + fastrand::f64())
 }
 
 fn millis(duration: Duration) -> u64 {

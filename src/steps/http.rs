@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, Once};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::{StatusCode, Url};
@@ -890,48 +890,18 @@ fn one_line_excerpt(text: &str) -> String {
 }
 
 /// The wait a `Retry-After` header asks for: delta-seconds or an HTTP date, at most an
-/// hour; a date in the past means no wait.
+/// hour; a date in the past means no wait. The engine caps it further by the step's
+/// `max_backoff` and timeout.
 fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
     let text = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
     let wait = match text.parse::<u64>() {
         Ok(seconds) => Duration::from_secs(seconds),
         Err(_) => {
-            let at = UNIX_EPOCH + Duration::from_secs(parse_http_date(text)?);
+            let at = httpdate::parse_http_date(text).ok()?;
             at.duration_since(now).unwrap_or(Duration::ZERO)
         }
     };
     Some(wait.min(MAX_RETRY_AFTER))
-}
-
-/// Seconds since the Unix epoch of an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), the
-/// only date format HTTP/1.1 senders may generate.
-fn parse_http_date(text: &str) -> Option<u64> {
-    let (_weekday, rest) = text.split_once(", ")?;
-    let parts: Vec<&str> = rest.split(' ').collect();
-    let [day, month, year, time, "GMT"] = parts.as_slice() else { return None };
-    let day: i64 = day.parse().ok()?;
-    let month = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
-        .iter()
-        .position(|name| name == month)? as i64
-        + 1;
-    let year: i64 = year.parse().ok()?;
-    let clock: Vec<i64> = time.split(':').map(|part| part.parse().ok()).collect::<Option<_>>()?;
-    let [hour, minute, second] = clock.as_slice() else { return None };
-    if !(1..=31).contains(&day) || *hour > 23 || *minute > 59 || *second > 60 {
-        return None;
-    }
-    let seconds = days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second;
-    u64::try_from(seconds).ok()
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let year_of_era = year.rem_euclid(400);
-    let day_of_year = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 719_468
 }
 
 /// Apply the step's `on` mapping to a failure.
@@ -1254,15 +1224,14 @@ mod tests {
 
     #[test]
     fn retry_after_seconds_and_dates() {
-        let now = UNIX_EPOCH + Duration::from_secs(784_111_777); // Sun, 06 Nov 1994 08:49:37 GMT
+        let now = std::time::UNIX_EPOCH + Duration::from_secs(784_111_777); // Sun, 06 Nov 1994 08:49:37 GMT
         let with = |value: &str| {
             let mut headers = HeaderMap::new();
             headers.insert(reqwest::header::RETRY_AFTER, HeaderValue::from_str(value).unwrap());
             retry_after(&headers, now)
         };
-        assert_eq!(parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"), Some(784_111_777));
-        assert_eq!(parse_http_date("Thu, 01 Jan 1970 00:00:00 GMT"), Some(0));
-        assert_eq!(parse_http_date("Tue, 29 Feb 2000 12:00:00 GMT"), Some(951_825_600));
+        assert_eq!(with("Tue, 29 Feb 2000 12:00:00 GMT"), Some(MAX_RETRY_AFTER), "a leap day");
+        assert_eq!(with("Wed, 30 Feb 2000 12:00:00 GMT"), None, "no such day");
         assert_eq!(with("7"), Some(Duration::from_secs(7)));
         assert_eq!(with("Sun, 06 Nov 1994 08:50:07 GMT"), Some(Duration::from_secs(30)));
         assert_eq!(with("Sat, 05 Nov 1994 08:49:37 GMT"), Some(Duration::ZERO));

@@ -2,6 +2,8 @@
 //! prevent. Servers are on 127.0.0.1 (two ports where origins matter); nothing depends
 //! on timing tighter than seconds.
 
+use std::time::{Duration, Instant};
+
 use serde_json::json;
 
 use super::super::fake::{Response, Server};
@@ -215,4 +217,69 @@ fn an_encoded_or_escaped_secret_never_reaches_any_channel() {
     assert!(seen.iter().any(|r| r.target.contains("access_token=tok%2B%2F%3D%26%3F+%22%5Cx-91f3")));
     let error = step(&events(&json_run), "write")["error"].as_str().unwrap_or_default().to_string();
     assert!(error.contains("/t/***?access_token=***"), "{error}");
+}
+
+#[test]
+fn retry_after_cannot_park_a_run_past_max_backoff() {
+    let server = Server::start(|_, n| {
+        if n == 0 {
+            Response::raw(429, "slow down").header("retry-after", "100000")
+        } else {
+            Response::json(200, &json!({"ok": true}))
+        }
+    });
+    let case = Case::new(&super::http_workflow(
+        &server.url,
+        "  - id: call\n    type: http\n    api: fake\n    path: /x\n    retry: {attempts: 2, backoff: 10ms, max_backoff: 1s, jitter: false}\n",
+    ));
+    let started = Instant::now();
+    let output = case.run(&["-o", "json"], &[]);
+    assert_eq!(code(&output), 0, "{}", stdout(&output));
+    assert!(started.elapsed() < Duration::from_secs(20), "waited {:?}", started.elapsed());
+    let events = events(&output);
+    let retry = events.iter().find(|e| e["event"] == "step_retry").expect("a retry");
+    assert_eq!(retry["delay_ms"], 1000, "{retry}");
+}
+
+#[test]
+fn retry_after_longer_than_the_step_timeout_fails_the_step_clearly() {
+    let server = Server::start(|_, _| Response::raw(503, "busy").header("retry-after", "120"));
+    let case = Case::new(&super::http_workflow(
+        &server.url,
+        "  - id: call\n    type: http\n    api: fake\n    path: /x\n    retry: {attempts: 3, backoff: 10ms, max_backoff: 5m}\n",
+    ));
+    let started = Instant::now();
+    let output = case.run(&["-o", "json"], &[]);
+    assert_eq!(code(&output), 1, "{}", stdout(&output));
+    assert!(started.elapsed() < Duration::from_secs(20), "waited {:?}", started.elapsed());
+    let error = step(&events(&output), "call")["error"].as_str().unwrap_or_default().to_string();
+    assert!(
+        error.contains("HTTP 503")
+            && error.contains("asked to retry after 2m (Retry-After), longer than the step's timeout of 2s"),
+        "{error}"
+    );
+    assert_eq!(server.requests().len(), 1);
+}
+
+#[test]
+fn a_lock_wait_that_gives_up_names_its_unit() {
+    let case = Case::new(
+        "name: t\nconcurrency: {key: k, policy: wait, wait_timeout: 1s}\nsteps:\n  - type: exec\n    argv: [sleep, '5']\n",
+    );
+    let mut holder = case.command(&[], &[]).spawn().expect("spawn");
+    let lock_dir = case.path("state/locks");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::fs::read_dir(&lock_dir).map(|d| d.count()).unwrap_or(0) == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let output = case.run(&[], &[]);
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert_eq!(code(&output), 75, "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("gave up waiting for the concurrency key `k` after 1s"),
+        "{}",
+        stderr(&output)
+    );
 }
