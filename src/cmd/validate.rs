@@ -61,6 +61,7 @@ pub fn run(args: &ValidateArgs, out: &mut Out) -> i32 {
     for path in &missing {
         out.err(&format!("runner: no such file or directory: {}\n", display(path)));
     }
+    out.err(&render_warnings(&loader.warnings));
     if !missing.is_empty() {
         exit::NOINPUT
     } else if found.is_empty() {
@@ -111,6 +112,25 @@ pub fn yaml_files(dir: &Path) -> Vec<PathBuf> {
     }
     found.sort();
     found
+}
+
+/// Warnings as `warning[code]: file:line:col: message` lines with their hint.
+fn render_warnings(warnings: &[Diagnostic]) -> String {
+    let mut text = String::new();
+    for warning in warnings {
+        text.push_str(&format!(
+            "warning[{}]: {}:{}:{}: {}\n",
+            warning.code,
+            warning.file,
+            warning.line(),
+            warning.column(),
+            warning.message
+        ));
+        if let Some(hint) = &warning.hint {
+            text.push_str(&format!("  = help: {hint}\n"));
+        }
+    }
+    text
 }
 
 fn summary(found: &[Diagnostic], files: usize) -> String {

@@ -1364,7 +1364,8 @@ impl Engine {
                 Some(format!("`{program}` timed out after {}s", spec.timeout.as_secs()))
             }
             Ok(done) => {
-                let detail: String = done.stderr.trim().chars().take(200).collect();
+                // Cut with a visible `…`, so a clipped message never reads as complete.
+                let detail = steps::exec::clip(done.stderr.trim(), 200);
                 let code = done.exit_code.map(|c| c.to_string()).unwrap_or_else(|| "a signal".into());
                 Some(format!("`{}` failed (exit {code}): {detail}", argv[..3.min(argv.len())].join(" ")))
             }

@@ -69,6 +69,7 @@ pub fn check(
         ids: BTreeMap::new(),
     };
     checker.run();
+    warn_unguarded_argv(loader, name, document, workflow);
 }
 
 fn load_registry(
@@ -1124,6 +1125,69 @@ fn describe(value: &Value) -> String {
 
 fn list_or_none(names: &[&str]) -> String {
     if names.is_empty() { "none".to_string() } else { one_of(names) }
+}
+
+/// Warn (a warning, never an error) where a workflow input can reach an `exec`
+/// argument unguarded: at run time such an argument is refused when its value starts
+/// with `-` (it would be read as an option), so say so before it happens. Guarded:
+/// an argument after a literal `--`, one whose template itself starts with `-`, a
+/// step with `options_from_input: true`, and boolean or lane inputs.
+pub fn warn_unguarded_argv(loader: &mut Loader, name: &str, document: &Document, workflow: &Workflow) {
+    let env = template::environment();
+    let mut pending: Vec<(&[Step], String)> =
+        vec![(&workflow.steps, "/steps".to_string()), (&workflow.finally, "/finally".to_string())];
+    while let Some((steps, base)) = pending.pop() {
+        for (index, step) in steps.iter().enumerate() {
+            let pointer = format!("{base}/{index}");
+            let exec = match &step.kind {
+                StepKind::Switch(switch) => {
+                    for (case_index, case) in switch.cases.iter().enumerate() {
+                        pending.push((&case.steps, format!("{pointer}/cases/{case_index}/steps")));
+                    }
+                    if let Some(default) = &switch.default {
+                        pending.push((&default.steps, format!("{pointer}/default/steps")));
+                    }
+                    continue;
+                }
+                StepKind::ForEach(each) => {
+                    pending.push((&each.steps, format!("{pointer}/steps")));
+                    continue;
+                }
+                StepKind::Exec(exec) if !exec.options_from_input => exec,
+                _ => continue,
+            };
+            let program = exec.argv.first().map(String::as_str).unwrap_or_default();
+            for (position, arg) in exec.argv.iter().enumerate().skip(1) {
+                if arg == "--" {
+                    break;
+                }
+                if arg.starts_with('-') || !template::is_template(arg) {
+                    continue;
+                }
+                let Ok(variables) = template_variables(&env, arg) else { continue };
+                let input = variables.iter().find_map(|variable| {
+                    let input = variable.strip_prefix("inputs.")?.split('.').next()?;
+                    let def = workflow.inputs.get(input)?;
+                    (!matches!(def.ty, InputType::Boolean | InputType::Lane)).then_some(input)
+                });
+                let Some(input) = input else { continue };
+                let location = document.locate(&format!("{pointer}/argv/{position}"));
+                loader.warnings.push(
+                    crate::diagnostics::Diagnostic::new(
+                        name,
+                        location.value,
+                        "argv-option",
+                        format!(
+                            "input `{input}` reaches argument {position} of `{program}` unguarded: a value starting with `-` is refused at run time"
+                        ),
+                    )
+                    .with_hint(Some(
+                        "put `--` before it in argv if the program accepts that, or set `options_from_input: true` on the step".into(),
+                    )),
+                );
+            }
+        }
+    }
 }
 
 #[cfg(test)]

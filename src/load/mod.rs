@@ -81,6 +81,9 @@ pub struct Loader {
     slots: HashMap<PathBuf, Slot>,
     stack: Vec<String>,
     documents: HashMap<String, Arc<Document>>,
+    /// Things worth knowing that do not make a file invalid (`runner validate` prints
+    /// them to stderr; they never change an exit code).
+    pub warnings: Vec<Diagnostic>,
 }
 
 /// A path shortened lexically (`a/./b/../c` -> `a/c`), for display and joining.

@@ -336,6 +336,16 @@ pub struct ExecStep {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(inner(range(min = 0, max = 255)))]
     pub ok_codes: Option<Vec<i32>>,
+    /// Let interpolated arguments start with `-` (default `false`). Without it, an argv
+    /// entry whose template produced text starting with `-` (`--output=/x` from an
+    /// input) is refused, so a value can never become an option of the program. For a
+    /// program that accepts `--`, prefer putting `--` before the interpolated values.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub options_from_input: bool,
+    /// Keep going when stdout or stderr passes the 10 MiB capture limit: the rest is
+    /// dropped and the output has `truncated: true` (default `false`: the step fails).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub truncate: bool,
 }
 
 /// `type: call`: run another workflow.

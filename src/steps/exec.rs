@@ -350,11 +350,20 @@ pub fn prepare(ctx: &StepCtx<'_>, step: &ExecStep) -> Result<CommandSpec, String
     let render =
         |what: &str, text: &str| ctx.eval.render_text(text, ctx.context).map_err(|e| format!("{what}: {e}"));
 
-    let mut argv = Vec::with_capacity(step.argv.len());
+    let mut argv: Vec<String> = Vec::with_capacity(step.argv.len());
     for (i, arg) in step.argv.iter().enumerate() {
         let what = format!("argv[{i}]");
         let value = render(&what, arg)?;
         refuse_nul(&what, &value)?;
+        let after_separator = argv.iter().skip(1).any(|earlier| earlier == "--");
+        if i > 0 && !step.options_from_input && !after_separator && injected_option(arg, &value) {
+            return Err(format!(
+                "{what}: `{arg}` produced `{}`, which starts with `-` and would reach `{}` as an option; \
+                 put `--` before it in argv if the program accepts that, or set `options_from_input: true`",
+                clip(&value, 80),
+                argv.first().map(String::as_str).unwrap_or_default()
+            ));
+        }
         argv.push(value);
     }
     match argv.first() {
@@ -395,6 +404,13 @@ pub fn prepare(ctx: &StepCtx<'_>, step: &ExecStep) -> Result<CommandSpec, String
         timeout: ctx.timeout,
         max_output_bytes: DEFAULT_MAX_OUTPUT_BYTES,
     })
+}
+
+/// Whether a rendered argument starts with `-` only because of what was interpolated:
+/// the template itself does not start with `-` (an option the author wrote, like
+/// `--limit={{ n }}`, is theirs to write).
+fn injected_option(template: &str, rendered: &str) -> bool {
+    rendered.starts_with('-') && !template.starts_with('-') && crate::template::is_template(template)
 }
 
 /// Strings handed to the OS cannot contain NUL; say so before spawn fails obscurely.
@@ -444,6 +460,14 @@ pub async fn execute(ctx: &StepCtx<'_>, step: &ExecStep, spec: &CommandSpec) -> 
     let ok_codes = step.ok_codes.as_deref().unwrap_or(&[0]);
     let succeeded = !run.timed_out && run.exit_code.is_some_and(|code| ok_codes.contains(&code));
     let failure = (!succeeded).then(|| failure_message(program, spec, &run));
+    if succeeded && run.stdout_truncated && !step.truncate {
+        let output = output_json(&run, Json::String(run.stdout.clone()));
+        let error = format!(
+            "`{program}` wrote more than {} bytes to stdout, the capture limit; set `truncate: true` on the step to keep the first {} bytes and go on",
+            spec.max_output_bytes, spec.max_output_bytes
+        );
+        return Outcome::Failed { error, output, retry: Retry::No, proceed: false };
+    }
 
     let (stdout, parse_error) = match parse_stdout(step.parse, &run.stdout) {
         Ok(value) => (value, None),
@@ -517,7 +541,7 @@ fn failure_message(program: &str, spec: &CommandSpec, run: &CommandOutput) -> St
 }
 
 /// At most `max` characters of `text`, ending in `…` when cut.
-fn clip(text: &str, max: usize) -> String {
+pub(crate) fn clip(text: &str, max: usize) -> String {
     if text.chars().count() <= max {
         return text.to_string();
     }
@@ -905,6 +929,51 @@ mod tests {
         let output = ok_output(execute(&ctx, &step, &command).await);
         assert_eq!(output["truncated"], json!(true));
         assert_eq!(output["stderr"].as_str().map(str::len), Some(100));
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn stdout_over_the_cap_fails_the_step_unless_truncate_is_set() {
+        let mut fx = Fixture::new(&json!({}));
+        fx.timeout = Duration::from_secs(20);
+        let ctx = fx.ctx();
+        let strict = exec_step(json!({"argv": ["head", "-c", "3000", "/dev/zero"]}));
+        let mut command = prepare(&ctx, &strict).unwrap();
+        command.max_output_bytes = 100;
+        let (error, output, retry) = failure(execute(&ctx, &strict, &command).await);
+        assert!(
+            error.contains("more than 100 bytes to stdout") && error.contains("truncate: true"),
+            "{error}"
+        );
+        assert_eq!(retry, Retry::No);
+        assert_eq!(output["truncated"], json!(true));
+
+        let lenient = exec_step(json!({"argv": ["head", "-c", "3000", "/dev/zero"], "truncate": true}));
+        let output = ok_output(execute(&ctx, &lenient, &command).await);
+        assert_eq!(output["truncated"], json!(true));
+        assert_eq!(output["stdout"].as_str().map(str::len), Some(100));
+    }
+
+    #[test]
+    fn an_input_that_starts_with_a_dash_never_becomes_an_option() {
+        let fx = Fixture::new(&json!({"inputs": {"rev": "--output=/tmp/owned", "n": 3}}));
+        let ctx = fx.ctx();
+        let refused = exec_step(json!({"argv": ["git", "log", "{{ inputs.rev }}"]}));
+        let error = prepare(&ctx, &refused).unwrap_err();
+        assert!(error.starts_with("argv[2]: `{{ inputs.rev }}` produced `--output=/tmp/owned`"), "{error}");
+        assert!(error.contains("`--`") && error.contains("options_from_input: true"), "{error}");
+
+        // After a literal `--` it is an operand; the author's own options are fine.
+        let separated =
+            exec_step(json!({"argv": ["git", "log", "--limit={{ inputs.n }}", "--", "{{ inputs.rev }}"]}));
+        assert_eq!(prepare(&ctx, &separated).unwrap().argv[4], "--output=/tmp/owned");
+        let allowed =
+            exec_step(json!({"argv": ["git", "log", "{{ inputs.rev }}"], "options_from_input": true}));
+        assert_eq!(prepare(&ctx, &allowed).unwrap().argv[2], "--output=/tmp/owned");
+        // A `--` that itself came from a value does not open the gate.
+        let fx = Fixture::new(&json!({"inputs": {"sep": "--", "rev": "-rf"}}));
+        let ctx = fx.ctx();
+        let sneaky = exec_step(json!({"argv": ["rm", "{{ inputs.sep }}", "{{ inputs.rev }}"]}));
+        assert!(prepare(&ctx, &sneaky).unwrap_err().starts_with("argv[1]:"));
     }
 
     #[tokio::test(flavor = "current_thread")]

@@ -283,3 +283,77 @@ fn a_lock_wait_that_gives_up_names_its_unit() {
         stderr(&output)
     );
 }
+
+#[test]
+fn an_input_starting_with_a_dash_never_reaches_a_program_as_an_option() {
+    let case = Case::new(
+        "name: t\ninputs:\n  name: {type: string}\nsteps:\n  - id: copy\n    type: exec\n    argv: [cp, wf.yaml, \"{{ inputs.name }}\"]\n  - id: guarded\n    type: exec\n    argv: [cp, wf.yaml, --, \"{{ inputs.name }}\"]\n",
+    );
+    let output = case.run(&["-o", "json", "-i", "name=--target-directory=owned"], &[]);
+    assert_eq!(code(&output), 1, "{}", stdout(&output));
+    let error = step(&events(&output), "copy")["error"].as_str().unwrap_or_default().to_string();
+    assert!(error.contains("starts with `-`") && error.contains("options_from_input"), "{error}");
+    assert!(!case.path("owned").exists());
+    // With `--` first, the same value is a file name.
+    let case = Case::new(
+        "name: t\ninputs:\n  name: {type: string}\nsteps:\n  - id: guarded\n    type: exec\n    argv: [cp, wf.yaml, --, \"{{ inputs.name }}\"]\n",
+    );
+    let output = case.run(&["-i", "name=-dash-named-copy"], &[]);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    assert!(case.path("-dash-named-copy").is_file());
+}
+
+#[test]
+fn exec_stdout_over_the_cap_fails_instead_of_being_cut_silently() {
+    let step_yaml = |extra: &str| {
+        format!(
+            "name: t\nsteps:\n  - id: big\n    type: exec\n    effect: read\n    argv: [head, -c, '11000000', /dev/zero]\n{extra}outputs:\n  truncated: \"{{{{ steps.big.output.truncated }}}}\"\n"
+        )
+    };
+    let output = Case::new(&step_yaml("")).run(&["-o", "json"], &[]);
+    assert_eq!(code(&output), 1);
+    let error = step(&events(&output), "big")["error"].as_str().unwrap_or_default().to_string();
+    assert!(error.contains("more than 10485760 bytes to stdout"), "{error}");
+    let output = Case::new(&step_yaml("    truncate: true\n")).run(&["-o", "json"], &[]);
+    assert_eq!(code(&output), 0, "{}", stdout(&output));
+    assert_eq!(finished(&events(&output))["outputs"]["truncated"], true);
+}
+
+#[test]
+fn a_cut_cron_backend_stderr_ends_with_an_ellipsis() {
+    let case = Case::new(super::CRON_WORKFLOW);
+    super::registry(&case, "{type: openclaw}");
+    let bin = case.path("bin");
+    std::fs::create_dir_all(&bin).expect("mkdir");
+    let script = bin.join("openclaw");
+    std::fs::write(&script, format!("#!/bin/sh\necho '{}' >&2\nexit 2\n", "word ".repeat(60)))
+        .expect("write");
+    let mut permissions = std::fs::metadata(&script).expect("meta").permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o755);
+    std::fs::set_permissions(&script, permissions).expect("chmod");
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let output = case.run(&["-o", "json", "-i", "lane=cloud", "-i", "on=false"], &[("PATH", &path)]);
+    assert_eq!(code(&output), 1);
+    let error = step(&events(&output), "toggle")["error"].as_str().unwrap_or_default().to_string();
+    assert!(error.ends_with('…'), "{error}");
+}
+
+#[test]
+fn validate_warns_when_an_input_reaches_argv_unguarded() {
+    let case = Case::new(
+        "name: t\ninputs:\n  rev: {type: string}\n  flag: {type: boolean}\nsteps:\n  - type: exec\n    argv: [git, log, \"{{ inputs.rev }}\", \"--all={{ inputs.flag }}\"]\n  - type: exec\n    argv: [git, log, --, \"{{ inputs.rev }}\"]\n  - type: exec\n    options_from_input: true\n    argv: [git, log, \"{{ inputs.rev }}\"]\n",
+    );
+    let output = super::super::runner_in(case.dir.path(), &["validate", "wf.yaml"]);
+    assert_eq!(code(&output), 0, "a warning is not an error: {}", stdout(&output));
+    let warnings: Vec<String> =
+        stderr(&output).lines().filter(|l| l.starts_with("warning")).map(str::to_string).collect();
+    assert_eq!(
+        warnings,
+        vec![
+            "warning[argv-option]: wf.yaml:7:22: input `rev` reaches argument 2 of `git` unguarded: a value starting with `-` is refused at run time"
+        ],
+        "{}",
+        stderr(&output)
+    );
+    assert!(stderr(&output).contains("= help: put `--` before it"));
+}
