@@ -1,5 +1,13 @@
 //! The `runner` binary: parse the command line, run, exit with the code.
 
 fn main() {
-    std::process::exit(runner::cmd::main_with_args(std::env::args_os()));
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    // `runner __supervise ...`: the small parent of one program (see `steps::supervise`).
+    if args.get(1).is_some_and(|arg| arg == runner::steps::supervise::SUPERVISE_ARG) {
+        std::process::exit(runner::steps::supervise::main(&args[2..]));
+    }
+    if let Ok(me) = std::env::current_exe() {
+        runner::steps::supervise::enable(me);
+    }
+    std::process::exit(runner::cmd::main_with_args(args));
 }

@@ -200,7 +200,7 @@ fn write_recording(
     }
 }
 
-/// Cancel the run on SIGINT or SIGTERM; a second signal is left to the default action.
+/// Cancel the run on SIGINT or SIGTERM; a second one also ends the `finally` steps.
 fn watch_signals(engine: &Arc<Engine>) {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut interrupt), Ok(mut terminate)) =
@@ -210,10 +210,14 @@ fn watch_signals(engine: &Arc<Engine>) {
     };
     let engine = engine.clone();
     tokio::spawn(async move {
-        let reason = tokio::select! {
-            _ = interrupt.recv() => CancelReason::Interrupt,
-            _ = terminate.recv() => CancelReason::Terminate,
-        };
-        engine.cancel(reason);
+        loop {
+            let reason = tokio::select! {
+                got = interrupt.recv() => got.map(|()| CancelReason::Interrupt),
+                got = terminate.recv() => got.map(|()| CancelReason::Terminate),
+            };
+            // `None`: the signal driver is gone, nothing more will arrive.
+            let Some(reason) = reason else { return };
+            engine.cancel(reason);
+        }
     });
 }

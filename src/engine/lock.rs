@@ -1,5 +1,12 @@
 //! Concurrency keys: an OS file lock per key under the state directory, so two runs
 //! with the same key never overlap, even when started by unrelated crons.
+//!
+//! The work of a run is its programs as much as the runner process: each key has a
+//! second file, its work lock, on which every program of the holder's run keeps a
+//! shared lock through its supervisor (`steps::supervise`). A new holder takes the
+//! work lock exclusively once before it starts: if the previous holder was killed
+//! (`kill -9`), that waits until its programs are gone (their supervisors kill them
+//! within a fraction of a second), so old and new work never overlap.
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::Write as _;
@@ -12,11 +19,43 @@ pub struct LockGuard {
     file: File,
     /// The lock file.
     pub path: PathBuf,
+    /// The work lock of the key, shared by the programs of this run.
+    pub work_path: PathBuf,
 }
 
 impl Drop for LockGuard {
     fn drop(&mut self) {
+        crate::steps::supervise::remove_work_lock(&self.work_path);
         let _ = self.file.unlock();
+    }
+}
+
+/// How long a new holder waits for the programs of a killed previous holder to end
+/// before it counts the key as still held.
+const PREVIOUS_WORK_LIMIT: Duration = Duration::from_secs(3);
+
+/// The work lock file of a lock file.
+pub fn work_path(lock: &Path) -> PathBuf {
+    lock.with_extension("work")
+}
+
+/// Wait (up to [`PREVIOUS_WORK_LIMIT`]) until no program holds the work lock; `false`
+/// when some still do.
+fn previous_work_ended(work: &Path) -> std::io::Result<bool> {
+    let file = OpenOptions::new().create(true).truncate(false).read(true).write(true).open(work)?;
+    let deadline = Instant::now() + PREVIOUS_WORK_LIMIT;
+    loop {
+        match file.try_lock() {
+            Ok(()) => {
+                let _ = file.unlock();
+                return Ok(true);
+            }
+            Err(TryLockError::WouldBlock) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(TryLockError::WouldBlock) => return Ok(false),
+            Err(TryLockError::Error(e)) => return Err(e),
+        }
     }
 }
 
@@ -61,10 +100,17 @@ pub fn try_lock(state_dir: &Path, key: &str) -> std::io::Result<Option<LockGuard
     let mut file = OpenOptions::new().create(true).truncate(false).read(true).write(true).open(&path)?;
     match file.try_lock() {
         Ok(()) => {
+            let work_path = work_path(&path);
+            if !previous_work_ended(&work_path)? {
+                // A killed holder's programs are still running: the key is not free.
+                let _ = file.unlock();
+                return Ok(None);
+            }
             // For people looking at the state directory: who holds it.
             let _ = file.set_len(0);
             let _ = writeln!(file, "pid {}\nkey {key}", std::process::id());
-            Ok(Some(LockGuard { file, path }))
+            crate::steps::supervise::add_work_lock(work_path.clone());
+            Ok(Some(LockGuard { file, path, work_path }))
         }
         Err(TryLockError::WouldBlock) => Ok(None),
         Err(TryLockError::Error(e)) => Err(e),
@@ -98,6 +144,20 @@ mod tests {
         assert!(try_lock(dir.path(), "preflight cloud").expect("lock").is_some());
         drop(first);
         assert!(try_lock(dir.path(), "preflight local").expect("lock").is_some());
+    }
+
+    #[test]
+    fn a_key_whose_previous_work_still_runs_is_not_free() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let work = work_path(&lock_path(dir.path(), "k"));
+        std::fs::create_dir_all(work.parent().expect("parent")).expect("mkdir");
+        // A program of a killed holder, through its supervisor.
+        let program = File::create(&work).expect("work file");
+        program.lock_shared().expect("shared");
+        assert!(try_lock(dir.path(), "k").expect("lock").is_none());
+        drop(program);
+        let guard = try_lock(dir.path(), "k").expect("lock").expect("free once the program ended");
+        assert_eq!(guard.work_path, work);
     }
 
     #[test]

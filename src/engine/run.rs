@@ -29,6 +29,9 @@ use crate::steps::{self, Outcome, Retry, StepCtx};
 pub const DEFAULT_STEP_TIMEOUT: Duration = Duration::from_secs(60);
 /// Default time limit of a cron toggle.
 pub const DEFAULT_CRON_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long `finally` steps may run after a signal cancelled the run; a second
+/// signal ends them at once.
+pub const FINALLY_GRACE: Duration = Duration::from_secs(10);
 
 /// How a run is carried out.
 #[derive(Debug, Clone, Default)]
@@ -74,6 +77,8 @@ pub struct Engine {
     /// Cancelled on SIGINT/SIGTERM.
     pub cancel: CancellationToken,
     cancel_reason: RwLock<Option<CancelReason>>,
+    /// Cancelled by a second signal: ends `finally` steps too.
+    cancel_finally: CancellationToken,
     clients: steps::http::Clients,
     options: Options,
     project: Project,
@@ -161,16 +166,22 @@ impl Engine {
             sink,
             cancel: CancellationToken::new(),
             cancel_reason: RwLock::new(None),
+            cancel_finally: CancellationToken::new(),
             clients: steps::http::Clients::new(),
             options,
             project,
         })
     }
 
-    /// Cancel the run (from a signal handler).
+    /// Cancel the run (from a signal handler). The first call cancels the steps and
+    /// lets `finally` run (for at most [`FINALLY_GRACE`]); a second one ends `finally`
+    /// too.
     pub fn cancel(&self, reason: CancelReason) {
         if let Ok(mut slot) = self.cancel_reason.write() {
             slot.get_or_insert(reason);
+        }
+        if self.cancel.is_cancelled() {
+            self.cancel_finally.cancel();
         }
         self.cancel.cancel();
     }
@@ -430,11 +441,23 @@ impl Engine {
                 Flow::Cancelled => (RunStatus::Cancelled, Some("cancelled by a signal".to_string())),
             };
             // `finally` always runs, with its own token: a cancelled run still reports.
+            // After a signal it gets FINALLY_GRACE, and a second signal ends it.
             if !workflow.finally.is_empty() {
                 scope.set("run", to_mj(&json!({"status": status.name(), "error": error})));
-                let finally_invocation = Invocation { cancel: CancellationToken::new(), ..invocation };
+                let finally_cancel = self.cancel_finally.child_token();
+                let grace = (status == RunStatus::Cancelled).then(|| {
+                    let token = finally_cancel.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(FINALLY_GRACE).await;
+                        token.cancel();
+                    })
+                });
+                let finally_invocation = Invocation { cancel: finally_cancel, ..invocation };
                 let (finally_flow, _) =
                     self.run_steps(&finally_invocation, &workflow.finally, &scope, "finally").await;
+                if let Some(grace) = grace {
+                    grace.abort();
+                }
                 if let Flow::Fail { message, .. } = &finally_flow
                     && status == RunStatus::Ok
                 {

@@ -102,9 +102,22 @@ pub async fn run_command(spec: &CommandSpec, cancel: &CancellationToken) -> Resu
         check_cwd(cwd)?;
     }
 
-    let mut command = Command::new(program);
+    // Through the supervisor when the runner binary enabled it: then the group dies
+    // with the runner, even after `kill -9` (see `supervise`).
+    let supervisor = super::supervise::executable();
+    let mut command = match supervisor {
+        Some(runner) => {
+            let mut command = Command::new(runner);
+            command.args(super::supervise::arguments(&spec.argv));
+            command
+        }
+        None => {
+            let mut command = Command::new(program);
+            command.args(&spec.argv[1..]);
+            command
+        }
+    };
     command
-        .args(&spec.argv[1..])
         .envs(spec.env.iter().map(|(name, value)| (name, value)))
         .stdin(if spec.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
         .stdout(Stdio::piped())
@@ -118,7 +131,10 @@ pub async fn run_command(spec: &CommandSpec, cancel: &CancellationToken) -> Resu
     }
 
     let started = Instant::now();
-    let child = command.spawn().map_err(|e| spawn_error(program, &e))?;
+    let child = command.spawn().map_err(|e| match supervisor {
+        Some(runner) => format!("cannot start the supervisor `{}`: {}", runner.display(), io_reason(&e)),
+        None => spawn_error(program, &e),
+    })?;
     let mut group = ProcessGroup::new(child)?;
 
     let stdin = group.child.stdin.take();
@@ -141,6 +157,14 @@ pub async fn run_command(spec: &CommandSpec, cancel: &CancellationToken) -> Resu
 
     if stop == Stop::Cancelled {
         return Err(CANCELLED.to_string());
+    }
+    if supervisor.is_some() && status.and_then(|s| s.code()) == Some(super::supervise::SPAWN_FAILED) {
+        let stderr = String::from_utf8_lossy(&err.bytes);
+        if let Some(reason) =
+            stderr.lines().find_map(|line| line.strip_prefix(super::supervise::SPAWN_MARKER))
+        {
+            return Err(reason.to_string());
+        }
     }
     Ok(CommandOutput {
         exit_code: status.and_then(|s| s.code()),
@@ -168,7 +192,7 @@ fn check_cwd(cwd: &std::path::Path) -> Result<(), String> {
 }
 
 /// A spawn error in words.
-fn spawn_error(program: &str, error: &io::Error) -> String {
+pub(crate) fn spawn_error(program: &str, error: &io::Error) -> String {
     match error.kind() {
         io::ErrorKind::NotFound if program.contains('/') => format!("program `{program}` not found"),
         io::ErrorKind::NotFound => format!("program `{program}` not found on PATH"),

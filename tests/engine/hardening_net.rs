@@ -357,3 +357,101 @@ fn validate_warns_when_an_input_reaches_argv_unguarded() {
     );
     assert!(stderr(&output).contains("= help: put `--` before it"));
 }
+
+/// Wait (a few seconds at most) for a file a program writes, then read the pid in it.
+fn wait_for_pid(path: &std::path::Path) -> i32 {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Some(pid) = std::fs::read_to_string(path).ok().and_then(|t| t.trim().parse().ok()) {
+            return pid;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("{} was never written", path.display());
+}
+
+fn gone_within(pid: i32, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    while super::alive(pid) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    !super::alive(pid)
+}
+
+const HOLDER: &str = "name: holder\nconcurrency: {key: shared-work, policy: wait, wait_timeout: 30s}\nsteps:\n  - id: slow\n    type: exec\n    timeout: 60s\n    argv: [sh, -c, 'sleep 60 & echo $! > grandchild.pid; echo $$ > child.pid; wait']\n";
+
+#[test]
+fn after_kill_9_of_the_runner_no_program_keeps_running() {
+    let case = Case::new(HOLDER);
+    let mut runner = case.command(&[], &[]).spawn().expect("spawn");
+    let child = wait_for_pid(&case.path("child.pid"));
+    let grandchild = wait_for_pid(&case.path("grandchild.pid"));
+    runner.kill().expect("kill -9");
+    let _ = runner.wait();
+    assert!(gone_within(child, Duration::from_secs(5)), "the program {child} outlived the runner");
+    assert!(gone_within(grandchild, Duration::from_secs(5)), "its child {grandchild} outlived the runner");
+}
+
+#[test]
+fn a_killed_lock_holders_work_never_overlaps_the_next_holders() {
+    let case = Case::new(HOLDER);
+    case.write(
+        "next.yaml",
+        "name: next\nconcurrency: {key: shared-work, policy: fail}\nsteps:\n  - id: look\n    type: exec\n    effect: read\n    argv: [sh, -c, 'for p in $(cat child.pid grandchild.pid); do if [ -d /proc/$p ] && ! grep -q \"^[0-9]* ([^)]*) Z\" /proc/$p/stat; then echo \"$p alive\"; fi; done; echo checked']\noutputs:\n  seen: \"{{ steps.look.output.stdout }}\"\n",
+    );
+    let mut runner = case.command(&[], &[]).spawn().expect("spawn");
+    wait_for_pid(&case.path("child.pid"));
+    wait_for_pid(&case.path("grandchild.pid"));
+    runner.kill().expect("kill -9");
+    let _ = runner.wait();
+    // Straight away: the next holder must not start while the old programs live.
+    let next = std::process::Command::new(assert_cmd::cargo::cargo_bin!("runner"))
+        .current_dir(case.dir.path())
+        .args(["run", "next.yaml", "-o", "json"])
+        .env("NO_COLOR", "1")
+        .env("RUNNER_STATE_DIR", case.path("state"))
+        .output()
+        .expect("next run");
+    assert_eq!(code(&next), 0, "the key is free once the old work is gone: {}", stdout(&next));
+    assert_eq!(
+        finished(&events(&next))["outputs"]["seen"],
+        "checked\n",
+        "old work overlapped the next holder"
+    );
+}
+
+const SLOW_FINALLY: &str = "name: t\nsteps:\n  - id: slow\n    type: exec\n    timeout: 60s\n    argv: [sh, -c, 'echo $$ > child.pid; sleep 60']\nfinally:\n  - id: cleanup\n    type: exec\n    timeout: 120s\n    argv: [sh, -c, 'echo $$ > finally.pid; sleep 120']\n";
+
+fn signal(child: &std::process::Child, signal: nix::sys::signal::Signal) {
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("pid"));
+    nix::sys::signal::kill(pid, signal).expect("signal");
+}
+
+#[test]
+fn a_second_sigterm_ends_a_long_finally_step() {
+    let case = Case::new(SLOW_FINALLY);
+    let runner = case.command(&[], &[]).stderr(std::process::Stdio::piped()).spawn().expect("spawn");
+    wait_for_pid(&case.path("child.pid"));
+    signal(&runner, nix::sys::signal::Signal::SIGTERM);
+    let cleanup = wait_for_pid(&case.path("finally.pid"));
+    let started = Instant::now();
+    signal(&runner, nix::sys::signal::Signal::SIGTERM);
+    let output = runner.wait_with_output().expect("wait");
+    assert!(started.elapsed() < Duration::from_secs(8), "the second SIGTERM was ignored");
+    assert_eq!(output.status.code(), Some(143), "{}", stderr(&output));
+    assert!(gone_within(cleanup, Duration::from_secs(5)), "the finally program survived");
+}
+
+#[test]
+fn finally_after_a_signal_ends_within_the_grace_period() {
+    let case = Case::new(SLOW_FINALLY);
+    let runner = case.command(&[], &[]).stderr(std::process::Stdio::piped()).spawn().expect("spawn");
+    wait_for_pid(&case.path("child.pid"));
+    let started = Instant::now();
+    signal(&runner, nix::sys::signal::Signal::SIGINT);
+    let output = runner.wait_with_output().expect("wait");
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(30), "finally ran past the grace period: {took:?}");
+    assert!(took >= Duration::from_secs(9), "finally was cut before the grace period: {took:?}");
+    assert_eq!(output.status.code(), Some(130), "{}", stderr(&output));
+}
