@@ -1646,6 +1646,74 @@ mod tests {
         assert_eq!(clients.pools.lock().unwrap().len(), 3);
     }
 
+    fn hop(url: &str, method: reqwest::Method, headers: &[(&str, &str)], body: Option<&str>) -> Hop {
+        Hop {
+            url: Url::parse(url).unwrap(),
+            method,
+            headers: headers.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect(),
+            body: body.map(|b| b.as_bytes().to_vec()),
+        }
+    }
+
+    #[test]
+    fn a_redirect_hop_to_another_scheme_or_port_drops_credentials() {
+        let mut masker = Masker::default();
+        masker.add("sekrit-value");
+        let first = Url::parse("https://api.example/v1/x").unwrap();
+        let headers = [
+            ("Authorization", "Bearer t"),
+            ("X-Thing", "k=sekrit-value"),
+            ("X-Other", "c2Vrcml0LXZhbHVl"),
+            ("Referer", "https://api.example/?q=1"),
+            ("Accept", "application/json"),
+        ];
+        let names = |hop: &Hop| hop.headers.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
+        // Same origin, relative Location: everything kept.
+        let same = hop("https://api.example/v1/x", reqwest::Method::GET, &headers, None);
+        let next = next_hop(same, StatusCode::FOUND, "../y", &first, Redirects::Follow, &masker).unwrap();
+        assert_eq!(next.url.as_str(), "https://api.example/y");
+        assert_eq!(names(&next).len(), 5);
+        // A downgrade to http on the same host, or another port, is another origin.
+        for location in ["http://api.example/y", "https://api.example:8443/y", "//other.example/y"] {
+            let start = hop("https://api.example/v1/x", reqwest::Method::GET, &headers, None);
+            let next =
+                next_hop(start, StatusCode::FOUND, location, &first, Redirects::Follow, &masker).unwrap();
+            assert_eq!(names(&next), vec!["Accept"], "{location}");
+        }
+        // Not http(s): never followed.
+        let start = hop("https://api.example/v1/x", reqwest::Method::GET, &headers, None);
+        let error =
+            next_hop(start, StatusCode::FOUND, "file:///etc/passwd", &first, Redirects::Follow, &masker)
+                .err();
+        assert!(error.unwrap().contains("only http and https"));
+    }
+
+    #[test]
+    fn redirect_methods_follow_303_and_post_rules() {
+        let masker = Masker::default();
+        let first = Url::parse("http://h/a").unwrap();
+        let post =
+            || hop("http://h/a", reqwest::Method::POST, &[("Content-Type", "application/json")], Some("{}"));
+        for (status, method, body) in [
+            (StatusCode::SEE_OTHER, reqwest::Method::GET, false),
+            (StatusCode::FOUND, reqwest::Method::GET, false),
+            (StatusCode::MOVED_PERMANENTLY, reqwest::Method::GET, false),
+            (StatusCode::TEMPORARY_REDIRECT, reqwest::Method::POST, true),
+            (StatusCode::PERMANENT_REDIRECT, reqwest::Method::POST, true),
+        ] {
+            let next = next_hop(post(), status, "/b", &first, Redirects::Follow, &masker).unwrap();
+            assert_eq!((next.method, next.body.is_some()), (method, body), "{status}");
+            assert_eq!(next.headers.is_empty(), !body, "{status}: content-type goes with the body");
+        }
+        let head = hop("http://h/a", reqwest::Method::HEAD, &[], None);
+        let next = next_hop(head, StatusCode::SEE_OTHER, "/b", &first, Redirects::Follow, &masker).unwrap();
+        assert_eq!(next.method, reqwest::Method::HEAD);
+        let get = hop("http://h/a", reqwest::Method::GET, &[], None);
+        let refused =
+            next_hop(get, StatusCode::FOUND, "http://h:81/b", &first, Redirects::SameOrigin, &masker);
+        assert!(refused.err().unwrap().contains("same_origin"));
+    }
+
     #[test]
     fn excerpts_are_one_line_and_short() {
         assert_eq!(one_line_excerpt(" a\n\tb  c "), "a b c");

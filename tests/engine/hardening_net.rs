@@ -455,3 +455,13 @@ fn finally_after_a_signal_ends_within_the_grace_period() {
     assert!(took >= Duration::from_secs(9), "finally was cut before the grace period: {took:?}");
     assert_eq!(output.status.code(), Some(130), "{}", stderr(&output));
 }
+
+#[test]
+fn a_missing_program_is_still_named_through_the_supervisor() {
+    let case =
+        Case::new("name: t\nsteps:\n  - id: run\n    type: exec\n    argv: [no-such-program-8f3a, x]\n");
+    let output = case.run(&["-o", "json"], &[]);
+    assert_eq!(code(&output), 1);
+    let error = step(&events(&output), "run")["error"].as_str().unwrap_or_default().to_string();
+    assert_eq!(error, "program `no-such-program-8f3a` not found on PATH");
+}
