@@ -49,6 +49,11 @@ pub enum Command {
     Graph(GraphArgs),
     /// Print the JSON Schema of a file kind, or write all of them with --write.
     Schema(SchemaArgs),
+    /// List past runs from the run history, newest first.
+    Runs(RunsArgs),
+    /// Show one past run: its steps as a tree with start times, durations, errors and
+    /// planned actions; or write it as an HTML timeline page with --html.
+    Show(ShowArgs),
 }
 
 /// `runner roles ...`.
@@ -145,6 +150,9 @@ pub struct RunArgs {
     /// When to use colour.
     #[arg(long, value_enum, default_value_t)]
     pub color: ColorChoice,
+    /// Do not store this run's report in the run history (`<state-dir>/runs/`).
+    #[arg(long)]
+    pub no_history: bool,
 }
 
 /// How results are printed.
@@ -238,4 +246,44 @@ pub struct SchemaArgs {
     /// Write every kind's schema into this directory (e.g. `schemas`).
     #[arg(long, value_name = "DIR", conflicts_with = "kind")]
     pub write: Option<PathBuf>,
+}
+
+/// `runner runs`.
+#[derive(Debug, Args)]
+pub struct RunsArgs {
+    /// Only runs of this workflow (its name).
+    #[arg(long, short = 'w', value_name = "NAME")]
+    pub workflow: Option<String>,
+    /// Only runs that ended so: ok, failed, cancelled or skipped.
+    #[arg(long, short = 's', value_name = "STATUS")]
+    pub status: Option<String>,
+    /// Only runs started since: a duration ago (`24h`, `7d`) or a time (RFC 3339).
+    #[arg(long, value_name = "WHEN")]
+    pub since: Option<String>,
+    /// Show at most this many runs.
+    #[arg(long, short = 'n', value_name = "N")]
+    pub limit: Option<usize>,
+    /// Output format.
+    #[arg(long, short = 'o', value_enum, default_value_t)]
+    pub output: OutputFormat,
+    /// State directory holding `runs/` (default as for `runner run`).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+}
+
+/// `runner show`.
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// A run id (or a unique prefix of one, see `runner runs`), or the path of a report
+    /// file.
+    pub run: String,
+    /// Write a self-contained HTML page with the run's timeline to FILE instead.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+    /// Output format (`json` prints the stored report).
+    #[arg(long, short = 'o', value_enum, default_value_t)]
+    pub output: OutputFormat,
+    /// State directory holding `runs/` (default as for `runner run`).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
 }
