@@ -49,6 +49,13 @@ pub enum Command {
     Graph(GraphArgs),
     /// Print the JSON Schema of a file kind, or write all of them with --write.
     Schema(SchemaArgs),
+    /// Run workflows on a schedule (a `kind: schedule` file), in the foreground.
+    ///
+    /// Each firing runs as its own `runner run` child process. Logs one line per start
+    /// and end. On SIGTERM or SIGINT: stops firing, waits --stop-timeout for running
+    /// children, then ends them and exits 143. With --next, prints the next fire times
+    /// and runs nothing.
+    Schedule(ScheduleArgs),
     /// List past runs from the run history, newest first.
     Runs(RunsArgs),
     /// Show one past run: its steps as a tree with start times, durations, errors and
@@ -246,6 +253,34 @@ pub struct SchemaArgs {
     /// Write every kind's schema into this directory (e.g. `schemas`).
     #[arg(long, value_name = "DIR", conflicts_with = "kind")]
     pub write: Option<PathBuf>,
+}
+
+/// `runner schedule`.
+#[derive(Debug, Args)]
+pub struct ScheduleArgs {
+    /// The schedule file.
+    #[arg(default_value = "workflows/schedule.yaml")]
+    pub file: PathBuf,
+    /// Print the next N fire times of every entry (default 5) and run nothing.
+    #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "5")]
+    pub next: Option<usize>,
+    /// With --next: count from this time (RFC 3339, e.g. `2026-10-25T00:00:00Z`)
+    /// instead of now.
+    #[arg(long, value_name = "TIME", requires = "next")]
+    pub from: Option<String>,
+    /// After SIGTERM or SIGINT, how long to wait for running children before ending them.
+    #[arg(long, value_name = "DURATION", default_value = "30s")]
+    pub stop_timeout: String,
+    /// `human`: one line per event on stderr. `json`: one JSON object per line on stdout.
+    #[arg(long, short = 'o', value_enum, default_value_t)]
+    pub output: OutputFormat,
+    /// State directory: last fire times, locks and the run history (default:
+    /// $RUNNER_STATE_DIR, else $XDG_STATE_HOME/runner, else ~/.local/state/runner).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// When to use colour in diagnostics.
+    #[arg(long, value_enum, default_value_t)]
+    pub color: ColorChoice,
 }
 
 /// `runner runs`.

@@ -13,6 +13,7 @@ pub mod load;
 pub mod model;
 pub mod render;
 pub mod report;
+pub mod schedule;
 pub mod steps;
 pub mod template;
 pub mod testing;

@@ -200,3 +200,242 @@ fn the_html_timeline_has_a_bar_for_every_step_in_a_real_browser() {
     }
     assert!(dom.contains("class=\"bar failed\" data-step=\"bad\""), "the failure is marked");
 }
+
+// ---------------------------------------------------------------------------
+// runner schedule
+
+/// A running `runner schedule --output json`, its log lines read as they come.
+struct Scheduler {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<Value>,
+    seen: Vec<Value>,
+}
+
+impl Scheduler {
+    fn start(dir: &Dir, schedule: &str) -> Scheduler {
+        let file = dir.write("schedule.yaml", schedule);
+        let mut child = dir
+            .command(&["schedule", file.to_str().expect("utf8"), "--output", "json", "--stop-timeout", "1s"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("runner schedule starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let (send, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead as _;
+            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Ok(value) = serde_json::from_str::<Value>(&line) {
+                    let _ = send.send(value);
+                }
+            }
+        });
+        Scheduler { child, lines, seen: Vec::new() }
+    }
+
+    /// Wait (at most 20 s) until a log line matches; every line seen is kept.
+    fn wait_for(&mut self, what: &str, matches: impl Fn(&Value) -> bool) -> Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        if let Some(found) = self.seen.iter().find(|v| matches(v)) {
+            return found.clone();
+        }
+        while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(value) => {
+                    self.seen.push(value.clone());
+                    if matches(&value) {
+                        return value;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        let _ = self.child.kill();
+        panic!("no `{what}` line within 20 s; saw:\n{:#?}", self.seen);
+    }
+
+    /// Wait until `count` lines of `event` were seen.
+    fn wait_count(&mut self, event: &str, count: usize) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while self.seen.iter().filter(|v| v["event"] == event).count() < count {
+            let left = deadline.checked_duration_since(std::time::Instant::now()).unwrap_or_default();
+            match self.lines.recv_timeout(left) {
+                Ok(value) => self.seen.push(value),
+                Err(_) => {
+                    let _ = self.child.kill();
+                    panic!("fewer than {count} `{event}` lines within 20 s; saw:\n{:#?}", self.seen);
+                }
+            }
+        }
+    }
+
+    fn event(&mut self, event: &str) -> Value {
+        self.wait_for(event, |v| v["event"] == event)
+    }
+
+    /// SIGTERM, then the exit code (the scheduler is killed after 30 s).
+    fn terminate(mut self) -> (i32, Vec<Value>) {
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).expect("pid"));
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("signal");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                break status;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("the scheduler did not stop within 30 s");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        };
+        while let Ok(value) = self.lines.recv_timeout(std::time::Duration::from_secs(2)) {
+            self.seen.push(value);
+        }
+        (status.code().unwrap_or(-1), self.seen)
+    }
+}
+
+fn sleeper(dir: &Dir) {
+    dir.write(
+        "sleep.yaml",
+        "name: sleeper\ninputs:\n  seconds: {type: string, default: \"30\"}\nsteps:\n  - id: nap\n    type: exec\n    effect: read\n    timeout: 60s\n    argv: [sleep, \"{{ inputs.seconds }}\"]\n",
+    );
+}
+
+#[test]
+fn next_prints_fire_times_across_dst_and_runs_nothing() {
+    let dir = Dir::new();
+    sleeper(&dir);
+    let file = dir.write(
+        "schedule.yaml",
+        "kind: schedule\ntime_zone: Europe/Berlin\nentries:\n  - id: hourly\n    workflow: sleep.yaml\n    cron: \"0 * * * *\"\n",
+    );
+    let file = file.to_str().expect("utf8");
+    let output = dir.runner(&["schedule", file, "--next", "3", "--from", "2026-10-24T23:30:00Z"]);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let text = stdout(&output);
+    // 02:00 comes twice (CEST, then CET), one real hour apart: no double, no gap.
+    assert!(text.contains("2026-10-25 02:00:00 +02:00 Sun  (00:00:00Z)"), "{text}");
+    assert!(text.contains("2026-10-25 02:00:00 +01:00 Sun  (01:00:00Z)"), "{text}");
+    assert!(text.contains("2026-10-25 03:00:00 +01:00 Sun  (02:00:00Z)"), "{text}");
+    let json = dir.runner(&["schedule", file, "--next", "2", "--from", "2026-10-25T00:30:00Z", "-o", "json"]);
+    let value: Value = serde_json::from_str(&stdout(&json)).expect("json");
+    assert_eq!(
+        value[0]["next"],
+        serde_json::json!(["2026-10-25T02:00:00+01:00", "2026-10-25T03:00:00+01:00"])
+    );
+    assert!(!dir.state().exists(), "--next runs nothing and writes nothing");
+}
+
+#[test]
+fn overlap_skip_then_sigterm_ends_the_child_records_it_cancelled_and_exits_143() {
+    let dir = Dir::new();
+    sleeper(&dir);
+    let mut scheduler = Scheduler::start(
+        &dir,
+        "kind: schedule\nentries:\n  - id: nap\n    workflow: sleep.yaml\n    cron: \"@every 1s\"\n    overlap: skip\n",
+    );
+    let start = scheduler.event("start");
+    let skip = scheduler.event("skip");
+    assert_eq!(skip["reason"], "previous run still going");
+    let (code, lines) = scheduler.terminate();
+    assert_eq!(code, 143, "{lines:#?}");
+    let end = lines.iter().find(|v| v["event"] == "end").expect("end line");
+    assert_eq!((end["run_id"].clone(), end["status"].as_str()), (start["run_id"].clone(), Some("cancelled")));
+    assert_eq!(lines.last().map(|v| v["event"].clone()), Some(Value::from("stopped")));
+    let cancelled = dir.runs_json(&["--status", "cancelled"]);
+    assert_eq!(cancelled.len(), 1, "{cancelled:?}");
+    assert_eq!(cancelled[0]["id"], start["run_id"], "the log names the stored run");
+}
+
+#[test]
+fn overlap_queue_runs_the_waiting_fire_after_the_previous_one() {
+    let dir = Dir::new();
+    sleeper(&dir);
+    let mut scheduler = Scheduler::start(
+        &dir,
+        "kind: schedule\nentries:\n  - id: nap\n    workflow: sleep.yaml\n    cron: \"@every 2s\"\n    inputs: {seconds: \"2.5\"}\n    overlap: queue\n",
+    );
+    let queued = scheduler.event("queued");
+    let started = scheduler.wait_for("start of the queued fire", |v| {
+        v["event"] == "start" && v["scheduled"] == queued["scheduled"]
+    });
+    let first_end = scheduler.event("end");
+    assert_eq!(first_end["status"], "ok");
+    assert_ne!(first_end["run_id"], started["run_id"]);
+    let (code, _) = scheduler.terminate();
+    assert_eq!(code, 143);
+}
+
+#[test]
+fn overlap_replace_ends_the_running_child_and_starts_the_new_fire() {
+    let dir = Dir::new();
+    sleeper(&dir);
+    let mut scheduler = Scheduler::start(
+        &dir,
+        "kind: schedule\nentries:\n  - id: nap\n    workflow: sleep.yaml\n    cron: \"@every 2s\"\n    overlap: replace\n",
+    );
+    let first = scheduler.event("start");
+    let replace = scheduler.event("replace");
+    assert_eq!(replace["run_id"], first["run_id"]);
+    let ended = scheduler
+        .wait_for("end of the replaced run", |v| v["event"] == "end" && v["run_id"] == first["run_id"]);
+    assert_eq!(ended["status"], "replaced");
+    scheduler
+        .wait_for("the replacing start", |v| v["event"] == "start" && v["scheduled"] == replace["scheduled"]);
+    let (code, _) = scheduler.terminate();
+    assert_eq!(code, 143);
+}
+
+#[test]
+fn a_crashing_child_does_not_stop_the_scheduler() {
+    let dir = Dir::new();
+    // The child `runner run` is killed by a signal of its own making: a crash.
+    dir.write(
+        "crash.yaml",
+        "name: crash\nsteps:\n  - id: die\n    type: exec\n    effect: read\n    argv: [sh, -c, \"kill -ABRT $PPID; sleep 5\"]\n",
+    );
+    let mut scheduler = Scheduler::start(
+        &dir,
+        "kind: schedule\nentries:\n  - id: crash\n    workflow: crash.yaml\n    cron: \"@every 1s\"\n",
+    );
+    let crashed = scheduler.event("end");
+    assert_eq!(crashed["status"], "killed", "{crashed}");
+    scheduler.wait_for("a later start", |v| v["event"] == "start" && v["run_id"] != crashed["run_id"]);
+    let (code, _) = scheduler.terminate();
+    assert_eq!(code, 143);
+}
+
+/// Pretend the scheduler last fired `entry` 35 minutes ago, then start it.
+fn restarted(dir: &Dir, policy: &str) -> Scheduler {
+    dir.write("quick.yaml", "name: quick\nsteps:\n  - type: emit\n    text: hi\n");
+    let schedule = format!(
+        "kind: schedule\nentries:\n  - id: tenner\n    workflow: quick.yaml\n    cron: \"*/10 * * * *\"\n    missed: {policy}\n    max_missed: 2\n"
+    );
+    let file = dir.write("schedule.yaml", &schedule);
+    let state_file = runner::schedule::service::state_file(&dir.state(), &file);
+    let last = chrono::Utc::now() - chrono::Duration::minutes(35);
+    std::fs::create_dir_all(state_file.parent().expect("dir")).expect("mkdir");
+    std::fs::write(&state_file, serde_json::json!({"last_fires": {"tenner": last.to_rfc3339()}}).to_string())
+        .expect("state");
+    Scheduler::start(dir, &schedule)
+}
+
+#[test]
+fn missed_runs_after_a_restart_follow_the_policy() {
+    for (policy, runs) in [("none", 0usize), ("last", 1), ("all", 2)] {
+        let dir = Dir::new();
+        let mut scheduler = restarted(&dir, policy);
+        let missed = scheduler.event("missed");
+        assert_eq!(missed["policy"], policy);
+        assert!(missed["count"].as_u64().expect("count") >= 3, "{missed}");
+        assert_eq!(missed["running"], runs);
+        if runs > 0 {
+            scheduler.wait_count("end", runs);
+        }
+        let (code, lines) = scheduler.terminate();
+        assert_eq!(code, 143);
+        let made_up = lines.iter().filter(|v| v["event"] == "start" && v["missed"] == true).count();
+        assert_eq!(made_up, runs, "{policy}: {lines:#?}");
+    }
+}
