@@ -6,7 +6,7 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-use crate::{code, stderr, stdout};
+use crate::{code, root, stderr, stdout};
 
 /// A temp dir with a state dir and workflows written into it.
 struct Dir {
@@ -438,4 +438,121 @@ fn missed_runs_after_a_restart_follow_the_policy() {
         let made_up = lines.iter().filter(|v| v["event"] == "start" && v["missed"] == true).count();
         assert_eq!(made_up, runs, "{policy}: {lines:#?}");
     }
+}
+
+// ---------------------------------------------------------------------------
+// deploy/
+
+/// Split a command line into words: whitespace separates, single and double quotes
+/// group (enough for the shipped crontab and unit files).
+fn words(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut current = String::new();
+    let mut quote: Option<char> = None;
+    let mut in_word = false;
+    for c in line.chars() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), c) => current.push(c),
+            (None, '"' | '\'') => {
+                quote = Some(c);
+                in_word = true;
+            }
+            (None, c) if c.is_whitespace() => {
+                if in_word {
+                    words.push(std::mem::take(&mut current));
+                    in_word = false;
+                }
+            }
+            (None, c) => {
+                current.push(c);
+                in_word = true;
+            }
+        }
+    }
+    if in_word {
+        words.push(current);
+    }
+    words
+}
+
+/// The `runner ...` arguments of a command: from the word after the runner binary to
+/// the first shell operator or redirection.
+fn runner_args(words: &[String]) -> Vec<String> {
+    let start = words.iter().position(|w| w.ends_with("/runner") || w == "runner").expect("a runner command");
+    words[start + 1..]
+        .iter()
+        .take_while(|w| !w.starts_with('>') && !w.starts_with("2>") && *w != "&&" && *w != "|" && *w != ";")
+        .cloned()
+        .collect()
+}
+
+/// Run deploy arguments from the repository root, with the report path and the state
+/// dir moved into `dir`.
+fn run_deploy(dir: &Dir, args: &[String], extra: &[&str]) -> Output {
+    let mut args: Vec<String> = args.to_vec();
+    if let Some(at) = args.iter().position(|a| a == "--report") {
+        args[at + 1] = dir.path("report.json").display().to_string();
+    }
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let mut command = Command::new(assert_cmd::cargo::cargo_bin!("runner"));
+    command.current_dir(root()).args(&args).env("NO_COLOR", "1").env("RUNNER_STATE_DIR", dir.state());
+    command.output().expect("runner runs")
+}
+
+#[test]
+fn the_deploy_files_run_commands_and_flags_that_exist() {
+    let deploy = root().join("deploy");
+    let dir = Dir::new();
+    let replay = ["--replay", "workflows/recordings/heartbeat.test.yaml"];
+
+    // crontab: one job line; every % escaped; its runner command runs (replayed offline)
+    // and writes its report.
+    let crontab = std::fs::read_to_string(deploy.join("crontab")).expect("deploy/crontab");
+    let jobs: Vec<&str> = crontab
+        .lines()
+        .filter(|l| {
+            !l.trim().is_empty()
+                && !l.starts_with('#')
+                && !l.split_whitespace().next().unwrap_or("").contains('=')
+        })
+        .collect();
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    let job = jobs[0];
+    assert!(job.match_indices('%').all(|(i, _)| job[..i].ends_with('\\')), "every % is escaped: {job}");
+    let command = job.split_whitespace().skip(5).collect::<Vec<_>>().join(" ");
+    let args = runner_args(&words(&command));
+    assert_eq!(args[..2], ["run".to_string(), "workflows/heartbeat.yaml".to_string()], "{args:?}");
+    let output = run_deploy(&dir, &args, &replay);
+    assert_eq!(code(&output), 0, "{args:?}: {}", stderr(&output));
+    assert!(dir.path("report.json").is_file(), "--report wrote the report");
+
+    // systemd: every ExecStart parses; the heartbeat service runs (replayed), the
+    // scheduler service's command validates its schedule with --next.
+    let mut seen = 0;
+    for unit in ["runner-heartbeat.service", "runner-schedule.service"] {
+        let text = std::fs::read_to_string(deploy.join(unit)).expect("unit");
+        assert!(!text.contains('%') || text.contains("%%"), "{unit}: % is a systemd specifier");
+        for line in text.lines().filter_map(|l| l.strip_prefix("ExecStart=")) {
+            seen += 1;
+            let args = runner_args(&words(line));
+            let output = match args.first().map(String::as_str) {
+                Some("run") => run_deploy(&dir, &args, &replay),
+                Some("schedule") => {
+                    let output = run_deploy(&dir, &args, &["--next", "1"]);
+                    assert!(stdout(&output).contains("heartbeat"), "{}", stdout(&output));
+                    output
+                }
+                other => panic!("{unit}: unexpected command {other:?}"),
+            };
+            assert_eq!(code(&output), 0, "{unit}: {args:?}: {}", stderr(&output));
+        }
+        assert!(
+            text.contains("KillMode=mixed"),
+            "{unit}: SIGTERM goes to runner alone, which ends its children"
+        );
+    }
+    assert_eq!(seen, 2);
+    let timer = std::fs::read_to_string(deploy.join("runner-heartbeat.timer")).expect("timer");
+    assert!(timer.contains("OnCalendar="), "{timer}");
 }
