@@ -246,7 +246,7 @@ pub struct RenderArgs {
 /// `runner schema`.
 #[derive(Debug, Args)]
 pub struct SchemaArgs {
-    /// The file kind: workflow, lanes, prompts, test, lifecycle, roles, or run-report
+    /// The file kind: workflow, lanes, prompts, test, lifecycle, roles, schedule, or run-report
     /// (the `--report` format).
     /// Without it, lists the kinds.
     pub kind: Option<String>,

@@ -186,13 +186,30 @@ fn the_html_timeline_has_a_bar_for_every_step_in_a_real_browser() {
         return;
     };
     let profile = dir.path("profile");
-    let dom = Command::new(&browser)
+    let mut child = Command::new(&browser)
         .args(["--headless", "--no-sandbox", "--disable-gpu", "--dump-dom"])
         .arg(format!("--user-data-dir={}", profile.display()))
         .arg(format!("file://{}", page.display()))
-        .output()
-        .expect("browser runs");
-    let dom = stdout(&dom);
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("browser starts");
+    let mut pipe = child.stdout.take().expect("stdout");
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut pipe, &mut text);
+        text
+    });
+    // The browser gets 60 s; a hung one is killed and the test fails.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while child.try_wait().expect("wait").is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{} did not finish within 60 s", browser.display());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let dom = reader.join().expect("reader");
     assert!(dom.contains("</body>"), "the browser rendered the page: {dom}");
     for path in &paths {
         let bar = format!("data-step=\"{path}\"");
