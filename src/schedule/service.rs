@@ -231,24 +231,17 @@ impl Service {
                 ("next", json!(self.core.next_wake().map(rfc3339))),
             ],
         );
+        // Saved at once, so firings missed between this start and a restart count even
+        // for entries that have not fired yet.
+        self.save();
         let mut stop: Option<(i32, Instant)> = None;
         loop {
             if stop.is_none() {
                 let before = self.core.last_fires();
                 let actions = self.core.tick(Utc::now());
                 self.apply(actions);
-                let after = self.core.last_fires();
-                if before != after
-                    && let Err(e) = save_fires(&self.state_file, &after)
-                {
-                    self.log.line(
-                        "error",
-                        None,
-                        vec![(
-                            "message",
-                            json!(format!("cannot save fire times to {}: {e}", self.state_file.display())),
-                        )],
-                    );
+                if before != self.core.last_fires() {
+                    self.save();
                 }
             }
             self.reap(stop.is_some());
@@ -270,6 +263,19 @@ impl Service {
                 _ = terminate.recv(), if stop.is_none() => stop = Some(self.stopping(143, "SIGTERM")),
                 _ = interrupt.recv(), if stop.is_none() => stop = Some(self.stopping(130, "SIGINT")),
             }
+        }
+    }
+
+    fn save(&self) {
+        if let Err(e) = save_fires(&self.state_file, &self.core.last_fires()) {
+            self.log.line(
+                "error",
+                None,
+                vec![(
+                    "message",
+                    json!(format!("cannot save fire times to {}: {e}", self.state_file.display())),
+                )],
+            );
         }
     }
 
@@ -529,5 +535,25 @@ impl Service {
                 ],
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fire_times_survive_a_restart_and_files_differ_per_schedule() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let a = state_file(dir.path(), Path::new("/srv/a/schedule.yaml"));
+        let b = state_file(dir.path(), Path::new("/srv/b/schedule.yaml"));
+        assert_ne!(a, b);
+        assert!(load_fires(&a).is_empty(), "no file: nothing saved");
+        let t = DateTime::parse_from_rfc3339("2026-12-01T10:00:00.250Z").expect("time").with_timezone(&Utc);
+        let fires = HashMap::from([("heartbeat".to_string(), t)]);
+        save_fires(&a, &fires).expect("save");
+        assert_eq!(load_fires(&a), fires);
+        std::fs::write(&b, "not json").expect("write");
+        assert!(load_fires(&b).is_empty(), "an unreadable file is a fresh start");
     }
 }

@@ -573,3 +573,34 @@ fn the_deploy_files_run_commands_and_flags_that_exist() {
     let timer = std::fs::read_to_string(deploy.join("runner-heartbeat.timer")).expect("timer");
     assert!(timer.contains("OnCalendar="), "{timer}");
 }
+
+#[test]
+fn a_run_past_its_timeout_is_ended_and_logged() {
+    let dir = Dir::new();
+    sleeper(&dir);
+    let mut scheduler = Scheduler::start(
+        &dir,
+        "kind: schedule\nentries:\n  - id: nap\n    workflow: sleep.yaml\n    cron: \"@every 1h\"\n    missed: last\n    timeout: 1s\n",
+    );
+    // Never fired before: nothing missed, nothing runs until the next full hour...
+    scheduler.event("ready");
+    let (code, lines) = scheduler.terminate();
+    assert_eq!(code, 143);
+    assert!(!lines.iter().any(|v| v["event"] == "start"), "{lines:#?}");
+    // ...but after pretending it last fired two hours ago, `missed: last` runs it once.
+    let file = dir.path("schedule.yaml");
+    let state_file = runner::schedule::service::state_file(&dir.state(), &file);
+    let last = chrono::Utc::now() - chrono::Duration::hours(2);
+    std::fs::write(&state_file, serde_json::json!({"last_fires": {"nap": last.to_rfc3339()}}).to_string())
+        .expect("state");
+    let schedule = std::fs::read_to_string(&file).expect("schedule");
+    let mut scheduler = Scheduler::start(&dir, &schedule);
+    let start = scheduler.event("start");
+    let timeout = scheduler.event("timeout");
+    assert_eq!(timeout["run_id"], start["run_id"]);
+    let end = scheduler.event("end");
+    assert_eq!(end["status"], "timed_out", "{end}");
+    let (code, _) = scheduler.terminate();
+    assert_eq!(code, 143);
+    assert_eq!(dir.runs_json(&["--status", "cancelled"]).len(), 1, "the ended run stored its report");
+}
