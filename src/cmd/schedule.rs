@@ -23,8 +23,8 @@ pub fn run(args: &ScheduleArgs, out: &mut Out) -> i32 {
             return exit::USAGE;
         }
     };
-    let schedule = match load(&args.file, args, out) {
-        Ok(schedule) => schedule,
+    let (schedule, workflow_names) = match load(&args.file, args, out) {
+        Ok(loaded) => loaded,
         Err(code) => return code,
     };
     if let Some(count) = args.next {
@@ -55,6 +55,7 @@ pub fn run(args: &ScheduleArgs, out: &mut Out) -> i32 {
         json: args.output == OutputFormat::Json,
         stop_timeout,
         exe,
+        workflow_names,
     };
     let service = match Service::new(&schedule, config) {
         Ok(service) => service,
@@ -72,11 +73,22 @@ pub fn run(args: &ScheduleArgs, out: &mut Out) -> i32 {
     }
 }
 
-/// Load and fully validate the schedule (and the workflows it names).
-fn load(file: &Path, args: &ScheduleArgs, out: &mut Out) -> Result<Schedule, i32> {
+/// Load and fully validate the schedule (and the workflows it names); also each
+/// entry's workflow name.
+fn load(file: &Path, args: &ScheduleArgs, out: &mut Out) -> Result<(Schedule, Vec<String>), i32> {
     let mut loader = Loader::new();
     match loader.load(file) {
-        Ok(Some(Loaded::Schedule(schedule))) => Ok((*schedule).clone()),
+        Ok(Some(Loaded::Schedule(schedule))) => {
+            let names = schedule
+                .entries
+                .iter()
+                .map(|entry| match loader.load(&crate::load::sibling(file, &entry.workflow)) {
+                    Ok(Some(Loaded::Workflow(workflow))) => workflow.name.clone(),
+                    _ => String::new(),
+                })
+                .collect();
+            Ok(((*schedule).clone(), names))
+        }
         Ok(Some(other)) => {
             out.err(&format!(
                 "runner: {} is a {} file; expected a schedule (`kind: schedule`)\n",

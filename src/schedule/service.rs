@@ -40,6 +40,9 @@ pub struct Config {
     pub stop_timeout: Duration,
     /// The `runner` executable children run.
     pub exe: PathBuf,
+    /// Each entry's workflow name (by entry index), for the history entry the scheduler
+    /// writes for a child killed before it could write its own.
+    pub workflow_names: Vec<String>,
 }
 
 /// The plans of a schedule's entries (cron expressions were checked by validation;
@@ -155,6 +158,8 @@ struct Running {
     run_id: String,
     fire: Fire,
     started: Instant,
+    started_wall: std::time::SystemTime,
+    workflow: PathBuf,
     deadline: Instant,
     term_sent: Option<Instant>,
     killed: bool,
@@ -435,6 +440,8 @@ impl Service {
                         run_id,
                         fire,
                         started: now,
+                        started_wall: std::time::SystemTime::now(),
+                        workflow,
                         deadline: now + entry.timeout(),
                         term_sent: None,
                         killed: false,
@@ -491,6 +498,9 @@ impl Service {
                 fields.push(("stderr", json!(last)));
             }
             self.log.line("end", Some(self.id(entry)), fields);
+            if let Some(signal) = std::os::unix::process::ExitStatusExt::signal(&status) {
+                self.record_killed(entry, &run, signal, &tail);
+            }
             drop(run._lock);
             if stopping {
                 continue;
@@ -502,6 +512,45 @@ impl Service {
                     self.apply(next);
                 }
             }
+        }
+    }
+
+    /// A child killed by a signal wrote no report: store one for it, so `runner runs`
+    /// lists the run and `runner show` explains it.
+    fn record_killed(&self, entry: usize, run: &Running, signal: i32, tail: &str) {
+        let workflow =
+            self.config.workflow_names.get(entry).filter(|n| !n.is_empty()).cloned().unwrap_or_else(|| {
+                run.workflow.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+            });
+        let last = tail.lines().last().map(|l| format!("; its last line: {l}")).unwrap_or_default();
+        let report = crate::report::run_report::RunReport {
+            version: crate::report::run_report::REPORT_VERSION,
+            run_id: run.run_id.clone(),
+            runner_version: env!("CARGO_PKG_VERSION").to_string(),
+            workflow,
+            file: run.workflow.display().to_string(),
+            status: Some(if run.term_sent.is_some() {
+                crate::engine::events::RunStatus::Cancelled
+            } else {
+                crate::engine::events::RunStatus::Failed
+            }),
+            exit_code: Some(128 + signal),
+            error: Some(format!(
+                "`runner run` was killed by signal {signal} before it could write its report{last}"
+            )),
+            started_at: crate::report::timestamp(run.started_wall),
+            finished_at: crate::report::timestamp(std::time::SystemTime::now()),
+            duration_ms: u64::try_from(run.started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            ..crate::report::run_report::RunReport::default()
+        };
+        if let Err(e) =
+            crate::history::store(&self.config.state_dir, &report, crate::history::Retention::from_env())
+        {
+            self.log.line(
+                "error",
+                Some(self.id(entry)),
+                vec![("message", json!(format!("cannot store the killed run in the history: {e}")))],
+            );
         }
     }
 

@@ -419,8 +419,15 @@ fn a_crashing_child_does_not_stop_the_scheduler() {
     let crashed = scheduler.event("end");
     assert_eq!(crashed["status"], "killed", "{crashed}");
     scheduler.wait_for("a later start", |v| v["event"] == "start" && v["run_id"] != crashed["run_id"]);
-    let (code, _) = scheduler.terminate();
-    assert_eq!(code, 143);
+    let (exit, _) = scheduler.terminate();
+    assert_eq!(exit, 143);
+    // The crashed child wrote no report; the scheduler stored one for it.
+    let shown = dir.runner(&["show", crashed["run_id"].as_str().expect("id"), "-o", "json"]);
+    assert_eq!(code(&shown), 0, "{}", stderr(&shown));
+    let report: Value = serde_json::from_str(&stdout(&shown)).expect("json");
+    assert_eq!((report["workflow"].as_str(), report["status"].as_str()), (Some("crash"), Some("failed")));
+    assert_eq!(report["exit_code"], 128 + 6, "SIGABRT");
+    assert!(report["error"].as_str().is_some_and(|e| e.contains("killed by signal 6")), "{report}");
 }
 
 /// Pretend the scheduler last fired `entry` 35 minutes ago, then start it.
