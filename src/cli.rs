@@ -49,6 +49,18 @@ pub enum Command {
     Graph(GraphArgs),
     /// Print the JSON Schema of a file kind, or write all of them with --write.
     Schema(SchemaArgs),
+    /// Run workflows on a schedule (a `kind: schedule` file), in the foreground.
+    ///
+    /// Each firing runs as its own `runner run` child process. Logs one line per start
+    /// and end. On SIGTERM or SIGINT: stops firing, waits --stop-timeout for running
+    /// children, then ends them and exits 143. With --next, prints the next fire times
+    /// and runs nothing.
+    Schedule(ScheduleArgs),
+    /// List past runs from the run history, newest first.
+    Runs(RunsArgs),
+    /// Show one past run: its steps as a tree with start times, durations, errors and
+    /// planned actions; or write it as an HTML timeline page with --html.
+    Show(ShowArgs),
 }
 
 /// `runner roles ...`.
@@ -145,6 +157,9 @@ pub struct RunArgs {
     /// When to use colour.
     #[arg(long, value_enum, default_value_t)]
     pub color: ColorChoice,
+    /// Do not store this run's report in the run history (`<state-dir>/runs/`).
+    #[arg(long)]
+    pub no_history: bool,
 }
 
 /// How results are printed.
@@ -231,11 +246,79 @@ pub struct RenderArgs {
 /// `runner schema`.
 #[derive(Debug, Args)]
 pub struct SchemaArgs {
-    /// The file kind: workflow, lanes, prompts, test, lifecycle, roles, or run-report
+    /// The file kind: workflow, lanes, prompts, test, lifecycle, roles, schedule, or run-report
     /// (the `--report` format).
     /// Without it, lists the kinds.
     pub kind: Option<String>,
     /// Write every kind's schema into this directory (e.g. `schemas`).
     #[arg(long, value_name = "DIR", conflicts_with = "kind")]
     pub write: Option<PathBuf>,
+}
+
+/// `runner schedule`.
+#[derive(Debug, Args)]
+pub struct ScheduleArgs {
+    /// The schedule file.
+    #[arg(default_value = "workflows/schedule.yaml")]
+    pub file: PathBuf,
+    /// Print the next N fire times of every entry (default 5) and run nothing.
+    #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "5")]
+    pub next: Option<usize>,
+    /// With --next: count from this time (RFC 3339, e.g. `2026-10-25T00:00:00Z`)
+    /// instead of now.
+    #[arg(long, value_name = "TIME", requires = "next")]
+    pub from: Option<String>,
+    /// After SIGTERM or SIGINT, how long to wait for running children before ending them.
+    #[arg(long, value_name = "DURATION", default_value = "30s")]
+    pub stop_timeout: String,
+    /// `human`: one line per event on stderr. `json`: one JSON object per line on stdout.
+    #[arg(long, short = 'o', value_enum, default_value_t)]
+    pub output: OutputFormat,
+    /// State directory: last fire times, locks and the run history (default:
+    /// $RUNNER_STATE_DIR, else $XDG_STATE_HOME/runner, else ~/.local/state/runner).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// When to use colour in diagnostics.
+    #[arg(long, value_enum, default_value_t)]
+    pub color: ColorChoice,
+}
+
+/// `runner runs`.
+#[derive(Debug, Args)]
+pub struct RunsArgs {
+    /// Only runs of this workflow (its name).
+    #[arg(long, short = 'w', value_name = "NAME")]
+    pub workflow: Option<String>,
+    /// Only runs that ended so: ok, failed, cancelled or skipped.
+    #[arg(long, short = 's', value_name = "STATUS")]
+    pub status: Option<String>,
+    /// Only runs started since: a duration ago (`24h`, `7d`) or a time (RFC 3339).
+    #[arg(long, value_name = "WHEN")]
+    pub since: Option<String>,
+    /// Show at most this many runs.
+    #[arg(long, short = 'n', value_name = "N")]
+    pub limit: Option<usize>,
+    /// Output format.
+    #[arg(long, short = 'o', value_enum, default_value_t)]
+    pub output: OutputFormat,
+    /// State directory holding `runs/` (default as for `runner run`).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+}
+
+/// `runner show`.
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// A run id (or a unique prefix of one, see `runner runs`), or the path of a report
+    /// file.
+    pub run: String,
+    /// Write a self-contained HTML page with the run's timeline to FILE instead.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+    /// Output format (`json` prints the stored report).
+    #[arg(long, short = 'o', value_enum, default_value_t)]
+    pub output: OutputFormat,
+    /// State directory holding `runs/` (default as for `runner run`).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
 }

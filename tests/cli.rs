@@ -211,7 +211,7 @@ fn committed_schemas_reject_the_schema_corpus_and_accept_the_meaning_corpus() {
             continue;
         }
         let kind = kind_of(&value);
-        if !["workflow", "lanes", "prompts", "test", "lifecycle", "roles"].contains(&kind) {
+        if !["workflow", "lanes", "prompts", "test", "lifecycle", "roles", "schedule"].contains(&kind) {
             continue;
         }
         let valid = committed_validator(kind).is_valid(&value);

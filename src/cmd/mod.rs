@@ -4,7 +4,10 @@ pub mod graph;
 pub mod render;
 pub mod roles;
 pub mod run;
+pub mod runs;
+pub mod schedule;
 pub mod schema;
+pub mod show;
 pub mod test;
 pub mod validate;
 
@@ -24,6 +27,9 @@ pub fn run(cli: Cli) -> i32 {
         Command::Roles(crate::cli::RolesCommand::Select(args)) => roles::select(&args, &mut out),
         Command::Graph(args) => graph::run(&args, &mut out),
         Command::Schema(args) => schema::run(&args, &mut out),
+        Command::Schedule(args) => schedule::run(&args, &mut out),
+        Command::Runs(args) => runs::run(&args, &mut out),
+        Command::Show(args) => show::run(&args, &mut out),
     }
 }
 

@@ -58,6 +58,11 @@ pub fn run(args: &RunArgs, out: &mut Out) -> i32 {
     };
     let collector = Arc::new(Collector::default());
     collector.set_file(&main.display().to_string());
+    // The scheduler names the runs it starts, so its log can point at them.
+    let run_id = std::env::var("RUNNER_RUN_ID")
+        .ok()
+        .filter(|id| crate::history::is_run_id(id))
+        .unwrap_or_else(|| crate::history::new_run_id(std::time::SystemTime::now()));
     let mut fanout = Fanout::default();
     match args.output {
         OutputFormat::Json => fanout.push(Box::new(JsonLines::default())),
@@ -74,11 +79,8 @@ pub fn run(args: &RunArgs, out: &mut Out) -> i32 {
         }
     }
     fanout.push(Box::new(Shared(collector.clone())));
-    let mut options = Options {
-        dry_run: args.dry_run,
-        state_dir: args.state_dir.clone().unwrap_or_else(default_state_dir),
-        ..Options::default()
-    };
+    let state_dir = args.state_dir.clone().unwrap_or_else(default_state_dir);
+    let mut options = Options { dry_run: args.dry_run, state_dir: state_dir.clone(), ..Options::default() };
     let recorder = args.record.as_ref().map(|_| Arc::new(Recorder::default()));
     if let Some(recorder) = &recorder {
         options.hooks = Some(recorder.clone());
@@ -123,6 +125,26 @@ pub fn run(args: &RunArgs, out: &mut Out) -> i32 {
             if result.exit_code == exit::OK {
                 return code;
             }
+        }
+    }
+    if !args.no_history || args.report.is_some() {
+        let inputs = engine
+            .project()
+            .unit(&main)
+            .and_then(|unit| parse_cli_inputs(&unit.workflow, unit.registry.as_deref(), &raw_inputs).ok())
+            .unwrap_or_default();
+        let masker = engine.masker();
+        let inputs = inputs.into_iter().map(|(k, v)| (masker.text(&k), masker.value(&v))).collect();
+        collector.set_identity(if args.no_history { "" } else { &run_id }, inputs);
+    }
+    if !args.no_history {
+        let report = collector.report();
+        if let Err(e) = crate::history::store(&state_dir, &report, crate::history::Retention::from_env()) {
+            // The run itself is done; a history that cannot be written is worth a line, not a failure.
+            out.err(&format!(
+                "runner: cannot store the run in the history under {}: {e}\n",
+                state_dir.display()
+            ));
         }
     }
     if let Some(path) = &args.report {

@@ -4,6 +4,7 @@
 pub mod check_lanes;
 pub mod check_lifecycle;
 pub mod check_prompts;
+pub mod check_schedule;
 pub mod check_test;
 pub mod check_workflow;
 pub mod schema_check;
@@ -38,6 +39,8 @@ pub enum Loaded {
     Lifecycle(Arc<crate::model::Lifecycle>),
     /// A roles file.
     Roles(Arc<crate::model::Roles>),
+    /// A schedule.
+    Schedule(Arc<crate::model::Schedule>),
 }
 
 impl Loaded {
@@ -50,6 +53,7 @@ impl Loaded {
             Loaded::Test(_) => FileKind::Test,
             Loaded::Lifecycle(_) => FileKind::Lifecycle,
             Loaded::Roles(_) => FileKind::Roles,
+            Loaded::Schedule(_) => FileKind::Schedule,
         }
     }
 }
@@ -319,6 +323,12 @@ impl Loader {
                 let before = self.diagnostics.len();
                 check_test::check(self, path, name, &document, &tests);
                 (self.diagnostics.len() == before).then(|| Loaded::Test(Arc::new(tests)))
+            }
+            FileKind::Schedule => {
+                let schedule: crate::model::Schedule = self.typed(name, &document)?;
+                let before = self.diagnostics.len();
+                check_schedule::check(self, path, name, &document, &schedule);
+                (self.diagnostics.len() == before).then(|| Loaded::Schedule(Arc::new(schedule)))
             }
             FileKind::Prompts => {
                 let manifest: PromptManifest = self.typed(name, &document)?;

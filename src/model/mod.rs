@@ -5,6 +5,7 @@ pub mod duration;
 pub mod lanes;
 pub mod lifecycle;
 pub mod prompts;
+pub mod schedule;
 pub mod step;
 pub mod test_file;
 pub mod workflow;
@@ -13,6 +14,7 @@ pub use duration::Duration;
 pub use lanes::LaneRegistry;
 pub use lifecycle::{Lifecycle, Roles};
 pub use prompts::PromptManifest;
+pub use schedule::Schedule;
 pub use step::{Step, StepKind};
 pub use test_file::TestFile;
 pub use workflow::Workflow;
@@ -43,17 +45,20 @@ pub enum FileKind {
     Lifecycle,
     /// Roles, levels and completion rules (`kind: roles`).
     Roles,
+    /// Workflows run on a schedule (`kind: schedule`).
+    Schedule,
 }
 
 impl FileKind {
     /// Every kind, in the order `runner schema` lists them.
-    pub const ALL: [FileKind; 6] = [
+    pub const ALL: [FileKind; 7] = [
         FileKind::Workflow,
         FileKind::Lanes,
         FileKind::Prompts,
         FileKind::Test,
         FileKind::Lifecycle,
         FileKind::Roles,
+        FileKind::Schedule,
     ];
 
     /// The name used for `kind:` values, `runner schema NAME` and schema file names.
@@ -65,6 +70,7 @@ impl FileKind {
             FileKind::Test => "test",
             FileKind::Lifecycle => "lifecycle",
             FileKind::Roles => "roles",
+            FileKind::Schedule => "schedule",
         }
     }
 
@@ -87,6 +93,7 @@ impl FileKind {
             FileKind::Test => schemars::schema_for!(TestFile),
             FileKind::Lifecycle => schemars::schema_for!(Lifecycle),
             FileKind::Roles => schemars::schema_for!(Roles),
+            FileKind::Schedule => schemars::schema_for!(Schedule),
         };
         let mut value = schema.to_value();
         forbid_null(&mut value);

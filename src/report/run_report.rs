@@ -1,8 +1,9 @@
 //! `--report FILE`: a versioned JSON record of the run (schema in
 //! `schemas/run-report.schema.json`), built from the same masked events.
 
+use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -10,15 +11,22 @@ use serde_json::Value;
 
 use crate::engine::events::{Event, RunStatus, Sink, StepStatus};
 
-/// The report format version; bumped on incompatible changes.
-pub const REPORT_VERSION: u32 = 1;
+/// The report format version; bumped on incompatible changes. Version 2 added the run
+/// id, the runner version, the (masked) inputs and each step's start time.
+pub const REPORT_VERSION: u32 = 2;
 
 /// A record of one `runner run`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[schemars(title = "runner run report")]
 pub struct RunReport {
-    /// Format version (currently 1).
+    /// Format version (currently 2).
     pub version: u32,
+    /// The run's id in the run history (`runner show ID`); empty with `--no-history`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub run_id: String,
+    /// The version of runner that ran it.
+    #[serde(default)]
+    pub runner_version: String,
     /// Workflow name.
     pub workflow: String,
     /// Workflow file.
@@ -41,6 +49,9 @@ pub struct RunReport {
     /// The concurrency key and what happened to it, when contended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lock: Option<LockRecord>,
+    /// The inputs the run was given, typed, secrets masked.
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub inputs: serde_json::Map<String, Value>,
     /// The workflow's outputs.
     pub outputs: Value,
     /// Every step that finished or was planned, in the order they ended.
@@ -67,6 +78,13 @@ pub struct StepRecord {
     pub kind: String,
     /// Final status.
     pub status: StepStatus,
+    /// When the step started (RFC 3339, UTC).
+    #[serde(default)]
+    pub started_at: String,
+    /// When the step started, in milliseconds after the run started: steps whose
+    /// `[start_ms, start_ms + duration_ms)` intervals meet ran at the same time.
+    #[serde(default)]
+    pub start_ms: u64,
     /// Time taken, in milliseconds.
     pub duration_ms: u64,
     /// Attempts made.
@@ -100,6 +118,9 @@ pub struct RetryRecord {
 pub struct Collector {
     report: Mutex<RunReport>,
     retries: Mutex<Vec<(String, RetryRecord)>>,
+    /// When each running step started, by path.
+    starts: Mutex<HashMap<String, (SystemTime, Instant)>>,
+    begun: Instant,
 }
 
 impl Default for Collector {
@@ -107,11 +128,14 @@ impl Default for Collector {
         Collector {
             report: Mutex::new(RunReport {
                 version: REPORT_VERSION,
+                runner_version: env!("CARGO_PKG_VERSION").to_string(),
                 started_at: super::timestamp(SystemTime::now()),
                 outputs: Value::Null,
                 ..RunReport::default()
             }),
             retries: Mutex::new(Vec::new()),
+            starts: Mutex::new(HashMap::new()),
+            begun: Instant::now(),
         }
     }
 }
@@ -129,6 +153,29 @@ impl Collector {
         {
             report.file = file.to_string();
         }
+    }
+}
+
+impl Collector {
+    /// Record the run's id and its (already masked) inputs.
+    pub fn set_identity(&self, run_id: &str, inputs: serde_json::Map<String, Value>) {
+        if let Ok(mut report) = self.report.lock() {
+            report.run_id = run_id.to_string();
+            report.inputs = inputs;
+        }
+    }
+
+    /// When the step at `path` started (now, if no start was seen), and how long after
+    /// the run's start that was.
+    fn start_of(&self, path: &str) -> (String, u64) {
+        let (wall, at) = self
+            .starts
+            .lock()
+            .ok()
+            .and_then(|mut starts| starts.remove(path))
+            .unwrap_or_else(|| (SystemTime::now(), Instant::now()));
+        let offset = u64::try_from(at.saturating_duration_since(self.begun).as_millis()).unwrap_or(u64::MAX);
+        (super::timestamp(wall), offset)
     }
 }
 
@@ -153,7 +200,10 @@ impl Sink for Collector {
                 }
             }
             Event::StepPlanned { path, name, kind, action } => {
+                let (started_at, start_ms) = self.start_of(path);
                 report.steps.push(StepRecord {
+                    started_at,
+                    start_ms,
                     path: path.clone(),
                     name: name.clone(),
                     kind: kind.clone(),
@@ -182,7 +232,10 @@ impl Sink for Collector {
                         mine.into_iter().map(|(_, r)| r).collect()
                     })
                     .unwrap_or_default();
+                let (started_at, start_ms) = self.start_of(path);
                 report.steps.push(StepRecord {
+                    started_at,
+                    start_ms,
                     path: path.clone(),
                     name: name.clone(),
                     kind: kind.clone(),
@@ -203,7 +256,12 @@ impl Sink for Collector {
                 report.error = error.clone();
                 report.finished_at = super::timestamp(SystemTime::now());
             }
-            Event::StepStarted { .. } | Event::Emit { .. } => {}
+            Event::StepStarted { path, .. } => {
+                if let Ok(mut starts) = self.starts.lock() {
+                    starts.insert(path.clone(), (SystemTime::now(), Instant::now()));
+                }
+            }
+            Event::Emit { .. } => {}
         }
     }
 }

@@ -9,6 +9,8 @@ use serde_json::{Value, json};
 use super::fake::{Response, Server};
 use super::{code, stderr, stdout};
 
+mod schedule;
+
 /// A temp dir holding one workflow (and anything else a test writes next to it).
 struct Case {
     dir: tempfile::TempDir,
@@ -523,7 +525,7 @@ fn the_report_is_versioned_and_matches_its_schema() {
     assert_eq!(code(&output), 0);
     let value: Value =
         serde_json::from_str(&std::fs::read_to_string(&report).expect("report")).expect("json");
-    assert_eq!(value["version"], 1);
+    assert_eq!(value["version"], 2);
     assert_eq!(value["status"], "ok");
     assert_eq!(value["steps"][0]["path"], "a");
     let schema: Value = serde_json::from_str(
