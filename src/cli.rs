@@ -67,11 +67,11 @@ pub struct SelectArgs {
     /// The role that will do the work.
     #[arg(long)]
     pub role: String,
-    /// The work item's title.
-    #[arg(long)]
+    /// The work item's title (free text; may start with `-`).
+    #[arg(long, allow_hyphen_values = true)]
     pub title: String,
-    /// The work item's body.
-    #[arg(long, conflicts_with = "body_file")]
+    /// The work item's body (free text; may start with `-`, e.g. `--body "- item"`).
+    #[arg(long, conflicts_with = "body_file", allow_hyphen_values = true)]
     pub body: Option<String>,
     /// Read the body from a file (`-` for stdin).
     #[arg(long, value_name = "FILE")]
