@@ -49,6 +49,54 @@ pub enum Command {
     Graph(GraphArgs),
     /// Print the JSON Schema of a file kind, or write all of them with --write.
     Schema(SchemaArgs),
+    /// Print a lifecycle or roles file as runner sees it: merged over the base it
+    /// `extends` (and that base's base), after checking. Exit 65 on problems.
+    ShowConfig(ShowConfigArgs),
+    /// Convert another tool's configuration into runner files.
+    #[command(subcommand)]
+    Import(ImportCommand),
+}
+
+/// `runner show-config`.
+#[derive(Debug, Args)]
+pub struct ShowConfigArgs {
+    /// A lifecycle or roles file.
+    pub file: PathBuf,
+    /// Output format: `yaml` (default) or `json`.
+    #[arg(long, short = 'o', value_enum, default_value_t)]
+    pub output: ConfigFormat,
+}
+
+/// How `show-config` prints.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum ConfigFormat {
+    /// YAML.
+    #[default]
+    Yaml,
+    /// JSON.
+    Json,
+}
+
+/// `runner import ...`.
+#[derive(Debug, Subcommand)]
+pub enum ImportCommand {
+    /// Convert a DevClaw workflow.yaml (with DevClaw's built-in roles, levels and
+    /// states under it) into a runner lifecycle, roles file and PR-check workflow.
+    /// Everything that cannot be carried is reported with the key's line.
+    Devclaw(ImportDevclawArgs),
+}
+
+/// `runner import devclaw`.
+#[derive(Debug, Args)]
+pub struct ImportDevclawArgs {
+    /// DevClaw's workflow.yaml (workspace or project layer).
+    pub workflow: PathBuf,
+    /// Where to write lifecycle.yaml, roles.yaml and checks/pr-status.yaml.
+    #[arg(long, default_value = ".")]
+    pub out: PathBuf,
+    /// Overwrite files that exist.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// `runner roles ...`.

@@ -1,10 +1,12 @@
 //! Command implementations. Each returns an exit code; output goes through [`Out`].
 
 pub mod graph;
+pub mod import;
 pub mod render;
 pub mod roles;
 pub mod run;
 pub mod schema;
+pub mod show_config;
 pub mod test;
 pub mod validate;
 
@@ -24,6 +26,8 @@ pub fn run(cli: Cli) -> i32 {
         Command::Roles(crate::cli::RolesCommand::Select(args)) => roles::select(&args, &mut out),
         Command::Graph(args) => graph::run(&args, &mut out),
         Command::Schema(args) => schema::run(&args, &mut out),
+        Command::ShowConfig(args) => show_config::run(&args, &mut out),
+        Command::Import(crate::cli::ImportCommand::Devclaw(args)) => import::devclaw(&args, &mut out),
     }
 }
 
