@@ -250,7 +250,9 @@ pub fn convert(document: &Document, source: &str) -> Result<Conversion, String> 
     }
     let roles = convert_roles(&mut ctx, root.get("roles"), per_level)?;
     let (lifecycle, checks) = convert_lifecycle(&mut ctx, &workflow, source)?;
-    Ok(Conversion { lifecycle, roles, checks, notes: ctx.notes })
+    let mut notes = ctx.notes;
+    notes.sort_by_key(|n| (n.line == 0, n.line, n.col));
+    Ok(Conversion { lifecycle, roles, checks, notes })
 }
 
 fn convert_roles(ctx: &mut Ctx<'_>, roles: Option<&Value>, per_level: u64) -> Result<Value, String> {
@@ -524,7 +526,10 @@ fn convert_lifecycle(
                 _ => ctx.note(
                     &format!("{pointer}/check"),
                     "not carried",
-                    format!("check `{check}` is not one DevClaw polls (prApproved, prMerged); write a check workflow for it"),
+                    format!(
+                        "check `{}` is not one DevClaw polls (prApproved, prMerged); write a check workflow for it",
+                        check.as_str().map(String::from).unwrap_or_else(|| check.to_string())
+                    ),
                 ),
             }
         }
@@ -583,7 +588,7 @@ fn convert_lifecycle(
             ctx.note(
                 if from_file.contains(&root) { &pointer } else { "" },
                 "adapted",
-                format!("no transition leads into `{root}` (DevClaw's tools put items there, e.g. research_task); marked `entry: true`"),
+                format!("no transition leads into `{root}`: items enter it from outside (in DevClaw, a tool such as research_task); marked `entry: true`"),
             );
         }
         let mut queue = vec![root];

@@ -43,11 +43,13 @@ pub fn run(args: &ShowConfigArgs, out: &mut Out) -> i32 {
         ConfigFormat::Json => {
             serde_json::to_string_pretty(&value).map(|t| t + "\n").map_err(|e| e.to_string())
         }
-        ConfigFormat::Yaml => serde_saphyr::to_string(&value).map_err(|e| e.to_string()),
+        ConfigFormat::Yaml => serde_saphyr::to_string(&value)
+            .map(|t| format!("# {} (merged)\n{t}", display(&args.file)))
+            .map_err(|e| e.to_string()),
     };
     match text {
         Ok(text) => {
-            out.out(&format!("# {} (merged)\n{text}", display(&args.file)));
+            out.out(&text);
             exit::OK
         }
         Err(e) => {

@@ -303,7 +303,7 @@ fn merge_entries(
                 document,
                 &pointer,
                 "extends",
-                format!("{what} `{key}` is not in the base `{base_name}`, so {why}"),
+                format!("{what} `{key}` is not in the base `{base_name}`: {why}"),
                 did_you_mean(key, known.iter().map(String::as_str))
                     .or_else(|| Some(format!("a new {what} needs {}", required.join(", ")))),
             );
@@ -344,7 +344,7 @@ fn merge_entries(
                     missing(
                         loader,
                         format!(
-                            "it is a new {what} and needs {} (an override changes a {what} the base has)",
+                            "there is nothing to override, and as a new {what} it would need {}",
                             absent.iter().map(|f| format!("`{f}`")).collect::<Vec<_>>().join(" and ")
                         ),
                     );
