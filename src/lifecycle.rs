@@ -648,6 +648,67 @@ fn escape(text: &str) -> String {
 mod tests {
     use super::*;
 
+    fn lifecycle() -> Lifecycle {
+        serde_json::from_value(serde_json::json!({
+            "kind": "lifecycle", "initial": "toTest",
+            "policies": {"test": {"values": ["agent", "skip"], "default": "agent"}},
+            "states": {
+                "toTest": {"type": "queue", "role": "tester", "label": "To Test",
+                           "route": {"policy": "test", "cases": {"agent": "PICKUP", "skip": "SKIP"}},
+                           "on": {"PICKUP": "testing", "SKIP": {"target": "done", "actions": ["closeIssue"]}}},
+                "testing": {"type": "active", "role": "tester", "label": "Testing", "on": {"PASS": "done"}},
+                "triage": {"type": "hold", "label": "Triage",
+                           "route": {"field": "kind", "cases": {"bug": "FIX"}, "otherwise": "wait"},
+                           "on": {"FIX": "toTest"}},
+                "done": {"type": "terminal", "label": "Done"}
+            }
+        }))
+        .expect("lifecycle")
+    }
+
+    #[test]
+    fn routes_follow_the_override_label_else_the_default() {
+        let lifecycle = lifecycle();
+        let labels = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let how = |l: &[&str]| Move::Route { labels: labels(l), fields: serde_json::Value::Null };
+        let skipped = step(&lifecycle, None, "To Test", &how(&["bug", "Test:Skip"])).expect("move");
+        assert_eq!((skipped.to.as_str(), skipped.actions.clone()), ("done", vec!["closeIssue".to_string()]));
+        assert_eq!(skipped.route.as_ref().map(|r| r.source.as_str()), Some("the label `Test:Skip`"));
+        let default = step(&lifecycle, None, "toTest", &how(&["test:maybe"])).expect("move");
+        assert_eq!((default.event.as_str(), default.to.as_str()), ("PICKUP", "testing"));
+        assert_eq!(default.route.map(|r| r.source), Some("the policy default".to_string()));
+        let by_field =
+            |kind: &str| Move::Route { labels: Vec::new(), fields: serde_json::json!({"kind": kind}) };
+        assert_eq!(step(&lifecycle, None, "triage", &by_field("bug")).expect("move").to, "toTest");
+        let waiting = step(&lifecycle, None, "triage", &by_field("idea")).expect("move");
+        assert!(waiting.waiting && waiting.to == "triage" && waiting.add_labels.is_empty());
+        assert!(step(&lifecycle, None, "testing", &how(&[])).is_err());
+    }
+
+    #[test]
+    fn level_labels_in_old_formats_and_aliases() {
+        let roles: Roles = serde_json::from_value(serde_json::json!({
+            "kind": "roles", "role_aliases": {"dev": "developer"},
+            "roles": {"developer": {
+                "levels": {"junior": "h", "medior": "s", "senior": "o"}, "aliases": {"mid": "medior"},
+                "default_level": "mid", "completion": {"done": "COMPLETE"},
+                "level_selection": {"rules": [{"level": "highest", "keywords": ["refactor"]}]}
+            }}
+        }))
+        .expect("roles");
+        let pick = |labels: &[&str], title: &str| {
+            let labels: Vec<String> = labels.iter().map(|s| s.to_string()).collect();
+            let chosen = select_level_in(&roles, "dev", title, "", &labels).expect("role");
+            (chosen.level, chosen.rule)
+        };
+        assert_eq!(pick(&["dev.senior"], "x"), ("senior".into(), "label".into()));
+        assert_eq!(pick(&["developer:mid:Cordelia"], "x"), ("medior".into(), "label".into()));
+        assert_eq!(pick(&["JUNIOR"], "x"), ("junior".into(), "label".into()));
+        assert_eq!(pick(&["tester:senior"], "x"), ("medior".into(), "default".into()));
+        assert_eq!(pick(&[], "Refactor it"), ("senior".into(), "rule #1".into()));
+        assert_eq!(pick(&["developer:lowest"], "x"), ("medior".into(), "default".into()));
+    }
+
     #[test]
     fn whole_words_only() {
         assert!(contains_words("Refactor the parser", "refactor"));

@@ -694,3 +694,18 @@ pub fn load_workflow_roles(
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colours_in_short_long_and_named_forms() {
+        for ok in ["#fff", "#0366D6", "steelblue", "RebeccaPurple"] {
+            assert!(valid_colour(ok), "{ok}");
+        }
+        for bad in ["fff", "#ffff", "#12345g", "notacolour", ""] {
+            assert!(!valid_colour(bad), "{bad}");
+        }
+    }
+}
