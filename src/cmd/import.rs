@@ -184,20 +184,26 @@ const COMPLEX: &[&str] = &[
     "multi-service",
 ];
 
+/// An error message with the line and column of the value at `pointer`.
+fn at(document: &Document, pointer: &str, message: &str) -> String {
+    let start = document.locate(pointer).value.start;
+    format!("{}:{}: {message}", start.line, start.col)
+}
+
 /// Convert a parsed DevClaw workflow file.
 pub fn convert(document: &Document, source: &str) -> Result<Conversion, String> {
     let empty = Map::new();
     let root = match &document.value {
         Value::Object(map) => map,
         Value::Null => &empty,
-        _ => return Err("expected a map at the top of the DevClaw workflow file".into()),
+        _ => return Err(at(document, "", "expected a map at the top of the DevClaw workflow file")),
     };
     let mut ctx = Ctx { document, notes: Vec::new() };
     ctx.unknown_keys("", root, &["roles", "workflow", "timeouts", "instance"], "DevClaw's workflow.yaml");
     let workflow = match root.get("workflow") {
         Some(Value::Object(map)) => map.clone(),
         Some(Value::Null) | None => Map::new(),
-        Some(_) => return Err("`workflow` must be a map".into()),
+        Some(_) => return Err(at(document, "/workflow", "`workflow` must be a map")),
     };
     ctx.unknown_keys(
         "/workflow",
@@ -260,7 +266,7 @@ fn convert_roles(ctx: &mut Ctx<'_>, roles: Option<&Value>, per_level: u64) -> Re
     let overlay = match roles {
         Some(Value::Object(map)) => map,
         Some(Value::Null) | None => &empty,
-        Some(_) => return Err("`roles` must be a map".into()),
+        Some(_) => return Err(at(ctx.document, "/roles", "`roles` must be a map")),
     };
     let mut out = Map::new();
     let mut order: Vec<String> = registry().iter().map(|r| r.0.to_string()).collect();
@@ -331,7 +337,9 @@ fn convert_roles(ctx: &mut Ctx<'_>, roles: Option<&Value>, per_level: u64) -> Re
                 }
             }
             Some(Value::Null) | None => {}
-            Some(_) => return Err(format!("role `{id}` must be a map or `false`")),
+            Some(_) => {
+                return Err(at(ctx.document, &pointer, &format!("role `{id}` must be a map or `false`")));
+            }
         }
         if builtin.is_none() && models.is_empty() {
             ctx.note(
@@ -377,7 +385,13 @@ fn convert_roles(ctx: &mut Ctx<'_>, roles: Option<&Value>, per_level: u64) -> Re
             );
         }
         if !levels.contains(&default_level) {
-            default_level = levels.get(levels.len() / 2).cloned().unwrap_or_default();
+            let chosen = levels.get(levels.len() / 2).cloned().unwrap_or_default();
+            ctx.note(
+                &format!("{pointer}/defaultLevel"),
+                "adapted",
+                format!("default level `{default_level}` of `{id}` is not one of its levels; imported as `{chosen}` (the middle level, as DevClaw's heuristic falls back to)"),
+            );
+            default_level = chosen;
         }
         let mut aliases = Map::new();
         let mut alias = |name: &str, target: &str| {
@@ -469,7 +483,7 @@ fn convert_lifecycle(
             }
         }
         Some(Value::Null) | None => {}
-        Some(_) => return Err("`workflow.states` must be a map".into()),
+        Some(_) => return Err(at(ctx.document, "/workflow/states", "`workflow.states` must be a map")),
     }
     let builtin_kept: Vec<&String> = states.keys().filter(|k| !from_file.contains(k)).collect();
     if !from_file.is_empty() && !builtin_kept.is_empty() {
@@ -748,7 +762,7 @@ pub fn devclaw(args: &ImportDevclawArgs, out: &mut Out) -> i32 {
     let conversion = match convert(&document, &name) {
         Ok(c) => c,
         Err(e) => {
-            out.err(&format!("runner: {name}: {e}; nothing was imported\n"));
+            out.err(&format!("runner: {name}:{e}; nothing was imported\n"));
             return exit::DATAERR;
         }
     };

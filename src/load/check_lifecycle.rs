@@ -301,7 +301,7 @@ pub fn check_lifecycle(loader: &mut Loader, layers: &Layers, lifecycle: &Lifecyc
             }
             let top = layers.files[0].path.clone();
             let layer = layers.at(&format!("{at}/workflow")).clone();
-            loader.load_reference(
+            if let Some(Loaded::Workflow(workflow)) = loader.load_reference(
                 &top,
                 &layer.name,
                 &layer.document,
@@ -310,7 +310,19 @@ pub fn check_lifecycle(loader: &mut Loader, layers: &Layers, lifecycle: &Lifecyc
                 FileKind::Workflow,
                 "check workflow",
                 true,
-            );
+            ) && !workflow.outputs.contains_key("event")
+            {
+                layers.report(
+                    loader,
+                    &format!("{at}/workflow"),
+                    "lifecycle",
+                    format!("check workflow `{}` has no `event` output", check.workflow),
+                    Some(
+                        "its `event` output names the event to fire (empty while nothing has happened)"
+                            .into(),
+                    ),
+                );
+            }
         }
     }
     // Reachability from the initial state and the entry states.

@@ -255,3 +255,37 @@ fn a_layered_project_validates_and_shows_its_merged_configuration() {
     );
     assert_eq!(found[0]["code"], "routing");
 }
+
+#[test]
+fn a_state_check_needs_an_existing_workflow_with_an_event_output_and_a_sane_interval() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).expect("write");
+    write(
+        "check.yaml",
+        "name: c\nsteps:\n  - {type: set, values: {e: APPROVED}}\noutputs:\n  event: \"{{ steps[0] }}\"\n",
+    );
+    write("no-event.yaml", "name: n\nsteps:\n  - {type: set, values: {e: x}}\n");
+    let lifecycle = |check: &str| {
+        format!(
+            "kind: lifecycle\ninitial: q\nstates:\n  q:\n    type: queue\n    role: r\n    label: Q\n    check: {check}\n    on: {{APPROVED: d}}\n  d: {{type: terminal, label: D}}\n"
+        )
+    };
+    let first = |check: &str| {
+        write("l.yaml", &lifecycle(check));
+        let output = runner_in(dir.path(), &["validate", "-o", "json", "l.yaml"]);
+        let found: Value = serde_json::from_slice(&output.stdout).expect("json");
+        (found[0]["line"].as_u64().unwrap_or(0), found[0]["message"].as_str().unwrap_or_default().to_string())
+    };
+    write("l.yaml", &lifecycle("{workflow: check.yaml, every: 1m}"));
+    let ok = runner_in(dir.path(), &["validate", "l.yaml"]);
+    assert_eq!(code(&ok), 0, "{}", stdout(&ok));
+    let (line, message) = first("{workflow: gone.yaml, every: 1m}");
+    assert_eq!(line, 8);
+    assert!(message.contains("check workflow `gone.yaml` does not exist"), "{message}");
+    let (_, message) = first("{workflow: no-event.yaml, every: 1m}");
+    assert!(message.contains("has no `event` output"), "{message}");
+    let (_, message) = first("{workflow: check.yaml, every: 5s}");
+    assert!(message.contains("the shortest interval is 10s"), "{message}");
+    let (_, message) = first("{workflow: check.yaml, every: soon}");
+    assert!(message.contains("duration"), "{message}");
+}
