@@ -61,6 +61,54 @@ pub enum Command {
     /// Show one past run: its steps as a tree with start times, durations, errors and
     /// planned actions; or write it as an HTML timeline page with --html.
     Show(ShowArgs),
+    /// Print a lifecycle or roles file as runner sees it: merged over the base it
+    /// `extends` (and that base's base), after checking. Exit 65 on problems.
+    ShowConfig(ShowConfigArgs),
+    /// Convert another tool's configuration into runner files.
+    #[command(subcommand)]
+    Import(ImportCommand),
+}
+
+/// `runner show-config`.
+#[derive(Debug, Args)]
+pub struct ShowConfigArgs {
+    /// A lifecycle or roles file.
+    pub file: PathBuf,
+    /// Output format: `yaml` (default) or `json`.
+    #[arg(long, short = 'o', value_enum, default_value_t)]
+    pub output: ConfigFormat,
+}
+
+/// How `show-config` prints.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum ConfigFormat {
+    /// YAML.
+    #[default]
+    Yaml,
+    /// JSON.
+    Json,
+}
+
+/// `runner import ...`.
+#[derive(Debug, Subcommand)]
+pub enum ImportCommand {
+    /// Convert a DevClaw workflow.yaml (with DevClaw's built-in roles, levels and
+    /// states under it) into a runner lifecycle, roles file and PR-check workflow.
+    /// Everything that cannot be carried is reported with the key's line.
+    Devclaw(ImportDevclawArgs),
+}
+
+/// `runner import devclaw`.
+#[derive(Debug, Args)]
+pub struct ImportDevclawArgs {
+    /// DevClaw's workflow.yaml (workspace or project layer).
+    pub workflow: PathBuf,
+    /// Where to write lifecycle.yaml, roles.yaml and checks/pr-status.yaml.
+    #[arg(long, default_value = ".")]
+    pub out: PathBuf,
+    /// Overwrite files that exist.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// `runner roles ...`.
@@ -79,11 +127,11 @@ pub struct SelectArgs {
     /// The role that will do the work.
     #[arg(long)]
     pub role: String,
-    /// The work item's title.
-    #[arg(long)]
+    /// The work item's title (free text; may start with `-`).
+    #[arg(long, allow_hyphen_values = true)]
     pub title: String,
-    /// The work item's body.
-    #[arg(long, conflicts_with = "body_file")]
+    /// The work item's body (free text; may start with `-`, e.g. `--body "- item"`).
+    #[arg(long, conflicts_with = "body_file", allow_hyphen_values = true)]
     pub body: Option<String>,
     /// Read the body from a file (`-` for stdin).
     #[arg(long, value_name = "FILE")]

@@ -21,6 +21,26 @@ pub enum Move {
         /// Its result.
         result: String,
     },
+    /// By the state's `route`: the item's labels (and fields) pick the case.
+    Route {
+        /// The item's labels.
+        labels: Vec<String>,
+        /// The item's fields, for a route by `field`.
+        fields: serde_json::Value,
+    },
+}
+
+/// How a route decided.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Routed {
+    /// The policy (or field) that decided.
+    pub by: String,
+    /// Its value for the item.
+    pub value: String,
+    /// Where the value came from: the override label, the policy default, or the field.
+    pub source: String,
+    /// The case taken: an event of the state, or `wait`.
+    pub case: String,
 }
 
 /// A move the lifecycle allows.
@@ -46,6 +66,70 @@ pub struct Moved {
     pub add_labels: Vec<String>,
     /// Labels to remove from the item.
     pub remove_labels: Vec<String>,
+    /// With a route: how it decided.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub route: Option<Routed>,
+    /// True when the route says `wait`: the item stays where it is.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub waiting: bool,
+}
+
+/// The value of the routing policy `name` for an item with these labels: the first
+/// override label `<prefix><value>` naming one of its values, else the default.
+pub fn policy_value(lifecycle: &Lifecycle, name: &str, labels: &[String]) -> Option<(String, String)> {
+    let policy = lifecycle.policies.get(name)?;
+    let prefix = policy.prefix(name).to_lowercase();
+    for label in labels {
+        let lower = label.trim().to_lowercase();
+        if let Some(value) = lower.strip_prefix(&prefix)
+            && let Some(known) = policy.values.iter().find(|v| v.to_lowercase() == value)
+        {
+            return Some((known.clone(), format!("the label `{}`", label.trim())));
+        }
+    }
+    Some((policy.default.clone(), "the policy default".to_string()))
+}
+
+/// Decide a state's route for an item.
+pub fn route(
+    lifecycle: &Lifecycle,
+    state_key: &str,
+    labels: &[String],
+    fields: &serde_json::Value,
+) -> Result<Routed, String> {
+    let Some(state) = lifecycle.states.get(state_key) else {
+        return Err(format!("no state `{state_key}` in the lifecycle"));
+    };
+    let Some(route) = &state.route else {
+        return Err(format!("state `{state_key}` has no `route`"));
+    };
+    let (by, value, source) = match (&route.policy, &route.field) {
+        (Some(policy), _) => {
+            let Some((value, source)) = policy_value(lifecycle, policy, labels) else {
+                return Err(format!("no policy `{policy}` in the lifecycle"));
+            };
+            (policy.clone(), value, source)
+        }
+        (None, Some(field)) => {
+            let value = match fields.get(field) {
+                Some(serde_json::Value::String(text)) => text.clone(),
+                Some(serde_json::Value::Null) | None => String::new(),
+                Some(other) => other.to_string(),
+            };
+            (field.clone(), value, format!("the field `{field}`"))
+        }
+        (None, None) => return Err(format!("the route of `{state_key}` names no policy or field")),
+    };
+    let case = route
+        .cases
+        .iter()
+        .find(|(v, _)| v.eq_ignore_ascii_case(&value))
+        .map(|(_, case)| case.clone())
+        .or_else(|| route.otherwise.clone());
+    match case {
+        Some(case) => Ok(Routed { by, value, source, case }),
+        None => Err(format!("the route of `{state_key}` has no case for {by} `{value}` and no `otherwise`")),
+    }
 }
 
 /// Work out a move, or say why the lifecycle does not allow it.
@@ -58,7 +142,36 @@ pub fn step(lifecycle: &Lifecycle, roles: Option<&Roles>, state: &str, how: &Mov
         ));
     };
     let events: Vec<&str> = current.on.keys().map(String::as_str).collect();
+    let mut routed = None;
     let (event, transition) = match how {
+        Move::Route { labels, fields } => {
+            let decided = route(lifecycle, from, labels, fields)?;
+            if decided.case == "wait" {
+                return Ok(Moved {
+                    from: from.to_string(),
+                    from_label: current.label.clone(),
+                    event: String::new(),
+                    to: from.to_string(),
+                    to_label: current.label.clone(),
+                    to_type: current.ty.name().to_string(),
+                    to_role: current.role.clone(),
+                    actions: Vec::new(),
+                    add_labels: Vec::new(),
+                    remove_labels: Vec::new(),
+                    route: Some(decided),
+                    waiting: true,
+                });
+            }
+            let Some((event, transition)) = current.on.get_key_value(decided.case.as_str()) else {
+                return Err(format!(
+                    "the route of `{from}` takes `{}`, which is not one of its events ({})",
+                    decided.case,
+                    events.join(", ")
+                ));
+            };
+            routed = Some(decided);
+            (event.clone(), transition)
+        }
         Move::Event(event) => match current.on.get_key_value(event.as_str()) {
             Some((event, transition)) => (event.clone(), transition),
             None => {
@@ -124,6 +237,8 @@ pub fn step(lifecycle: &Lifecycle, roles: Option<&Roles>, state: &str, how: &Mov
         actions: transition.actions().to_vec(),
         add_labels: if next.label == current.label { Vec::new() } else { vec![next.label.clone()] },
         remove_labels: if next.label == current.label { Vec::new() } else { vec![current.label.clone()] },
+        route: routed,
+        waiting: false,
     })
 }
 
@@ -149,37 +264,138 @@ pub struct Selection {
     pub reason: String,
 }
 
-/// Choose a level: an explicit `<role>:<level>[:<name>]` label wins; then, if the role
-/// inherits, another role's level label naming a level this role has; then the rules
-/// in order; then the default level.
+/// Choose a level with no role aliases; see [`select_level_in`].
 pub fn select_level(role_id: &str, role: &Role, title: &str, body: &str, labels: &[String]) -> Selection {
-    let pick = |level: &str, rule: String, reason: String| Selection {
-        role: role_id.to_string(),
-        level: level.to_string(),
-        model: role.levels.get(level).map(|m| m.model().to_string()).unwrap_or_else(|| level.to_string()),
-        max_workers: match role.levels.get(level) {
-            Some(crate::model::lifecycle::LevelModel::Full { max_workers: Some(n), .. }) => *n,
-            _ => 2,
-        },
-        rule,
-        reason,
-    };
-    let parsed: Vec<(String, String, &String)> = labels
+    select_level_with(&indexmap::IndexMap::new(), role_id, role, title, body, labels)
+}
+
+/// Choose a level for `role_id` of `roles` (its role aliases apply to labels).
+pub fn select_level_in(
+    roles: &Roles,
+    role_id: &str,
+    title: &str,
+    body: &str,
+    labels: &[String],
+) -> Option<Selection> {
+    let (id, role) = find_role(roles, role_id)?;
+    Some(select_level_with(&roles.role_aliases, id, role, title, body, labels))
+}
+
+/// A role by id or by one of its old names (`dev`, `qa`), ignoring case.
+pub fn find_role<'a>(roles: &'a Roles, name: &str) -> Option<(&'a str, &'a Role)> {
+    if let Some((id, role)) = roles.roles.get_key_value(name) {
+        return Some((id, role));
+    }
+    let lower = name.trim().to_lowercase();
+    let canonical = roles
+        .role_aliases
         .iter()
-        .filter_map(|label| {
-            let mut parts = label.splitn(3, ':');
-            Some((parts.next()?.trim().to_lowercase(), parts.next()?.trim().to_lowercase(), label))
-        })
-        .collect();
-    for (owner, level, label) in &parsed {
-        if owner == &role_id.to_lowercase() && role.levels.contains_key(level.as_str()) {
+        .find(|(alias, _)| alias.to_lowercase() == lower)
+        .map(|(_, target)| target.as_str())
+        .unwrap_or(lower.as_str());
+    roles
+        .roles
+        .iter()
+        .find(|(id, _)| id.to_lowercase() == canonical.to_lowercase())
+        .map(|(id, r)| (id.as_str(), r))
+}
+
+/// A level label as written on an item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum LevelLabel {
+    /// `<role>:<level>[:<Name>]` (current) or `<role>.<level>` (older); the role is canonical.
+    Role { role: String, level: String },
+    /// A bare level name (the oldest format), e.g. `senior` or `opus`.
+    Bare(String),
+}
+
+fn parse_level_label(role_aliases: &indexmap::IndexMap<String, String>, label: &str) -> Option<LevelLabel> {
+    let label = label.trim();
+    let canonical_role = |role: &str| {
+        let lower = role.trim().to_lowercase();
+        role_aliases
+            .iter()
+            .find(|(alias, _)| alias.to_lowercase() == lower)
+            .map(|(_, target)| target.to_lowercase())
+            .unwrap_or(lower)
+    };
+    if let Some((role, rest)) = label.split_once(':') {
+        let level = rest.split(':').next().unwrap_or_default().trim();
+        if role.trim().is_empty() || level.is_empty() {
+            return None;
+        }
+        return Some(LevelLabel::Role { role: canonical_role(role), level: level.to_lowercase() });
+    }
+    if let Some((role, level)) = label.split_once('.') {
+        let level = level.trim();
+        if role.trim().is_empty() || level.is_empty() || level.contains(['.', ' ']) || role.contains(' ') {
+            return None;
+        }
+        return Some(LevelLabel::Role { role: canonical_role(role), level: level.to_lowercase() });
+    }
+    (!label.is_empty() && !label.contains(' ')).then(|| LevelLabel::Bare(label.to_lowercase()))
+}
+
+/// Choose a level. Precedence, first that decides:
+/// 1. this role's own level label, the first in label order, in any format:
+///    `<role>:<level>[:<Name>]`, the older `<role>.<level>`, the role by an old name
+///    (`dev:`, `qa.`) and the level by an alias (`mid`, `opus`);
+/// 2. a bare level name label (`senior`, `opus`), the oldest format;
+/// 3. if the role inherits: the first other role's level label naming a level this role has;
+/// 4. the rules in order (a rule's level may be `lowest` or `highest`);
+/// 5. the default level.
+pub fn select_level_with(
+    role_aliases: &indexmap::IndexMap<String, String>,
+    role_id: &str,
+    role: &Role,
+    title: &str,
+    body: &str,
+    labels: &[String],
+) -> Selection {
+    let pick = |level: &str, rule: String, reason: String| {
+        let level = role.resolve_level(level).unwrap_or(level);
+        Selection {
+            role: role_id.to_string(),
+            level: level.to_string(),
+            model: role.levels.get(level).map(|m| m.model().to_string()).unwrap_or_else(|| level.to_string()),
+            max_workers: match role.levels.get(level) {
+                Some(crate::model::lifecycle::LevelModel::Full { max_workers: Some(n), .. }) => *n,
+                _ => 2,
+            },
+            rule,
+            reason,
+        }
+    };
+    let me = role_id.to_lowercase();
+    let parsed: Vec<(LevelLabel, &String)> =
+        labels.iter().filter_map(|label| Some((parse_level_label(role_aliases, label)?, label))).collect();
+    let named = |level: &str| role.resolve_level(level).filter(|_| !matches!(level, "lowest" | "highest"));
+    for (parsed, label) in &parsed {
+        if let LevelLabel::Role { role: owner, level } = parsed
+            && owner == &me
+            && let Some(level) = named(level)
+        {
             return pick(level, "label".into(), format!("the item is labelled `{label}`"));
+        }
+    }
+    for (parsed, label) in &parsed {
+        if let LevelLabel::Bare(level) = parsed
+            && let Some(level) = named(level)
+        {
+            return pick(
+                level,
+                "label".into(),
+                format!("the item is labelled `{label}` (a bare level name)"),
+            );
         }
     }
     let selection = role.level_selection.clone().unwrap_or_default();
     if selection.inherit {
-        for (owner, level, label) in &parsed {
-            if owner != &role_id.to_lowercase() && role.levels.contains_key(level.as_str()) {
+        for (parsed, label) in &parsed {
+            if let LevelLabel::Role { role: owner, level } = parsed
+                && owner != &me
+                && let Some(level) = named(level)
+            {
                 return pick(level, "inherited".into(), format!("inherited from the label `{label}`"));
             }
         }
@@ -252,6 +468,9 @@ pub fn contains_words(text: &str, phrase: &str) -> bool {
 pub fn mermaid_lifecycle(lifecycle: &Lifecycle) -> String {
     let mut out = String::from("stateDiagram-v2\n");
     out.push_str(&format!("    [*] --> {}\n", mermaid_id(&lifecycle.initial)));
+    for (key, _) in lifecycle.states.iter().filter(|(k, s)| s.entry && **k != lifecycle.initial) {
+        out.push_str(&format!("    [*] --> {}: entry\n", mermaid_id(key)));
+    }
     for (key, state) in &lifecycle.states {
         let role = state.role.as_ref().map(|r| format!(" · {r}")).unwrap_or_default();
         out.push_str(&format!(
@@ -278,6 +497,27 @@ pub fn mermaid_lifecycle(lifecycle: &Lifecycle) -> String {
         }
         if state.ty == StateType::Terminal {
             out.push_str(&format!("    {} --> [*]\n", mermaid_id(key)));
+        }
+    }
+    for (key, state) in &lifecycle.states {
+        let mut notes = Vec::new();
+        if let Some(route) = &state.route {
+            let by = route.policy.as_deref().or(route.field.as_deref()).unwrap_or_default();
+            let mut cases: Vec<String> = route.cases.iter().map(|(v, e)| format!("{by}:{v} → {e}")).collect();
+            if let Some(otherwise) = &route.otherwise {
+                cases.push(format!("otherwise → {otherwise}"));
+            }
+            notes.push(format!("route: {}", cases.join(", ")));
+        }
+        if let Some(check) = &state.check {
+            notes.push(format!(
+                "check {}every {}",
+                check.name.as_ref().map(|n| format!("{n} ")).unwrap_or_default(),
+                check.every
+            ));
+        }
+        if !notes.is_empty() {
+            out.push_str(&format!("    note right of {}: {}\n", mermaid_id(key), escape(&notes.join("; "))));
         }
     }
     out
@@ -407,6 +647,67 @@ fn escape(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn lifecycle() -> Lifecycle {
+        serde_json::from_value(serde_json::json!({
+            "kind": "lifecycle", "initial": "toTest",
+            "policies": {"test": {"values": ["agent", "skip"], "default": "agent"}},
+            "states": {
+                "toTest": {"type": "queue", "role": "tester", "label": "To Test",
+                           "route": {"policy": "test", "cases": {"agent": "PICKUP", "skip": "SKIP"}},
+                           "on": {"PICKUP": "testing", "SKIP": {"target": "done", "actions": ["closeIssue"]}}},
+                "testing": {"type": "active", "role": "tester", "label": "Testing", "on": {"PASS": "done"}},
+                "triage": {"type": "hold", "label": "Triage",
+                           "route": {"field": "kind", "cases": {"bug": "FIX"}, "otherwise": "wait"},
+                           "on": {"FIX": "toTest"}},
+                "done": {"type": "terminal", "label": "Done"}
+            }
+        }))
+        .expect("lifecycle")
+    }
+
+    #[test]
+    fn routes_follow_the_override_label_else_the_default() {
+        let lifecycle = lifecycle();
+        let labels = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let how = |l: &[&str]| Move::Route { labels: labels(l), fields: serde_json::Value::Null };
+        let skipped = step(&lifecycle, None, "To Test", &how(&["bug", "Test:Skip"])).expect("move");
+        assert_eq!((skipped.to.as_str(), skipped.actions.clone()), ("done", vec!["closeIssue".to_string()]));
+        assert_eq!(skipped.route.as_ref().map(|r| r.source.as_str()), Some("the label `Test:Skip`"));
+        let default = step(&lifecycle, None, "toTest", &how(&["test:maybe"])).expect("move");
+        assert_eq!((default.event.as_str(), default.to.as_str()), ("PICKUP", "testing"));
+        assert_eq!(default.route.map(|r| r.source), Some("the policy default".to_string()));
+        let by_field =
+            |kind: &str| Move::Route { labels: Vec::new(), fields: serde_json::json!({"kind": kind}) };
+        assert_eq!(step(&lifecycle, None, "triage", &by_field("bug")).expect("move").to, "toTest");
+        let waiting = step(&lifecycle, None, "triage", &by_field("idea")).expect("move");
+        assert!(waiting.waiting && waiting.to == "triage" && waiting.add_labels.is_empty());
+        assert!(step(&lifecycle, None, "testing", &how(&[])).is_err());
+    }
+
+    #[test]
+    fn level_labels_in_old_formats_and_aliases() {
+        let roles: Roles = serde_json::from_value(serde_json::json!({
+            "kind": "roles", "role_aliases": {"dev": "developer"},
+            "roles": {"developer": {
+                "levels": {"junior": "h", "medior": "s", "senior": "o"}, "aliases": {"mid": "medior"},
+                "default_level": "mid", "completion": {"done": "COMPLETE"},
+                "level_selection": {"rules": [{"level": "highest", "keywords": ["refactor"]}]}
+            }}
+        }))
+        .expect("roles");
+        let pick = |labels: &[&str], title: &str| {
+            let labels: Vec<String> = labels.iter().map(|s| s.to_string()).collect();
+            let chosen = select_level_in(&roles, "dev", title, "", &labels).expect("role");
+            (chosen.level, chosen.rule)
+        };
+        assert_eq!(pick(&["dev.senior"], "x"), ("senior".into(), "label".into()));
+        assert_eq!(pick(&["developer:mid:Cordelia"], "x"), ("medior".into(), "label".into()));
+        assert_eq!(pick(&["JUNIOR"], "x"), ("junior".into(), "label".into()));
+        assert_eq!(pick(&["tester:senior"], "x"), ("medior".into(), "default".into()));
+        assert_eq!(pick(&[], "Refactor it"), ("senior".into(), "rule #1".into()));
+        assert_eq!(pick(&["developer:lowest"], "x"), ("medior".into(), "default".into()));
+    }
 
     #[test]
     fn whole_words_only() {

@@ -1,6 +1,7 @@
 //! Command implementations. Each returns an exit code; output goes through [`Out`].
 
 pub mod graph;
+pub mod import;
 pub mod render;
 pub mod roles;
 pub mod run;
@@ -8,6 +9,7 @@ pub mod runs;
 pub mod schedule;
 pub mod schema;
 pub mod show;
+pub mod show_config;
 pub mod test;
 pub mod validate;
 
@@ -30,6 +32,8 @@ pub fn run(cli: Cli) -> i32 {
         Command::Schedule(args) => schedule::run(&args, &mut out),
         Command::Runs(args) => runs::run(&args, &mut out),
         Command::Show(args) => show::run(&args, &mut out),
+        Command::ShowConfig(args) => show_config::run(&args, &mut out),
+        Command::Import(crate::cli::ImportCommand::Devclaw(args)) => import::devclaw(&args, &mut out),
     }
 }
 

@@ -34,7 +34,7 @@ pub fn select(args: &SelectArgs, out: &mut Out) -> i32 {
             return exit::NOINPUT;
         }
     };
-    let Some(role) = roles.roles.get(&args.role) else {
+    let Some((role_id, _)) = crate::lifecycle::find_role(&roles, &args.role) else {
         let ids: Vec<&str> = roles.roles.keys().map(String::as_str).collect();
         let hint =
             did_you_mean(&args.role, ids.iter().copied()).map(|h| format!(" ({h})")).unwrap_or_default();
@@ -62,7 +62,10 @@ pub fn select(args: &SelectArgs, out: &mut Out) -> i32 {
     };
     let labels: Vec<String> =
         args.labels.iter().map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect();
-    let chosen = crate::lifecycle::select_level(&args.role, role, &args.title, &body, &labels);
+    let Some(chosen) = crate::lifecycle::select_level_in(&roles, role_id, &args.title, &body, &labels) else {
+        out.err(&format!("runner: no role `{}`\n", args.role));
+        return exit::USAGE;
+    };
     match args.output {
         OutputFormat::Json => {
             out.out(&(serde_json::to_string_pretty(&chosen).unwrap_or_default() + "\n"));

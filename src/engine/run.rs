@@ -335,15 +335,14 @@ impl Engine {
                               body: Option<&str>,
                               labels: Option<Vec<String>>|
                               -> Result<Value, minijinja::Error> {
-                            match roles.roles.get(role) {
-                                Some(definition) => {
-                                    let chosen = crate::lifecycle::select_level(
-                                        role,
-                                        definition,
-                                        title,
-                                        body.unwrap_or_default(),
-                                        &labels.unwrap_or_default(),
-                                    );
+                            match crate::lifecycle::select_level_in(
+                                &roles,
+                                role,
+                                title,
+                                body.unwrap_or_default(),
+                                &labels.unwrap_or_default(),
+                            ) {
+                                Some(chosen) => {
                                     Ok(to_mj(&serde_json::to_value(chosen).unwrap_or(Json::Null)))
                                 }
                                 None => Err(minijinja::Error::new(
@@ -1240,6 +1239,45 @@ impl Engine {
                 render("result", &transition.result)?,
             ))
         })();
+        let route = (|| -> Result<_, String> {
+            Ok((render("labels", &transition.labels)?, render("fields", &transition.fields)?))
+        })();
+        let parts = match (parts, route) {
+            (Ok((None, None, None, None)), Ok((labels, fields))) if labels.is_some() || fields.is_some() => {
+                let labels: Vec<String> = match labels.as_deref().map(str::trim) {
+                    Some(text) if text.starts_with('[') => match serde_json::from_str::<Vec<String>>(text) {
+                        Ok(list) => list,
+                        Err(e) => {
+                            return StepResult::failed(
+                                format!("labels: not a list of text: {e}"),
+                                Json::Null,
+                            );
+                        }
+                    },
+                    Some(text) => {
+                        text.split(',').map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect()
+                    }
+                    None => Vec::new(),
+                };
+                let fields = match fields.as_deref().map(str::trim).filter(|f| !f.is_empty()) {
+                    Some(text) => match serde_json::from_str::<Json>(text) {
+                        Ok(value) => value,
+                        Err(e) => {
+                            return StepResult::failed(format!("fields: not a JSON object: {e}"), Json::Null);
+                        }
+                    },
+                    None => Json::Null,
+                };
+                let roles = lifecycle_roles.as_deref().or(inv.unit.roles.as_deref());
+                let how = crate::lifecycle::Move::Route { labels, fields };
+                return match crate::lifecycle::step(lifecycle, roles, &state, &how) {
+                    Ok(moved) => StepResult::ok(serde_json::to_value(moved).unwrap_or(Json::Null)),
+                    Err(e) => StepResult::failed(e, json!({"from": state})),
+                };
+            }
+            (parts, Ok(_)) => parts,
+            (_, Err(e)) => Err(e),
+        };
         let how = match parts {
             Ok((Some(event), None, None, None)) => crate::lifecycle::Move::Event(event),
             Ok((None, Some(to), None, None)) => crate::lifecycle::Move::To(to),

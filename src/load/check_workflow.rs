@@ -554,12 +554,22 @@ impl Checker<'_> {
                 self.check_template(value, &format!("{pointer}/{field}"), scope);
             }
         }
-        let ways = [step.event.is_some(), step.to.is_some(), step.role.is_some() || step.result.is_some()];
+        for (field, value) in [("labels", &step.labels), ("fields", &step.fields)] {
+            if let Some(value) = value {
+                self.check_template(value, &format!("{pointer}/{field}"), scope);
+            }
+        }
+        let ways = [
+            step.event.is_some(),
+            step.to.is_some(),
+            step.role.is_some() || step.result.is_some(),
+            step.labels.is_some() || step.fields.is_some(),
+        ];
         if ways.iter().filter(|w| **w).count() != 1 {
             self.report(
                 pointer,
                 "transition",
-                "a `transition` step needs exactly one of `event`, `to`, or `role` with `result`".into(),
+                "a `transition` step needs exactly one of `event`, `to`, `role` with `result`, or `labels`/`fields` (its state's `route`)".into(),
                 None,
             );
         }

@@ -7,6 +7,7 @@ pub mod check_prompts;
 pub mod check_schedule;
 pub mod check_test;
 pub mod check_workflow;
+pub mod layers;
 pub mod schema_check;
 pub mod yaml;
 
@@ -255,6 +256,10 @@ impl Loader {
         };
         self.documents.insert(name.to_string(), document.clone());
         let kind = self.detect_kind(name, &document)?;
+        if matches!(kind, FileKind::Lifecycle | FileKind::Roles) && layers::extends(&document) {
+            // Checked after merging with its base (layers::load_typed).
+            return Some((document, kind));
+        }
         let problems = schema_check::checker(kind).check(&document.value);
         if !problems.is_empty() {
             for problem in problems {
@@ -307,15 +312,17 @@ impl Loader {
                 (self.diagnostics.len() == before).then(|| Loaded::Lanes(Arc::new(registry)))
             }
             FileKind::Lifecycle => {
-                let lifecycle: crate::model::Lifecycle = self.typed(name, &document)?;
+                let (lifecycle, layers): (crate::model::Lifecycle, _) =
+                    layers::load_typed(self, path, name, &document, kind)?;
                 let before = self.diagnostics.len();
-                check_lifecycle::check_lifecycle(self, path, name, &document, &lifecycle);
+                check_lifecycle::check_lifecycle(self, &layers, &lifecycle);
                 (self.diagnostics.len() == before).then(|| Loaded::Lifecycle(Arc::new(lifecycle)))
             }
             FileKind::Roles => {
-                let roles: crate::model::Roles = self.typed(name, &document)?;
+                let (roles, layers): (crate::model::Roles, _) =
+                    layers::load_typed(self, path, name, &document, kind)?;
                 let before = self.diagnostics.len();
-                check_lifecycle::check_roles(self, name, &document, &roles);
+                check_lifecycle::check_roles(self, &layers, &roles);
                 (self.diagnostics.len() == before).then(|| Loaded::Roles(Arc::new(roles)))
             }
             FileKind::Test => {

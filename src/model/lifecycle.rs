@@ -16,6 +16,14 @@ pub struct Lifecycle {
     /// What the lifecycle is for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// A base lifecycle (path relative to this file) this file layers over. This file
+    /// then overrides by key: top-level fields replace; `policies` are merged per
+    /// policy and field; a state key of the base is overridden field by field (`on` per
+    /// event, an event set to `false` is removed), `false` removes a base state, and a
+    /// key not in the base is a new state and must be complete. `runner validate`,
+    /// `graph` and `show-config` work on the merged result.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extends: Option<String>,
     /// The state new items start in.
     pub initial: String,
     /// The roles file (relative to this file) whose roles the states name and whose
@@ -23,6 +31,11 @@ pub struct Lifecycle {
     /// event a role can produce is handled and every active transition can fire.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub roles: Option<String>,
+    /// Routing policies by name: each a set of values, a default, and per-item override
+    /// labels `<policy>:<value>` (e.g. `review: {values: [human, agent, skip], default:
+    /// human}` lets an item labelled `review:skip` skip review). States `route` by them.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub policies: IndexMap<String, Policy>,
     /// The states, by key.
     #[schemars(length(min = 1))]
     pub states: IndexMap<String, State>,
@@ -47,23 +60,99 @@ pub struct State {
     /// The tracker label that marks an item in this state (unique in the lifecycle).
     #[schemars(length(min = 1))]
     pub label: String,
-    /// The label's colour, e.g. `"#0366d6"`.
+    /// The label's colour: `"#0366d6"`, the short form `"#fff"`, or a CSS colour name
+    /// such as `steelblue`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^#[0-9a-fA-F]{6}$"))]
+    #[schemars(length(min = 1))]
     pub color: Option<String>,
+    /// Items enter this state from outside the lifecycle (a tool, a person, an import),
+    /// not only by a transition: reachability counts it as a root and `runner graph`
+    /// draws it as an entry point.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub entry: bool,
     /// The role that picks items up (queue) or works on them (active). Required for
     /// queue and active states.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<String>,
-    /// Among the queues of one role, higher is picked first (default 0).
+    /// Among the queues of one role, higher is picked first (default 0). Any number,
+    /// fractions included (`1.5` sits between 1 and 2); used for ordering only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub priority: Option<i64>,
+    pub priority: Option<serde_json::Number>,
     /// What the state means.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     /// Transitions: `EVENT: target` or `EVENT: {target, actions: [...]}`.
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub on: IndexMap<String, Transition>,
+    /// How an item leaves this state depending on a routing policy's value for it (or
+    /// an item field): each case names one of this state's events, or `wait` to stay.
+    /// `runner validate` checks that every value of the policy has a case.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<Route>,
+    /// A condition polled while items sit here (e.g. "the PR is approved or merged"),
+    /// through a workflow whose `event` output names one of this state's events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check: Option<Check>,
+}
+
+/// A routing policy: the values an item can have, the default, and the labels that
+/// override the default per item.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    /// What the policy decides.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The values, e.g. `[human, agent, skip]`.
+    #[schemars(length(min = 1))]
+    pub values: Vec<String>,
+    /// The value for items with no override label (one of `values`).
+    pub default: String,
+    /// The prefix of the per-item override labels (default `<policy name>:`, so
+    /// `review:skip` sets the `review` policy to `skip` for that item).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label_prefix: Option<String>,
+}
+
+impl Policy {
+    /// The prefix of the override labels for the policy named `name`.
+    pub fn prefix(&self, name: &str) -> String {
+        self.label_prefix.clone().unwrap_or_else(|| format!("{name}:"))
+    }
+}
+
+/// Conditional transitions: the policy value (or field value) picks the case.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    /// The routing policy whose value for the item picks the case (the item's
+    /// override label, else the policy's default). Give `policy` or `field`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
+    /// An item field whose value picks the case (e.g. `type`); needs `otherwise`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// Value -> one of this state's events, or `wait` (the item stays, e.g. for a
+    /// person or a `check`).
+    #[schemars(length(min = 1))]
+    pub cases: IndexMap<String, String>,
+    /// The event (or `wait`) for values with no case.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub otherwise: Option<String>,
+}
+
+/// A polled condition.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Check {
+    /// What is checked, e.g. `prApproved`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The workflow (path relative to this file) that checks the condition; its
+    /// `event` output is one of this state's events, or empty when nothing happened.
+    pub workflow: String,
+    /// How often to poll, e.g. `5m` (at least `10s`).
+    pub every: crate::model::duration::Duration,
 }
 
 /// State types.
@@ -156,6 +245,15 @@ impl Lifecycle {
 pub struct Roles {
     /// Always `roles`.
     pub kind: RolesKind,
+    /// A base roles file (path relative to this file) this file layers over: a role of
+    /// the base is overridden field by field (`levels`, `aliases` and `completion` per
+    /// key, a level set to `false` removed), `false` switches a role off, and a new
+    /// role must be complete.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extends: Option<String>,
+    /// Old role names that still work in labels, e.g. `dev: developer`, `qa: tester`.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub role_aliases: IndexMap<String, String>,
     /// The roles, by id.
     #[schemars(length(min = 1))]
     pub roles: IndexMap<String, Role>,
@@ -176,11 +274,19 @@ pub struct Role {
     /// What the role does.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// `false` when the role is switched off (an extending file writes `role: false`):
+    /// it keeps its definition, but no work should be dispatched to it.
+    #[serde(default = "yes", skip_serializing_if = "Clone::clone")]
+    pub enabled: bool,
     /// Levels, in order from least to most capable, each with its model: a model id, or
     /// `{model, max_workers}`.
     #[schemars(length(min = 1))]
     pub levels: IndexMap<String, LevelModel>,
-    /// The level used when no rule decides (must be one of `levels`).
+    /// Old level names that keep working in labels and rules, e.g. `mid: medior`,
+    /// `opus: senior`. An alias must not be a level's own name.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub aliases: IndexMap<String, String>,
+    /// The level used when no rule decides (must be one of `levels`, or an alias).
     pub default_level: String,
     /// Completion rules: each result a worker of this role may report, and the lifecycle
     /// event it fires, e.g. `done: COMPLETE`, `blocked: BLOCKED`.
@@ -206,6 +312,32 @@ pub enum LevelModel {
         #[schemars(range(min = 1))]
         max_workers: Option<u32>,
     },
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Role {
+    /// The level a name means: a level, an alias of one, or `lowest` / `highest`.
+    pub fn resolve_level(&self, name: &str) -> Option<&str> {
+        let name = name.trim();
+        if let Some((key, _)) = self.levels.get_key_value(name) {
+            return Some(key);
+        }
+        let lower = name.to_lowercase();
+        if let Some((key, _)) = self.levels.iter().find(|(k, _)| k.to_lowercase() == lower) {
+            return Some(key);
+        }
+        if let Some(target) = self.aliases.iter().find(|(a, _)| a.to_lowercase() == lower).map(|(_, t)| t) {
+            return self.levels.get_key_value(target.as_str()).map(|(k, _)| k.as_str());
+        }
+        match lower.as_str() {
+            "lowest" => self.levels.keys().next().map(String::as_str),
+            "highest" => self.levels.keys().next_back().map(String::as_str),
+            _ => None,
+        }
+    }
 }
 
 impl LevelModel {
@@ -239,7 +371,8 @@ pub struct LevelRule {
     /// A name for the rule, shown by `runner roles select`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    /// The level this rule picks.
+    /// The level this rule picks: a level, an alias, or `lowest` / `highest` (the
+    /// first / last of `levels`).
     pub level: String,
     /// Any of these words or phrases, matched whole-word and case-insensitively.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -538,8 +538,9 @@ pub struct GuardStep {
 
 /// `type: transition`: look up a move in the workflow's `lifecycle`. The output is
 /// `{from, from_label, to, to_label, to_type, to_role, event, actions, add_labels,
-/// remove_labels}`; a move the lifecycle does not allow fails the step. Give exactly
-/// one of `event`, `to`, or `role` with `result`.
+/// remove_labels}` (with `labels`/`fields` also `route` and `waiting`); a move the
+/// lifecycle does not allow fails the step. Give exactly one of `event`, `to`, `role`
+/// with `result`, or `labels`/`fields` (take the state's `route`).
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct TransitionStep {
     /// The item's current state: a state key or its label (template).
@@ -556,6 +557,14 @@ pub struct TransitionStep {
     /// The completion result reported by the role's worker, e.g. `done`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<Template>,
+    /// Take the state's `route`: the item's labels, as a template rendering a JSON list
+    /// (`{{ issue.labels | tojson }}`) or comma-separated text; the routing policy's
+    /// override label among them, else its default, picks the case.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<Template>,
+    /// For a route by `field`: the item's fields, a template rendering a JSON object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fields: Option<Template>,
     /// The states the item can be in at this step. `runner validate` checks that a
     /// literal `event` is defined for each (and for a literal `state`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
