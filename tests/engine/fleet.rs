@@ -199,3 +199,18 @@ fn a_reclaimed_generation_makes_the_stale_workers_mark_and_ack_fail_with_generat
     assert_eq!(code, 0, "{out}\n{err}");
     assert_eq!(dispatch.pr_fix_item("fix-1")["status"], "STALE");
 }
+
+#[test]
+fn the_heartbeat_runs_the_groomer_when_dispatch_retired_groom_tasks() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = fake_programs(dir.path());
+    let dispatch = Dispatch::start(Duration::ZERO);
+    let (code, out, err) = run(dir.path(), &path, &dispatch.server.url, "heartbeat.yaml", &["no_probe=true"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("[*] Groomer: nothing to groom"), "{out}");
+    assert!(!err.contains("Grooming task check failed"), "{err}");
+    let state = dispatch.state.lock().expect("state");
+    assert_eq!(state.groomer_runs, vec![json!({"dryRun": false})]);
+    assert_eq!(state.runs.len(), 1, "the heartbeat's own run record");
+    assert_eq!(state.runs[0]["status"], "ok", "{:?}", state.runs);
+}
