@@ -3,7 +3,7 @@
 
 pub mod audit;
 pub mod filters;
-pub mod text_diff;
+pub mod text;
 
 use std::collections::BTreeSet;
 
@@ -30,7 +30,7 @@ pub fn environment() -> Environment<'static> {
     env.set_fuel(Some(50_000_000));
     filters::register(&mut env);
     audit::register(&mut env);
-    text_diff::register(&mut env);
+    text::register(&mut env);
     env.set_formatter(|out, state, value| match display_override(value) {
         Some(text) => out.write_str(text).map_err(minijinja::Error::from),
         None => minijinja::escape_formatter(out, state, value),
