@@ -214,3 +214,34 @@ fn the_heartbeat_runs_the_groomer_when_dispatch_retired_groom_tasks() {
     assert_eq!(state.runs.len(), 1, "the heartbeat's own run record");
     assert_eq!(state.runs[0]["status"], "ok", "{:?}", state.runs);
 }
+
+#[test]
+fn two_workers_handed_the_same_issue_one_claims_it_the_other_gets_the_conflict_terminal() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = fake_programs(dir.path());
+    let dispatch = Dispatch::start(Duration::ZERO);
+    let url = dispatch.server.url.clone();
+    dispatch.add_ready("frontier", "iss-7", "misospace/widgets", 7);
+
+    let a = take_task(dir.path(), &path, &url, "saffron-frontier");
+    assert_eq!(
+        (a["action"].as_str(), a["issueId"].as_str()),
+        (Some("claim-ready-issue"), Some("iss-7")),
+        "{a}"
+    );
+    assert_eq!(a["verified"], true, "the claim was re-read and is ours alone");
+    let (code, out, err) =
+        run(dir.path(), &path, &url, "worker-task.yaml", &["lane=frontier", "agent=saffron-frontier-2"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("Claim conflict on #7: issue is actively leased. Response: "), "{out}");
+    assert_eq!(
+        dispatch.state.lock().expect("state").claims.get("iss-7").map(String::as_str),
+        Some("saffron-frontier")
+    );
+
+    // The winner reports; the report carries the issue's identity as its key.
+    let (code, out, err) =
+        report(dir.path(), &path, &url, &report_inputs(&a, "saffron-frontier", "pr_opened", "Opened PR #8"));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("REPORTED: pr_opened for implement:misospace/widgets#7 as run run1"), "{out}");
+}

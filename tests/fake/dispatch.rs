@@ -197,7 +197,21 @@ fn next_task(state: &mut State, agent: &str, query: &HashMap<String, String>) ->
                 }),
             )
         }
-        None => Response::json(200, &json!({"type": "idle", "shouldRun": false, "reason": "nothing to do"})),
+        None => match query.get("lane").and_then(|lane| state.queues.get(lane)).and_then(|q| q.first()) {
+            // Implement work: the lane's top ready issue; next-task locks nothing, so two
+            // workers can be handed the same issue (the claim decides).
+            Some(item) => Response::json(
+                200,
+                &json!({
+                    "type": "implement", "shouldRun": true, "agentName": agent, "lane": item["lane"],
+                    "issue": {"repoFullName": item["repoFullName"], "number": item["number"], "title": item["title"]},
+                    "instructions": "Implement the issue.", "stopAfter": "PR opened", "forbiddenActions": [],
+                }),
+            ),
+            None => {
+                Response::json(200, &json!({"type": "idle", "shouldRun": false, "reason": "nothing to do"}))
+            }
+        },
     }
 }
 
@@ -369,6 +383,33 @@ fn answer(state: &Arc<Mutex<State>>, request: &Request) -> Response {
         ("POST", ["api", "pr-fix-queue", "ack"]) => pr_fix_ack(&mut state, &body),
         ("POST", ["api", "pr-fix-queue", "mark"]) => pr_fix_mark(&mut state, &body),
         ("POST", ["api", "agents", agent, "tasks", "report"]) => task_report(&mut state, agent, &body),
+        ("GET", ["api", "issues", "state"]) => {
+            let repo = query.get("repo").cloned().unwrap_or_default();
+            let number: u64 = query.get("number").and_then(|n| n.parse().ok()).unwrap_or_default();
+            let found = state
+                .queues
+                .values()
+                .flatten()
+                .find(|item| item["repoFullName"] == repo.as_str() && item["number"] == number)
+                .cloned();
+            match found {
+                Some(item) => {
+                    let id = item["issueId"].as_str().unwrap_or_default().to_string();
+                    let mut labels = vec![json!("status/ready")];
+                    if let Some(holder) = state.claims.get(&id) {
+                        labels = vec![json!("status/in-progress"), json!(format!("agent/{holder}"))];
+                    }
+                    Response::json(
+                        200,
+                        &json!({"issueId": id, "repoFullName": repo, "number": number, "state": "open", "labels": labels}),
+                    )
+                }
+                None => Response::json(
+                    404,
+                    &json!({"error": format!("Issue not found in cache: {repo}#{number}")}),
+                ),
+            }
+        }
         ("POST", ["api", "issues", "unclaim"]) => {
             let id = body["issueId"].as_str().unwrap_or_default().to_string();
             let agent = body["agentName"].as_str().unwrap_or_default();
