@@ -1,7 +1,9 @@
 //! The minijinja environment every template and expression runs in, and the
 //! analysis `runner validate` uses to check them before anything runs.
 
+pub mod audit;
 pub mod filters;
+pub mod text;
 
 use std::collections::BTreeSet;
 
@@ -27,6 +29,8 @@ pub fn environment() -> Environment<'static> {
     // Bound the work one template may do, so no file can hang a run.
     env.set_fuel(Some(50_000_000));
     filters::register(&mut env);
+    audit::register(&mut env);
+    text::register(&mut env);
     env.set_formatter(|out, state, value| match display_override(value) {
         Some(text) => out.write_str(text).map_err(minijinja::Error::from),
         None => minijinja::escape_formatter(out, state, value),

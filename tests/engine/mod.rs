@@ -905,3 +905,4 @@ fn templates_see_the_lifecycle_and_roles() {
 
 mod hardening_net;
 mod devclaw;
+mod fleet;
