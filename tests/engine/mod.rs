@@ -903,6 +903,6 @@ fn templates_see_the_lifecycle_and_roles() {
     assert_eq!(stdout(&output), "To Do junior 1\n");
 }
 
-mod hardening_net;
 mod devclaw;
 mod fleet;
+mod hardening_net;

@@ -407,10 +407,11 @@ fn overlap_replace_ends_the_running_child_and_starts_the_new_fire() {
 #[test]
 fn a_crashing_child_does_not_stop_the_scheduler() {
     let dir = Dir::new();
-    // The child `runner run` is killed by a signal of its own making: a crash.
+    // The child `runner run` is killed by a signal of its own making: a crash. The
+    // program's parent is runner's process supervisor; the run is the supervisor's parent.
     dir.write(
         "crash.yaml",
-        "name: crash\nsteps:\n  - id: die\n    type: exec\n    effect: read\n    argv: [sh, -c, \"kill -ABRT $PPID; sleep 5\"]\n",
+        "name: crash\nsteps:\n  - id: die\n    type: exec\n    effect: read\n    argv: [sh, -c, \"read -r _ _ _ run _ < /proc/$PPID/stat; kill -ABRT $run; sleep 5\"]\n",
     );
     let mut scheduler = Scheduler::start(
         &dir,
