@@ -9,6 +9,7 @@ pub mod exit;
 pub mod fsutil;
 pub mod lifecycle;
 pub mod load;
+pub mod mermaid;
 pub mod model;
 pub mod render;
 pub mod report;
