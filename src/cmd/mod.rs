@@ -8,6 +8,10 @@ pub mod schema;
 pub mod test;
 pub mod validate;
 
+pub mod completions;
+pub mod list;
+pub mod man;
+
 use std::io::{IsTerminal, Write};
 
 use crate::cli::{Cli, ColorChoice, Command};
@@ -24,26 +28,33 @@ pub fn run(cli: Cli) -> i32 {
         Command::Roles(crate::cli::RolesCommand::Select(args)) => roles::select(&args, &mut out),
         Command::Graph(args) => graph::run(&args, &mut out),
         Command::Schema(args) => schema::run(&args, &mut out),
+        Command::List(args) => list::run(&args, &mut out),
+        Command::Completions(args) => completions::run(&args, &mut out),
+        Command::Man(args) => man::run(&args, &mut out),
     }
 }
 
-/// Parse `args` and run; usage errors exit 64, `--help` and `--version` exit 0.
+/// Parse `args` and run; usage errors (including no command at all) exit 64,
+/// `--help` and `--version` exit 0.
 pub fn main_with_args<I, T>(args: I) -> i32
 where
     I: IntoIterator<Item = T>,
     T: Into<std::ffi::OsString> + Clone,
 {
     use clap::Parser as _;
-    match Cli::try_parse_from(args) {
+    let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
+    match Cli::try_parse_from(&args) {
         Ok(cli) => run(cli),
         Err(error) => {
             let code = match error.kind() {
-                clap::error::ErrorKind::DisplayHelp
-                | clap::error::ErrorKind::DisplayVersion
-                | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => exit::OK,
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => exit::OK,
                 _ => exit::USAGE,
             };
             let _ = error.print();
+            if error.kind() == clap::error::ErrorKind::DisplayHelp {
+                let mut out = Out;
+                run::workflow_help_after_run_help(&args, &mut out);
+            }
             code
         }
     }

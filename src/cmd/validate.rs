@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::cli::{OutputFormat, ValidateArgs};
+use crate::cli::{ValidateArgs, ValidateOutput};
 use crate::cmd::{Out, stdout_is_terminal, use_color};
 use crate::diagnostics::{self, Diagnostic};
 use crate::exit;
@@ -42,12 +42,20 @@ pub fn run(args: &ValidateArgs, out: &mut Out) -> i32 {
     let mut found = std::mem::take(&mut loader.diagnostics);
     diagnostics::sort(&mut found);
     match args.output {
-        OutputFormat::Json => {
+        ValidateOutput::Github => {
+            let mut text = String::new();
+            for diagnostic in &found {
+                text.push_str(&github_annotation(diagnostic));
+            }
+            text.push_str(&summary(&found, files));
+            out.out(&text);
+        }
+        ValidateOutput::Json => {
             let mut text = diagnostics::to_json(&found);
             text.push('\n');
             out.out(&text);
         }
-        OutputFormat::Human => {
+        ValidateOutput::Human => {
             let color = use_color(args.color, stdout_is_terminal());
             let mut text = String::new();
             for diagnostic in &found {
@@ -113,6 +121,32 @@ pub fn yaml_files(dir: &Path) -> Vec<PathBuf> {
     found
 }
 
+/// One GitHub Actions workflow command for `diagnostic`:
+/// `::error file=F,line=L,col=C,title=CODE::message` (with the hint on a second line),
+/// escaped as the runner expects so `:`/`,` in values and newlines in text survive.
+pub fn github_annotation(diagnostic: &Diagnostic) -> String {
+    let property = |text: &str| {
+        text.replace('%', "%25")
+            .replace('\r', "%0D")
+            .replace('\n', "%0A")
+            .replace(':', "%3A")
+            .replace(',', "%2C")
+    };
+    let data = |text: &str| text.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A");
+    let mut message = diagnostic.message.clone();
+    if let Some(hint) = &diagnostic.hint {
+        message.push_str(&format!("\nhelp: {hint}"));
+    }
+    format!(
+        "::error file={},line={},col={},title={}::{}\n",
+        property(&diagnostic.file),
+        diagnostic.line(),
+        diagnostic.column(),
+        property(&format!("runner {}", diagnostic.code)),
+        data(&message)
+    )
+}
+
 fn summary(found: &[Diagnostic], files: usize) -> String {
     let noun =
         |n: usize, one: &str, many: &str| if n == 1 { format!("1 {one}") } else { format!("{n} {many}") };
@@ -127,5 +161,29 @@ fn summary(found: &[Diagnostic], files: usize) -> String {
             noun(names.len(), "file", "files"),
             noun(files, "file", "files")
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn github_annotations_escape_their_values() {
+        let mut diagnostic = Diagnostic::new(
+            "dir,x/wf:1.yaml",
+            crate::load::yaml::Range::default(),
+            "unknown-field",
+            "unknown field `timout`\n100% sure",
+        );
+        diagnostic.hint = Some("did you mean `timeout`?".into());
+        let line = github_annotation(&diagnostic);
+        assert!(line.starts_with("::error file=dir%2Cx/wf%3A1.yaml,line="), "{line}");
+        assert!(line.contains(",title=runner unknown-field::"), "{line}");
+        assert!(
+            line.ends_with("::unknown field `timout`%0A100%25 sure%0Ahelp: did you mean `timeout`?\n"),
+            "{line}"
+        );
+        assert_eq!(line.matches('\n').count(), 1);
     }
 }

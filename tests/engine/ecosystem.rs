@@ -129,3 +129,171 @@ steps:
     let parsed = parse_with_mermaid(&script, &[path]);
     assert!(parsed.status.success(), "{}\n{diagram}", stdout(&parsed));
 }
+
+// ---------------------------------------------------------------------------
+// CLI conventions
+
+#[test]
+fn no_arguments_is_a_usage_error_with_the_usage() {
+    let output = runner(&[]);
+    assert_eq!(code(&output), 64);
+    assert!(stderr(&output).contains("Usage: runner <COMMAND>"), "{}", stderr(&output));
+    assert!(stdout(&output).is_empty());
+}
+
+/// `runner ARGS...` with a fixed help width (clap reads COLUMNS).
+fn runner_100_columns(args: &[&str]) -> Output {
+    let mut command = Command::new(assert_cmd::cargo::cargo_bin!("runner"));
+    command.current_dir(root()).args(args).env("NO_COLOR", "1").env("COLUMNS", "100");
+    output_within(command, Duration::from_secs(60))
+}
+
+#[test]
+fn help_is_snapshotted_with_examples() {
+    let short = runner_100_columns(&["--help"]);
+    assert_eq!(code(&short), 0);
+    insta::assert_snapshot!("help_long", stdout(&short));
+    let run = runner(&["run", "--help"]);
+    assert_eq!(code(&run), 0);
+    assert!(!stdout(&run).contains("Workflow "), "no file, no workflow help");
+}
+
+#[test]
+fn run_file_help_shows_the_workflows_inputs_secrets_and_env() {
+    let output = runner_100_columns(&["run", "workflows/worker-preflight.yaml", "--help"]);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let text = stdout(&output);
+    let workflow = &text[text.find("Workflow workflows/worker-preflight.yaml").expect("workflow section")..];
+    insta::assert_snapshot!("run_file_help", workflow);
+    // A file that is not there still gets clap's help, and says so.
+    let missing = runner(&["run", "nope.yaml", "-h"]);
+    assert_eq!(code(&missing), 0);
+    assert!(stderr(&missing).contains("no such workflow: nope.yaml"), "{}", stderr(&missing));
+}
+
+#[test]
+fn list_shows_workflows_with_descriptions_and_inputs() {
+    let output = runner(&["list", "workflows"]);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    insta::assert_snapshot!("list_workflows", stdout(&output));
+    let json = runner(&["list", "examples", "-o", "json"]);
+    let items: serde_json::Value = serde_json::from_slice(&json.stdout).expect("json");
+    let hello = items
+        .as_array()
+        .expect("list")
+        .iter()
+        .find(|i| i["file"] == "examples/hello.yaml")
+        .expect("hello listed");
+    assert_eq!(hello["inputs"][0]["name"], "who");
+    assert_eq!(hello["inputs"][0]["default"], "world");
+    // A broken workflow is listed as such, with exit 65.
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("bad.yaml"), "name: x\nsteps: []\n").expect("write");
+    let broken = runner(&["list", dir.path().to_str().expect("utf8")]);
+    assert_eq!(code(&broken), 65);
+    assert!(stdout(&broken).contains("(invalid: "), "{}", stdout(&broken));
+}
+
+#[test]
+fn completion_scripts_are_generated_and_bash_parses_them() {
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let output = runner(&["completions", shell]);
+        assert_eq!(code(&output), 0, "{shell}: {}", stderr(&output));
+        let script = stdout(&output);
+        for word in ["validate", "run", "list", "completions"] {
+            assert!(script.contains(word), "{shell} completes {word}");
+        }
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("runner.bash");
+    std::fs::write(&path, stdout(&runner(&["completions", "bash"]))).expect("write");
+    let mut bash = Command::new("bash");
+    bash.arg("-n").arg(&path);
+    let checked = output_within(bash, Duration::from_secs(30));
+    assert!(checked.status.success(), "bash -n: {}", stderr(&checked));
+    assert_eq!(code(&runner(&["completions", "tcsh"])), 64);
+}
+
+#[test]
+fn committed_man_pages_match_the_command_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let output = runner(&["man", "--write", dir.path().to_str().expect("utf8")]);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let mut generated: Vec<String> = std::fs::read_dir(dir.path())
+        .expect("read")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    generated.sort();
+    assert!(generated.contains(&"runner.1".to_string()) && generated.contains(&"runner-run.1".to_string()));
+    for name in &generated {
+        let fresh = std::fs::read_to_string(dir.path().join(name)).expect("read");
+        let committed = std::fs::read_to_string(root().join("man").join(name)).unwrap_or_default();
+        assert!(
+            fresh == committed,
+            "man/{name} is out of date with the command line; regenerate with:\n    cargo run -- man --write man"
+        );
+    }
+    let committed = std::fs::read_dir(root().join("man")).expect("man/").count();
+    assert_eq!(committed, generated.len(), "man/ holds a page for a command that is gone");
+    let page = stdout(&runner(&["man"]));
+    assert!(page.starts_with(".ie \\n(.g .ds Aq") || page.contains(".TH runner 1"), "{page}");
+}
+
+#[test]
+fn test_writes_junit_and_json() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let junit = dir.path().join("junit.xml");
+    let output = runner(&["test", "examples/devclaw", "--junit", junit.to_str().expect("utf8")]);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let xml = std::fs::read_to_string(&junit).expect("junit written");
+    assert!(xml.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites "), "{xml}");
+    let cases = xml.matches("<testcase ").count();
+    assert!(cases >= 12, "{xml}");
+    assert!(xml.contains("failures=\"0\""), "{xml}");
+    let json = runner(&["test", "examples/devclaw", "--output", "json"]);
+    assert_eq!(code(&json), 0);
+    let value: serde_json::Value = serde_json::from_slice(&json.stdout).expect("one JSON document");
+    assert_eq!(value["failed"], 0);
+    assert_eq!(value["cases"].as_array().map(Vec::len), Some(cases));
+    // A failing case is a <failure> with its mismatch.
+    let case_dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        case_dir.path().join("wf.yaml"),
+        "name: wf\nsteps:\n  - {id: say, type: emit, text: hi}\noutputs: {said: yes}\n",
+    )
+    .expect("write");
+    std::fs::write(
+        case_dir.path().join("wf.test.yaml"),
+        "kind: test\nworkflow: wf.yaml\ncases:\n  - name: wrong <output>\n    expect: {outputs: {said: no}}\n",
+    )
+    .expect("write");
+    let failing_xml = case_dir.path().join("out.xml");
+    let failing = runner(&[
+        "test",
+        case_dir.path().to_str().expect("utf8"),
+        "--junit",
+        failing_xml.to_str().expect("utf8"),
+    ]);
+    assert_eq!(code(&failing), 1, "{}{}", stdout(&failing), stderr(&failing));
+    let xml = std::fs::read_to_string(&failing_xml).expect("written");
+    assert!(xml.contains("name=\"wrong &lt;output&gt;\"") && xml.contains("<failure message="), "{xml}");
+}
+
+#[test]
+fn validate_writes_github_annotations() {
+    let output = runner(&[
+        "validate",
+        "--output",
+        "github",
+        "tests/invalid/schema/02-unknown-step-field.yaml",
+        "tests/invalid/meaning/01-duplicate-step-id.yaml",
+    ]);
+    assert_eq!(code(&output), 65);
+    let text = stdout(&output);
+    let annotations: Vec<&str> = text.lines().filter(|l| l.starts_with("::error file=")).collect();
+    assert_eq!(annotations.len(), 2, "{text}");
+    let expected = "::error file=tests/invalid/schema/02-unknown-step-field.yaml,line=6,col=5,title=runner unknown-field::unknown field `timout`";
+    assert!(annotations.iter().any(|l| l.starts_with(expected)), "{text}");
+    assert!(annotations.iter().all(|l| l.contains(",line=") && l.contains(",col=")), "{text}");
+}
