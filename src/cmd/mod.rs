@@ -80,12 +80,25 @@ impl Out {
     }
 }
 
-/// Whether to colour output written to stdout.
+/// Whether to colour output written to a stream. `auto` follows the conventions
+/// anstream follows (via anstyle-query): `NO_COLOR` set -> no colour; else
+/// `CLICOLOR_FORCE` set -> colour even into a pipe; else `TERM=dumb` or `CLICOLOR=0`
+/// -> no colour; else colour on a terminal.
 pub fn use_color(choice: ColorChoice, stream_is_terminal: bool) -> bool {
     match choice {
         ColorChoice::Always => true,
         ColorChoice::Never => false,
-        ColorChoice::Auto => stream_is_terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+        ColorChoice::Auto => {
+            if anstyle_query::no_color() {
+                false
+            } else if anstyle_query::clicolor_force() {
+                true
+            } else if !anstyle_query::term_supports_ansi_color() || anstyle_query::clicolor() == Some(false) {
+                false
+            } else {
+                stream_is_terminal
+            }
+        }
     }
 }
 

@@ -69,8 +69,11 @@ pub fn run(args: &RunArgs, out: &mut Out) -> i32 {
             } else {
                 Verbosity::Normal
             };
-            let color = use_color(args.color, std::io::stderr().is_terminal());
-            fanout.push(Box::new(Human::new(color, verbosity)));
+            let stderr_terminal = std::io::stderr().is_terminal();
+            let color = use_color(args.color, stderr_terminal);
+            let replay = args.replay.as_deref().map(crate::load::display);
+            let live = stderr_terminal && std::env::var_os("TERM").is_none_or(|t| t != "dumb");
+            fanout.push(Box::new(Human::new(color, verbosity).with_replay(replay).with_live_status(live)));
         }
     }
     fanout.push(Box::new(Shared(collector.clone())));

@@ -297,3 +297,87 @@ fn validate_writes_github_annotations() {
     assert!(annotations.iter().any(|l| l.starts_with(expected)), "{text}");
     assert!(annotations.iter().all(|l| l.contains(",line=") && l.contains(",col=")), "{text}");
 }
+
+// ---------------------------------------------------------------------------
+// human output
+
+/// Durations vary run to run: `12ms`, `1.4s`, `2m03s` become `[T]`.
+fn redact_durations(text: &str) -> String {
+    let re = regex::Regex::new(r" *\b(\d+m\d\ds|\d+(\.\d)?(ms|s))\b").expect("regex");
+    re.replace_all(text, " [T]").into_owned()
+}
+
+#[test]
+fn human_output_shows_top_level_steps_aligned_with_counts() {
+    let output = runner(&["run", "examples/hello.yaml"]);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    insta::assert_snapshot!("human_hello", redact_durations(&stderr(&output)));
+    // Columns: glyph, step id padded to 24, duration right-aligned in 6, result.
+    let duration = regex::Regex::new(r"^ *\d+(\.\d)?(ms|s)$").expect("regex");
+    for line in stderr(&output).lines().filter(|l| l.starts_with("✓ ") && !l.starts_with("✓ ok")) {
+        let chars: Vec<char> = line.chars().collect();
+        let column: String = chars.get(27..33).map(|c| c.iter().collect()).unwrap_or_default();
+        assert!(duration.is_match(&column), "{line:?}: {column:?}");
+    }
+    let verbose = runner(&["run", "examples/hello.yaml", "-v"]);
+    assert!(stderr(&verbose).contains("colours[0].line"), "{}", stderr(&verbose));
+    assert!(!stderr(&output).contains("colours[0].line"), "nested steps only with -v");
+}
+
+#[test]
+fn human_output_of_a_replayed_heartbeat_is_the_heartbeats_own_lines() {
+    let output =
+        runner(&["run", "workflows/heartbeat.yaml", "--replay", "workflows/recordings/heartbeat.test.yaml"]);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let text = redact_durations(&stderr(&output));
+    assert!(text.lines().next().is_some_and(|l| l.contains("· replay of workflows/recordings/")), "{text}");
+    assert!(text.lines().count() < 45, "{text}");
+    insta::assert_snapshot!("human_heartbeat_replay", text);
+}
+
+#[test]
+fn a_failed_run_is_never_marked_ok_and_dry_runs_say_so() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("wf.yaml");
+    std::fs::write(
+        &file,
+        "name: wf\nsteps:\n  - {id: try, type: exec, argv: [\"false\"], effect: read, on_error: continue}\n  - {id: write, type: exec, argv: [touch, x]}\n  - {id: out, type: stop, exit_code: 3}\n",
+    )
+    .expect("write");
+    let output = runner(&["run", file.to_str().expect("utf8"), "--dry-run"]);
+    assert_eq!(code(&output), 3, "{}", stderr(&output));
+    let text = redact_durations(&stderr(&output).replace(&dir.path().display().to_string(), "[TMP]"));
+    insta::assert_snapshot!("human_exit_3_dry_run", text);
+    let last = text.lines().last().unwrap_or_default();
+    assert!(last.starts_with("✗ exit 3"), "{text}");
+}
+
+#[test]
+fn colour_follows_clicolor_force_no_color_and_term_dumb() {
+    let run = |env: &[(&str, &str)]| {
+        let mut command = Command::new(assert_cmd::cargo::cargo_bin!("runner"));
+        command.current_dir(root()).args(["validate", "tests/invalid/schema/02-unknown-step-field.yaml"]);
+        command
+            .env_remove("NO_COLOR")
+            .env_remove("CLICOLOR_FORCE")
+            .env_remove("CLICOLOR")
+            .env("TERM", "xterm");
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        stdout(&output_within(command, Duration::from_secs(60)))
+    };
+    assert!(!run(&[]).contains('\x1b'), "a pipe gets no colour");
+    assert!(run(&[("CLICOLOR_FORCE", "1")]).contains("\x1b["), "CLICOLOR_FORCE colours a pipe");
+    assert!(!run(&[("CLICOLOR_FORCE", "1"), ("NO_COLOR", "1")]).contains('\x1b'), "NO_COLOR wins");
+    let json = {
+        let mut command = Command::new(assert_cmd::cargo::cargo_bin!("runner"));
+        command.current_dir(root()).args(["run", "examples/hello.yaml", "-o", "json"]);
+        stdout(&output_within(command, Duration::from_secs(60)))
+    };
+    for line in json.lines() {
+        let event: serde_json::Value = serde_json::from_str(line).expect("json line");
+        let time = event["time"].as_str().unwrap_or_default();
+        assert!(time.len() == 24 && time.ends_with('Z') && time.contains('T'), "{line}");
+    }
+}
