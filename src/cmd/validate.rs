@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use crate::cli::{ValidateArgs, ValidateOutput};
 use crate::cmd::{Out, stdout_is_terminal, use_color};
-use crate::diagnostics::{self, Diagnostic};
+use crate::diagnostics::{self, Diagnostic, Sources};
 use crate::exit;
 use crate::load::{Loader, ReadError, display, normalize};
 
@@ -21,25 +21,24 @@ pub fn run(args: &ValidateArgs, out: &mut Out) -> i32 {
             return exit::NOINPUT;
         }
     }
-    let mut loader = Loader::new();
     let mut missing = Vec::new();
-    let mut files = 0usize;
+    let mut jobs: Vec<Job> = Vec::new();
     for path in &paths {
         if !path.exists() {
             missing.push(path.clone());
-            continue;
-        }
-        if path.is_dir() {
-            for file in yaml_files(path) {
-                files += 1;
-                let _ = loader.load(&file);
-            }
+        } else if path.is_dir() {
+            jobs.extend(yaml_files(path).into_iter().map(|file| Job { path: file, named: false }));
         } else {
-            files += 1;
-            check_file(&mut loader, path);
+            jobs.push(Job { path: path.clone(), named: true });
         }
     }
-    let mut found = std::mem::take(&mut loader.diagnostics);
+    let files = jobs.len();
+    let (mut found, sources) = check_all(&jobs);
+    // A file referenced from two batches (a broken callee) is reported by both.
+    let mut seen = std::collections::HashSet::new();
+    found.retain(|d| {
+        seen.insert((d.file.clone(), d.range.start.line, d.range.start.col, d.code, d.message.clone()))
+    });
     diagnostics::sort(&mut found);
     match args.output {
         ValidateOutput::Github => {
@@ -59,7 +58,7 @@ pub fn run(args: &ValidateArgs, out: &mut Out) -> i32 {
             let color = use_color(args.color, stdout_is_terminal());
             let mut text = String::new();
             for diagnostic in &found {
-                text.push_str(&diagnostics::render(diagnostic, &loader.sources, color));
+                text.push_str(&diagnostics::render(diagnostic, &sources, color));
                 text.push('\n');
             }
             text.push_str(&summary(&found, files));
@@ -76,6 +75,79 @@ pub fn run(args: &ValidateArgs, out: &mut Out) -> i32 {
     } else {
         exit::DATAERR
     }
+}
+
+/// One file to check: found in a directory (YAML, by kind) or named on the command
+/// line (YAML by kind, anything else as a template).
+#[derive(Debug)]
+struct Job {
+    path: PathBuf,
+    named: bool,
+}
+
+/// Files per loader at most: a loader keeps every file's text, parsed document and
+/// model until it is dropped, so at scale files are checked in batches whose
+/// intermediate forms are freed as soon as the batch is done. Files referenced from a
+/// batch (a lane registry, a called workflow) are read once per batch.
+const BATCH: usize = 32;
+
+/// Check every job on all cores (at most 8 threads): batches are taken from a shared
+/// counter, each with its own loader; each schema is compiled once per process, by
+/// the first batch that needs it. Returns the problems and the texts they point into.
+fn check_all(jobs: &[Job]) -> (Vec<Diagnostic>, Sources) {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8);
+    let threads = threads.min(jobs.len().max(1));
+    // Small runs: one batch per thread, so both cores help with the shipped files too.
+    let size = BATCH.min(jobs.len().div_ceil(threads)).max(1);
+    let batches: Vec<&[Job]> = jobs.chunks(size).collect();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: std::sync::Mutex<(Vec<Diagnostic>, Sources)> = std::sync::Mutex::default();
+    let work = || {
+        loop {
+            let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let Some(batch) = batches.get(index) else { break };
+            let (found, sources) = check_batch(batch);
+            if let Ok(mut all) = results.lock() {
+                all.0.extend(found);
+                for (file, text) in sources {
+                    all.1.insert(&file, text);
+                }
+            }
+        }
+    };
+    if threads <= 1 {
+        work();
+    } else {
+        std::thread::scope(|scope| {
+            for _ in 1..threads {
+                scope.spawn(work);
+            }
+            work();
+        });
+    }
+    results.into_inner().unwrap_or_default()
+}
+
+/// Check one batch with a fresh loader; keep only the problems and the texts of the
+/// files they point into, and drop everything else.
+fn check_batch(batch: &[Job]) -> (Vec<Diagnostic>, Vec<(String, String)>) {
+    let mut loader = Loader::new();
+    for job in batch {
+        if job.named {
+            check_file(&mut loader, &job.path);
+        } else {
+            let _ = loader.load(&job.path);
+        }
+    }
+    let found = std::mem::take(&mut loader.diagnostics);
+    let mut files: Vec<&str> = found.iter().map(|d| d.file.as_str()).collect();
+    files.sort_unstable();
+    files.dedup();
+    let sources = files
+        .iter()
+        .filter_map(|file| loader.sources.get(file).map(|text| (file.to_string(), text.to_string())))
+        .collect();
+    (found, sources)
 }
 
 /// Check one named file: YAML by kind, anything else as a template.

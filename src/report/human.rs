@@ -446,7 +446,10 @@ mod tests {
             human.final_line(RunStatus::Ok, 0, 230, None),
             "✓ ok · 14 steps · 1 handled failure · 230ms"
         );
-        assert_eq!(human.final_line(RunStatus::Ok, 1, 1400, None), "✗ exit 1 · 14 steps · 1 handled failure · 1.4s");
+        assert_eq!(
+            human.final_line(RunStatus::Ok, 1, 1400, None),
+            "✗ exit 1 · 14 steps · 1 handled failure · 1.4s"
+        );
         assert_eq!(
             human.final_line(RunStatus::Failed, 1, 5, Some("step `x` failed")),
             "✗ failed (exit 1) · 14 steps · 5ms: step `x` failed"

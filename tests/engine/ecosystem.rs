@@ -381,3 +381,28 @@ fn colour_follows_clicolor_force_no_color_and_term_dumb() {
         assert!(time.len() == 24 && time.ends_with('Z') && time.contains('T'), "{line}");
     }
 }
+
+// ---------------------------------------------------------------------------
+// validate at scale
+
+#[test]
+fn parallel_validation_reports_a_shared_broken_file_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("callee.yaml"),
+        "name: callee\nsteps:\n  - {id: a, type: exec, argv: [echo], timout: 5s}\n",
+    )
+    .expect("write");
+    for i in 0..70 {
+        std::fs::write(
+            dir.path().join(format!("caller-{i:02}.yaml")),
+            "name: caller\nsteps:\n  - {id: c, type: call, workflow: callee.yaml}\n",
+        )
+        .expect("write");
+    }
+    let output = runner(&["validate", dir.path().to_str().expect("utf8")]);
+    assert_eq!(code(&output), 65);
+    let text = stdout(&output);
+    assert_eq!(text.matches("unknown field `timout`").count(), 1, "{text}");
+    assert!(text.ends_with("(71 files checked)\n"), "{text}");
+}
