@@ -5,6 +5,7 @@
 // every file of the meaning and lifecycle corpora accepted, as tests/invalid/EXPECTED
 // lists them. Run from the crate root: node tests/schema-check/check.mjs
 import Ajv2020 from 'ajv/dist/2020.js';
+import AjvDraft7 from 'ajv';
 import addFormats from 'ajv-formats';
 import yaml from 'js-yaml';
 import { readFileSync, readdirSync, statSync } from 'node:fs';
@@ -14,6 +15,12 @@ const ajv = new Ajv2020({ strict: true, allErrors: true });
 addFormats(ajv);
 // VS Code's hover text: an annotation, declared so strict mode knows it.
 ajv.addKeyword({ keyword: 'markdownDescription', schemaType: 'string' });
+
+// What an editor that knows only draft 7 (yaml-language-server) enforces: the same
+// schemas read as draft 7, which must reject and accept the same files.
+const draft7 = new AjvDraft7({ strict: false, allErrors: true, validateSchema: false });
+addFormats(draft7);
+const draft7Validators = {};
 
 const kinds = ['workflow', 'lanes', 'prompts', 'test', 'lifecycle', 'roles', 'run-report'];
 const validators = {};
@@ -29,6 +36,9 @@ for (const kind of kinds) {
     const schema = JSON.parse(readFileSync(`schemas/${kind}.schema.json`, 'utf8'));
     validators[kind] = ajv.compile(schema);
     passed += 1;
+    const asDraft7 = { ...schema };
+    delete asDraft7.$schema;
+    draft7Validators[kind] = draft7.compile(asDraft7);
   } catch (error) {
     fail(`schemas/${kind}.schema.json does not compile in strict mode: ${error.message}`);
   }
@@ -58,13 +68,19 @@ function check(path, shouldPass) {
     if (shouldPass) fail(`${path}: unknown kind ${kind}`);
     return;
   }
-  const valid = validate(value);
-  if (valid === shouldPass) {
-    passed += 1;
-  } else if (shouldPass) {
-    fail(`${path}: rejected: ${ajv.errorsText(validate.errors)}`);
-  } else {
-    fail(`${path}: accepted, but runner rejects it by schema`);
+  for (const [dialect, validateWith, owner] of [
+    ['2020-12', validate, ajv],
+    ['draft 7', draft7Validators[kind], draft7],
+  ]) {
+    if (!validateWith) continue;
+    const valid = validateWith(value);
+    if (valid === shouldPass) {
+      passed += 1;
+    } else if (shouldPass) {
+      fail(`${path} (${dialect}): rejected: ${owner.errorsText(validateWith.errors)}`);
+    } else {
+      fail(`${path} (${dialect}): accepted, but runner rejects it by schema`);
+    }
   }
 }
 
