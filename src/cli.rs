@@ -9,11 +9,34 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// before anything runs.
 #[derive(Debug, Parser)]
 #[command(name = "runner", version, about, long_about = None, propagate_version = true)]
+#[command(after_long_help = EXAMPLES)]
 pub struct Cli {
     /// The command.
     #[command(subcommand)]
     pub command: Command,
 }
+
+/// Examples shown at the end of `runner --help`.
+pub const EXAMPLES: &str = "\
+Examples:
+  Check every file under workflows/, cron-prompts/ and examples/:
+    runner validate
+  The workflows here, with their descriptions and inputs:
+    runner list
+  A workflow's description, inputs, secrets and environment:
+    runner run workflows/heartbeat.yaml --help
+  Run a workflow, or only show what its write steps would do:
+    runner run examples/hello.yaml --input who=Ada
+    runner run workflows/probe.yaml --input lane=local --dry-run
+  In CI: offline tests with a JUnit report, problems as GitHub annotations:
+    runner test --junit report.xml
+    runner validate --output github
+  Shell completion:
+    runner completions bash > ~/.local/share/bash-completion/completions/runner
+
+Exit codes: 0 ok; 1-63 the workflow's own (default failure 1); 64 usage;
+65 invalid workflow or template; 66 missing input file; 70 internal error;
+75 lock held.";
 
 /// runner's commands.
 #[derive(Debug, Subcommand)]
@@ -67,6 +90,20 @@ pub enum Command {
     /// Convert another tool's configuration into runner files.
     #[command(subcommand)]
     Import(ImportCommand),
+    /// List the workflows under DIR (default: workflows/ and examples/) with their
+    /// descriptions and inputs.
+    List(ListArgs),
+    /// Print a shell completion script.
+    ///
+    /// E.g. `runner completions bash > ~/.local/share/bash-completion/completions/runner`,
+    /// `runner completions zsh > ~/.zfunc/_runner`,
+    /// `runner completions fish > ~/.config/fish/completions/runner.fish`.
+    Completions(CompletionsArgs),
+    /// Print runner's man page (roff), or write one page per command with --write.
+    ///
+    /// `runner man | man -l -` reads it; `runner man --write man` regenerates the
+    /// committed pages.
+    Man(ManArgs),
 }
 
 /// `runner show-config`.
@@ -159,6 +196,14 @@ pub struct TestArgs {
     /// Run only cases whose name contains this text.
     #[arg(long, value_name = "TEXT")]
     pub case: Option<String>,
+    /// `human`: one line per case and `N passed, N failed`. `json`: one JSON object
+    /// with every case's result.
+    #[arg(long, short = 'o', value_enum, default_value_t)]
+    pub output: OutputFormat,
+    /// Also write the results as JUnit XML to FILE (written atomically), for CI
+    /// test reports.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
     /// When to use colour.
     #[arg(long, value_enum, default_value_t)]
     pub color: ColorChoice,
@@ -239,7 +284,7 @@ pub struct ValidateArgs {
     pub paths: Vec<PathBuf>,
     /// Output format.
     #[arg(long, short = 'o', value_enum, default_value_t)]
-    pub output: OutputFormat,
+    pub output: ValidateOutput,
     /// When to use colour.
     #[arg(long, value_enum, default_value_t)]
     pub color: ColorChoice,
@@ -369,4 +414,44 @@ pub struct ShowArgs {
     /// State directory holding `runs/` (default as for `runner run`).
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
+}
+
+/// How `runner validate` prints problems.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum ValidateOutput {
+    /// For people: snippets with carets, colour on a terminal.
+    #[default]
+    Human,
+    /// For machines: a JSON list of problems.
+    Json,
+    /// GitHub Actions workflow commands: `::error file=…,line=…,col=…::message`, shown
+    /// as annotations on the pull request.
+    Github,
+}
+
+/// `runner list`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Directories (or files) to list. Default: workflows/ and examples/.
+    pub paths: Vec<PathBuf>,
+    /// Output format.
+    #[arg(long, short = 'o', value_enum, default_value_t)]
+    pub output: OutputFormat,
+}
+
+/// `runner completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// `runner man`.
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write runner.1 and one runner-COMMAND.1 per command into DIR instead of
+    /// printing runner.1.
+    #[arg(long, value_name = "DIR")]
+    pub write: Option<PathBuf>,
 }

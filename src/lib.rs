@@ -10,6 +10,7 @@ pub mod fsutil;
 pub mod history;
 pub mod lifecycle;
 pub mod load;
+pub mod mermaid;
 pub mod model;
 pub mod render;
 pub mod report;

@@ -524,12 +524,14 @@ pub fn mermaid_lifecycle(lifecycle: &Lifecycle) -> String {
 }
 
 /// A Mermaid flowchart of a workflow: steps in order, branches, loops and calls.
+/// Every label is a quoted, escaped Mermaid string ([`crate::mermaid::mermaid_label`]),
+/// so conditions like `a | dig('b')` and names with quotes parse.
 pub fn mermaid_workflow(workflow: &Workflow) -> String {
     let mut out = String::from("flowchart TD\n");
-    out.push_str(&format!("    start([\"{}\"])\n", escape(&workflow.name)));
+    out.push_str(&format!("    start([{}])\n", label(&workflow.name)));
     let mut counter = 0;
     let last = steps_chart(&workflow.steps, "start", "", "", &mut out, &mut counter);
-    out.push_str("    finish([end])\n");
+    out.push_str("    finish([\"end\"])\n");
     out.push_str(&format!("    {last} --> finish\n"));
     if !workflow.finally.is_empty() {
         out.push_str("    subgraph finally\n");
@@ -537,6 +539,19 @@ pub fn mermaid_workflow(workflow: &Workflow) -> String {
         out.push_str("    end\n");
     }
     out
+}
+
+fn label(text: &str) -> String {
+    crate::mermaid::mermaid_label(text)
+}
+
+/// An edge from `from` to `to`, labelled when `guard` is not empty.
+fn edge(out: &mut String, indent: &str, from: &str, guard: &str, to: &str) {
+    if guard.is_empty() {
+        out.push_str(&format!("{indent}    {from} --> {to}\n"));
+    } else {
+        out.push_str(&format!("{indent}    {from} -->|{}| {to}\n", label(guard)));
+    }
 }
 
 /// Draw steps in sequence after `previous` (the first edge labelled `first_label`);
@@ -563,72 +578,66 @@ fn steps_chart(
             labels.push(first_label.to_string());
         }
         if let Some(when) = &step.when {
-            labels.push(format!("when {}", escape(when)));
+            labels.push(format!("when {when}"));
         }
-        let guard = if labels.is_empty() { String::new() } else { format!("|{}|", labels.join("; ")) };
+        let guard = labels.join("; ");
         match &step.kind {
             StepKind::Switch(switch) => {
-                out.push_str(&format!("{indent}    {node}{{\"{} (switch)\"}}\n", escape(&name)));
-                out.push_str(&format!("{indent}    {previous} -->{guard} {node}\n"));
+                out.push_str(&format!("{indent}    {node}{{{}}}\n", label(&format!("{name} (switch)"))));
+                edge(out, indent, &previous, &guard, &node);
                 *counter += 1;
                 let join = format!("j{counter}");
-                out.push_str(&format!("{indent}    {join}(( ))\n"));
+                out.push_str(&format!("{indent}    {join}((\" \"))\n"));
                 for case in &switch.cases {
-                    let condition = escape(&case.when);
                     if case.steps.is_empty() {
-                        out.push_str(&format!("{indent}    {node} -->|{condition}| {join}\n"));
+                        edge(out, indent, &node, &case.when, &join);
                     } else {
-                        let tail = steps_chart(&case.steps, &node, &condition, indent, out, counter);
-                        out.push_str(&format!("{indent}    {tail} --> {join}\n"));
+                        let tail = steps_chart(&case.steps, &node, &case.when, indent, out, counter);
+                        edge(out, indent, &tail, "", &join);
                     }
                 }
                 match &switch.default {
                     Some(default) if !default.steps.is_empty() => {
                         let tail = steps_chart(&default.steps, &node, "otherwise", indent, out, counter);
-                        out.push_str(&format!("{indent}    {tail} --> {join}\n"));
+                        edge(out, indent, &tail, "", &join);
                     }
-                    _ => out.push_str(&format!("{indent}    {node} -->|otherwise| {join}\n")),
+                    _ => edge(out, indent, &node, "otherwise", &join),
                 }
                 previous = join;
             }
             StepKind::ForEach(each) => {
-                out.push_str(&format!(
-                    "{indent}    subgraph {node}[\"{} (for each {}{})\"]\n",
-                    escape(&name),
-                    escape(&each.items),
+                let title = format!(
+                    "{name} (for each {}{})",
+                    each.items,
                     each.parallel.map(|p| format!(", {p} at a time")).unwrap_or_default()
-                ));
+                );
+                out.push_str(&format!("{indent}    subgraph {node}[{}]\n", label(&title)));
                 *counter += 1;
                 let entry = format!("e{counter}");
-                out.push_str(&format!("{indent}        {entry}[ ]\n"));
+                out.push_str(&format!("{indent}        {entry}[\" \"]\n"));
                 let deeper = format!("{indent}    ");
                 steps_chart(&each.steps, &entry, "", &deeper, out, counter);
                 out.push_str(&format!("{indent}    end\n"));
-                out.push_str(&format!("{indent}    {previous} -->{guard} {node}\n"));
+                edge(out, indent, &previous, &guard, &node);
                 previous = node;
             }
             StepKind::Call(call) => {
                 let plan = if call.plan { ", plan mode" } else { "" };
-                out.push_str(&format!(
-                    "{indent}    {node}[[\"{} (call {}{plan})\"]]\n",
-                    escape(&name),
-                    escape(&call.workflow)
-                ));
-                out.push_str(&format!("{indent}    {previous} -->{guard} {node}\n"));
+                let text = format!("{name} (call {}{plan})", call.workflow);
+                out.push_str(&format!("{indent}    {node}[[{}]]\n", label(&text)));
+                edge(out, indent, &previous, &guard, &node);
                 previous = node;
             }
             StepKind::Stop(_) | StepKind::Fail(_) => {
-                out.push_str(&format!(
-                    "{indent}    {node}([\"{} ({})\"])\n",
-                    escape(&name),
-                    step.kind.type_name()
-                ));
-                out.push_str(&format!("{indent}    {previous} -->{guard} {node}\n"));
+                let text = format!("{name} ({})", step.kind.type_name());
+                out.push_str(&format!("{indent}    {node}([{}])\n", label(&text)));
+                edge(out, indent, &previous, &guard, &node);
                 previous = node;
             }
             kind => {
-                out.push_str(&format!("{indent}    {node}[\"{} ({})\"]\n", escape(&name), kind.type_name()));
-                out.push_str(&format!("{indent}    {previous} -->{guard} {node}\n"));
+                let text = format!("{name} ({})", kind.type_name());
+                out.push_str(&format!("{indent}    {node}[{}]\n", label(&text)));
+                edge(out, indent, &previous, &guard, &node);
                 previous = node;
             }
         }

@@ -13,6 +13,10 @@ pub mod show_config;
 pub mod test;
 pub mod validate;
 
+pub mod completions;
+pub mod list;
+pub mod man;
+
 use std::io::{IsTerminal, Write};
 
 use crate::cli::{Cli, ColorChoice, Command};
@@ -34,26 +38,33 @@ pub fn run(cli: Cli) -> i32 {
         Command::Show(args) => show::run(&args, &mut out),
         Command::ShowConfig(args) => show_config::run(&args, &mut out),
         Command::Import(crate::cli::ImportCommand::Devclaw(args)) => import::devclaw(&args, &mut out),
+        Command::List(args) => list::run(&args, &mut out),
+        Command::Completions(args) => completions::run(&args, &mut out),
+        Command::Man(args) => man::run(&args, &mut out),
     }
 }
 
-/// Parse `args` and run; usage errors exit 64, `--help` and `--version` exit 0.
+/// Parse `args` and run; usage errors (including no command at all) exit 64,
+/// `--help` and `--version` exit 0.
 pub fn main_with_args<I, T>(args: I) -> i32
 where
     I: IntoIterator<Item = T>,
     T: Into<std::ffi::OsString> + Clone,
 {
     use clap::Parser as _;
-    match Cli::try_parse_from(args) {
+    let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
+    match Cli::try_parse_from(&args) {
         Ok(cli) => run(cli),
         Err(error) => {
             let code = match error.kind() {
-                clap::error::ErrorKind::DisplayHelp
-                | clap::error::ErrorKind::DisplayVersion
-                | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => exit::OK,
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => exit::OK,
                 _ => exit::USAGE,
             };
             let _ = error.print();
+            if error.kind() == clap::error::ErrorKind::DisplayHelp {
+                let mut out = Out;
+                run::workflow_help_after_run_help(&args, &mut out);
+            }
             code
         }
     }
@@ -79,12 +90,25 @@ impl Out {
     }
 }
 
-/// Whether to colour output written to stdout.
+/// Whether to colour output written to a stream. `auto` follows the conventions
+/// anstream follows (via anstyle-query): `NO_COLOR` set -> no colour; else
+/// `CLICOLOR_FORCE` set -> colour even into a pipe; else `TERM=dumb` or `CLICOLOR=0`
+/// -> no colour; else colour on a terminal.
 pub fn use_color(choice: ColorChoice, stream_is_terminal: bool) -> bool {
     match choice {
         ColorChoice::Always => true,
         ColorChoice::Never => false,
-        ColorChoice::Auto => stream_is_terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+        ColorChoice::Auto => {
+            if anstyle_query::no_color() {
+                false
+            } else if anstyle_query::clicolor_force() {
+                true
+            } else if !anstyle_query::term_supports_ansi_color() || anstyle_query::clicolor() == Some(false) {
+                false
+            } else {
+                stream_is_terminal
+            }
+        }
     }
 }
 

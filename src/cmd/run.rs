@@ -74,8 +74,11 @@ pub fn run(args: &RunArgs, out: &mut Out) -> i32 {
             } else {
                 Verbosity::Normal
             };
-            let color = use_color(args.color, std::io::stderr().is_terminal());
-            fanout.push(Box::new(Human::new(color, verbosity)));
+            let stderr_terminal = std::io::stderr().is_terminal();
+            let color = use_color(args.color, stderr_terminal);
+            let replay = args.replay.as_deref().map(crate::load::display);
+            let live = stderr_terminal && std::env::var_os("TERM").is_none_or(|t| t != "dumb");
+            fanout.push(Box::new(Human::new(color, verbosity).with_replay(replay).with_live_status(live)));
         }
     }
     fanout.push(Box::new(Shared(collector.clone())));
@@ -242,4 +245,40 @@ fn watch_signals(engine: &Arc<Engine>) {
             engine.cancel(reason);
         }
     });
+}
+
+/// After clap printed `runner run --help`: when the command line also names a workflow
+/// (`runner run FILE --help`), print that workflow's description, inputs, secrets and
+/// environment. The file is found by clap itself, parsing the same arguments with the
+/// help flag made an ordinary one.
+pub fn workflow_help_after_run_help(args: &[std::ffi::OsString], out: &mut Out) {
+    use clap::CommandFactory as _;
+    let command = crate::cli::Cli::command().mut_subcommand("run", |run| {
+        run.disable_help_flag(true)
+            .arg(clap::Arg::new("help").long("help").short('h').action(clap::ArgAction::SetTrue))
+    });
+    let Ok(matches) = command.try_get_matches_from(args) else { return };
+    let Some(("run", run)) = matches.subcommand() else { return };
+    let Some(file) = run.get_one::<std::path::PathBuf>("file") else { return };
+    let mut loader = Loader::new();
+    match loader.load(file) {
+        Ok(Some(crate::load::Loaded::Workflow(workflow))) => {
+            out.out(&format!("\n{}", super::list::workflow_help(file, &workflow)));
+        }
+        Ok(Some(other)) => out.err(&format!(
+            "runner: {} is a {} file, not a workflow\n",
+            crate::load::display(file),
+            other.kind().name()
+        )),
+        Ok(None) | Err(ReadError::Reported) => {
+            out.err(&super::render_problems(
+                &mut loader,
+                super::stderr_color(crate::cli::ColorChoice::Auto),
+                "its help cannot be shown",
+            ));
+        }
+        Err(ReadError::Missing) => {
+            out.err(&format!("runner: no such workflow: {}\n", crate::load::display(file)))
+        }
+    }
 }

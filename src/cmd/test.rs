@@ -3,7 +3,9 @@
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
 
-use crate::cli::TestArgs;
+use std::time::Instant;
+
+use crate::cli::{OutputFormat, TestArgs};
 use crate::cmd::{Out, use_color};
 use crate::exit;
 use crate::load::{Loaded, Loader, display, normalize};
@@ -54,6 +56,8 @@ pub fn run(args: &TestArgs, out: &mut Out) -> i32 {
         return exit::DATAERR;
     }
     let (mut passed, mut failed) = (0usize, 0usize);
+    let json = args.output == OutputFormat::Json;
+    let mut suites: Vec<Suite> = Vec::new();
     for (file, tests) in &loaded {
         let mut filtered = (**tests).clone();
         if let Some(filter) = &args.case {
@@ -62,18 +66,32 @@ pub fn run(args: &TestArgs, out: &mut Out) -> i32 {
                 continue;
             }
         }
-        let results = match testing::run_file(&mut loader, file, &filtered) {
+        let started = Instant::now();
+        let outcome = testing::run_file(&mut loader, file, &filtered);
+        let mut suite =
+            Suite { file: display(file), seconds: started.elapsed().as_secs_f64(), cases: Vec::new() };
+        let results = match outcome {
             Ok(results) => results,
             Err(e) => {
-                out.out(&format!("{} {}: {e}\n", paint("31", "FAIL"), display(file)));
+                if !json {
+                    out.out(&format!("{} {}: {e}\n", paint("31", "FAIL"), display(file)));
+                }
                 failed += filtered.cases.len();
+                suite.cases = filtered
+                    .cases
+                    .iter()
+                    .map(|c| testing::CaseResult { name: c.name.clone(), failures: vec![e.clone()] })
+                    .collect();
+                suites.push(suite);
                 continue;
             }
         };
         for result in results {
             if result.failures.is_empty() {
                 passed += 1;
-                out.out(&format!("{} {} › {}\n", paint("32", "PASS"), display(file), result.name));
+                if !json {
+                    out.out(&format!("{} {} › {}\n", paint("32", "PASS"), display(file), result.name));
+                }
             } else {
                 failed += 1;
                 let mut text = format!("{} {} › {}\n", paint("31", "FAIL"), display(file), result.name);
@@ -83,10 +101,137 @@ pub fn run(args: &TestArgs, out: &mut Out) -> i32 {
                         text.push_str(&format!("{lead}{line}\n"));
                     }
                 }
-                out.out(&text);
+                if !json {
+                    out.out(&text);
+                }
+            }
+            suite.cases.push(result);
+        }
+        suites.push(suite);
+    }
+    if let Some(path) = &args.junit
+        && let Err(e) = crate::fsutil::write_atomic(path, junit(&suites).as_bytes())
+    {
+        out.err(&format!("runner: cannot write {}: {e}\n", path.display()));
+        return exit::SOFTWARE;
+    }
+    if json {
+        out.out(&format!("{}\n", to_json(&suites, passed, failed)));
+    } else {
+        out.out(&format!("{passed} passed, {failed} failed\n"));
+    }
+    if failed > 0 { exit::FAILURE } else { exit::OK }
+}
+
+/// One test file's results.
+#[derive(Debug)]
+struct Suite {
+    file: String,
+    seconds: f64,
+    cases: Vec<testing::CaseResult>,
+}
+
+/// `{"passed": N, "failed": N, "cases": [{"file", "case", "passed", "failures"}]}`.
+fn to_json(suites: &[Suite], passed: usize, failed: usize) -> String {
+    let cases: Vec<serde_json::Value> = suites
+        .iter()
+        .flat_map(|suite| {
+            suite.cases.iter().map(|case| {
+                serde_json::json!({
+                    "file": suite.file,
+                    "case": case.name,
+                    "passed": case.failures.is_empty(),
+                    "failures": case.failures,
+                })
+            })
+        })
+        .collect();
+    let value = serde_json::json!({"passed": passed, "failed": failed, "cases": cases});
+    serde_json::to_string_pretty(&value).unwrap_or_default()
+}
+
+/// JUnit XML as CI systems read it: one `<testsuite>` per test file, one `<testcase>`
+/// per case, a `<failure>` with every mismatch of a failed case.
+fn junit(suites: &[Suite]) -> String {
+    let total: usize = suites.iter().map(|s| s.cases.len()).sum();
+    let failures: usize =
+        suites.iter().map(|s| s.cases.iter().filter(|c| !c.failures.is_empty()).count()).sum();
+    let seconds: f64 = suites.iter().map(|s| s.seconds).sum();
+    let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    xml.push_str(&format!(
+        "<testsuites name=\"runner test\" tests=\"{total}\" failures=\"{failures}\" errors=\"0\" time=\"{seconds:.3}\">\n"
+    ));
+    for suite in suites {
+        let failed = suite.cases.iter().filter(|c| !c.failures.is_empty()).count();
+        xml.push_str(&format!(
+            "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failed}\" errors=\"0\" time=\"{:.3}\">\n",
+            xml_escape(&suite.file),
+            suite.cases.len(),
+            suite.seconds
+        ));
+        for case in &suite.cases {
+            let opening = format!(
+                "    <testcase name=\"{}\" classname=\"{}\" file=\"{}\"",
+                xml_escape(&case.name),
+                xml_escape(&suite.file),
+                xml_escape(&suite.file)
+            );
+            if case.failures.is_empty() {
+                xml.push_str(&format!("{opening}/>\n"));
+            } else {
+                let first = case.failures.first().and_then(|f| f.lines().next()).unwrap_or_default();
+                xml.push_str(&format!(
+                    "{opening}>\n      <failure message=\"{}\" type=\"mismatch\">{}</failure>\n    </testcase>\n",
+                    xml_escape(first),
+                    xml_escape(&case.failures.join("\n"))
+                ));
             }
         }
+        xml.push_str("  </testsuite>\n");
     }
-    out.out(&format!("{passed} passed, {failed} failed\n"));
-    if failed > 0 { exit::FAILURE } else { exit::OK }
+    xml.push_str("</testsuites>\n");
+    xml
+}
+
+/// Text for an XML attribute or element: markup escaped, characters XML 1.0 cannot
+/// hold at all (most control characters) replaced by U+FFFD.
+fn xml_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            '\n' => out.push_str("&#10;"),
+            '\t' | '\r' => out.push(c),
+            c if (c as u32) < 0x20 => out.push('\u{FFFD}'),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn junit_is_escaped_and_counts_failures() {
+        let suites = vec![Suite {
+            file: "wf.test.yaml".into(),
+            seconds: 0.5,
+            cases: vec![
+                testing::CaseResult { name: "a <b> & \"c\"".into(), failures: vec![] },
+                testing::CaseResult { name: "d".into(), failures: vec!["exit 1, expected 0\u{1}".into()] },
+            ],
+        }];
+        let xml = junit(&suites);
+        assert!(xml.contains("tests=\"2\" failures=\"1\""), "{xml}");
+        assert!(xml.contains("name=\"a &lt;b&gt; &amp; &quot;c&quot;\""), "{xml}");
+        assert!(xml.contains("<failure message=\"exit 1, expected 0\u{FFFD}\""), "{xml}");
+        let json: serde_json::Value = serde_json::from_str(&to_json(&suites, 1, 1)).unwrap_or_default();
+        assert_eq!(json["cases"][1]["passed"], false);
+    }
 }

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use super::fake::{Response, Server};
 use super::{code, stderr, stdout};
 
+mod ecosystem;
 mod schedule;
 
 /// A temp dir holding one workflow (and anything else a test writes next to it).
