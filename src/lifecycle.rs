@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use crate::mermaid::{mermaid_id, mermaid_text};
 use crate::model::lifecycle::{Lifecycle, Role, Roles, StateType, TextField};
 use crate::model::step::{Step, StepKind};
 use crate::model::workflow::Workflow;
@@ -475,7 +476,7 @@ pub fn mermaid_lifecycle(lifecycle: &Lifecycle) -> String {
         let role = state.role.as_ref().map(|r| format!(" · {r}")).unwrap_or_default();
         out.push_str(&format!(
             "    state \"{} ({}{role})\" as {}\n",
-            escape(&state.label),
+            mermaid_text(&state.label),
             state.ty.name(),
             mermaid_id(key)
         ));
@@ -491,8 +492,8 @@ pub fn mermaid_lifecycle(lifecycle: &Lifecycle) -> String {
                 "    {} --> {}: {}{}\n",
                 mermaid_id(key),
                 mermaid_id(transition.target()),
-                escape(event),
-                escape(&actions)
+                mermaid_text(event),
+                mermaid_text(&actions)
             ));
         }
         if state.ty == StateType::Terminal {
@@ -517,7 +518,11 @@ pub fn mermaid_lifecycle(lifecycle: &Lifecycle) -> String {
             ));
         }
         if !notes.is_empty() {
-            out.push_str(&format!("    note right of {}: {}\n", mermaid_id(key), escape(&notes.join("; "))));
+            out.push_str(&format!(
+                "    note right of {} : {}\n",
+                mermaid_id(key),
+                mermaid_text(&notes.join(" · "))
+            ));
         }
     }
     out
@@ -643,14 +648,6 @@ fn steps_chart(
         }
     }
     previous
-}
-
-fn mermaid_id(key: &str) -> String {
-    key.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect()
-}
-
-fn escape(text: &str) -> String {
-    text.replace('"', "#quot;").replace('\n', " ")
 }
 
 #[cfg(test)]

@@ -66,7 +66,8 @@ fn devclaws_default_workflow_imports_validates_and_graphs() {
     assert!(!diagram.contains("[*] --> researching"), "only the state a tool fills is an entry: {diagram}");
     assert!(
         diagram.contains(
-            "route: review:human → wait, review:agent → PICKUP, review:skip → wait; check prApproved every 1m"
+            // `:` is written as Mermaid's entity code: a bare one ends a state-diagram note.
+            "route#58; review#58;human → wait, review#58;agent → PICKUP, review#58;skip → wait · check prApproved every 1m"
         ),
         "{diagram}"
     );
