@@ -261,7 +261,7 @@ fn check_drift(out: &mut Out, rendered: &[(String, PathBuf, String)]) -> i32 {
     let mut drifted = 0;
     let mut report = String::new();
     for (name, path, expected) in rendered {
-        match std::fs::read_to_string(path) {
+        match crate::fsutil::read_text(path, crate::fsutil::MAX_READ_BYTES) {
             Ok(actual) if &actual == expected => {}
             Ok(actual) => {
                 drifted += 1;

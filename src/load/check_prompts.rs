@@ -42,7 +42,8 @@ pub fn check(loader: &mut Loader, path: &Path, name: &str, document: &Document, 
             check_var_name(loader, name, document, &format!("{pointer}/vars/{}", escape_pointer(key)), key);
         }
         let template = sibling(path, &entry.template);
-        let text = match loader.read(&template) {
+        let at = document.locate(&format!("{pointer}/template")).value;
+        let text = match loader.read_from(&template, Some((name, at))) {
             Ok(text) => text,
             Err(ReadError::Missing) => {
                 loader.report(

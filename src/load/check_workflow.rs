@@ -749,7 +749,8 @@ impl Checker<'_> {
             self.check_template(out, &format!("{pointer}/out"), scope);
         }
         let target = sibling(self.path, &render.template);
-        match self.loader.read(&target) {
+        let at = self.document.locate(&format!("{pointer}/template")).value;
+        match self.loader.read_from(&target, Some((self.name, at))) {
             Ok(text) => {
                 let name = display(&target);
                 let known: BTreeSet<String> = render.vars.keys().cloned().collect();

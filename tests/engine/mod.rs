@@ -900,3 +900,4 @@ fn templates_see_the_lifecycle_and_roles() {
     assert_eq!(code(&output), 0, "{}", stderr(&output));
     assert_eq!(stdout(&output), "To Do junior 1\n");
 }
+mod hardening_load;

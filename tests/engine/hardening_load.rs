@@ -1,0 +1,121 @@
+//! Hardening of everything the loader, the template engine and `render` read and write:
+//! non-regular files, size caps, located errors, depth and memory bounds.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::{code, runner_in, stderr, stdout};
+
+fn mkfifo(path: &Path) {
+    let made = std::process::Command::new("mkfifo").arg(path).status().expect("mkfifo runs");
+    assert!(made.success(), "mkfifo {}", path.display());
+}
+
+/// `runner ARGS...` in `dir`, killed after 20 s so a hang fails the test instead of
+/// blocking the suite.
+fn runner_bounded(dir: &Path, args: &[&str]) -> std::process::Output {
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin!("runner"))
+        .current_dir(dir)
+        .args(args)
+        .env("NO_COLOR", "1")
+        .env("RUNNER_STATE_DIR", dir.join("state"))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("runner starts");
+    let started = std::time::Instant::now();
+    while child.try_wait().expect("wait").is_none() {
+        if started.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("runner {args:?} still running after 20 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().expect("output")
+}
+
+fn json_diagnostics(output: &std::process::Output) -> Vec<Value> {
+    match serde_json::from_slice::<Value>(&output.stdout) {
+        Ok(Value::Array(items)) => items,
+        other => panic!("not a JSON array: {other:?}\nstderr: {}", stderr(output)),
+    }
+}
+
+const WORKFLOW_WITH_LANES: &str =
+    "name: t\nlanes: LANES\nsteps:\n  - id: a\n    type: set\n    values: {x: 1}\n";
+
+#[test]
+fn lanes_naming_a_fifo_is_refused_at_the_reference_without_blocking() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    mkfifo(&dir.path().join("pipe.yaml"));
+    std::fs::write(dir.path().join("wf.yaml"), WORKFLOW_WITH_LANES.replace("LANES", "pipe.yaml"))
+        .expect("write");
+    let output = runner_bounded(dir.path(), &["validate", "--output", "json", "wf.yaml"]);
+    assert_eq!(code(&output), 65, "{}", stderr(&output));
+    let found = json_diagnostics(&output);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0]["file"], "wf.yaml");
+    assert_eq!((found[0]["line"].as_u64(), found[0]["column"].as_u64()), (Some(2), Some(8)));
+    let message = found[0]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("pipe.yaml") && message.contains("FIFO"), "{message}");
+}
+
+#[test]
+fn lanes_naming_dev_zero_is_refused_not_read() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("wf.yaml"), WORKFLOW_WITH_LANES.replace("LANES", "/dev/zero"))
+        .expect("write");
+    let output = runner_bounded(dir.path(), &["validate", "--output", "json", "wf.yaml"]);
+    assert_eq!(code(&output), 65);
+    let found = json_diagnostics(&output);
+    assert_eq!(found[0]["line"], 2, "{found:?}");
+    assert!(found[0]["message"].as_str().unwrap_or_default().contains("character device"), "{found:?}");
+}
+
+#[test]
+fn a_reference_to_a_folder_points_at_the_referring_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(dir.path().join("folder")).expect("mkdir");
+    let workflow = "name: t\nsteps:\n  - id: r\n    type: render\n    template: folder\n";
+    std::fs::write(dir.path().join("wf.yaml"), workflow).expect("write");
+    let output = runner_bounded(dir.path(), &["validate", "--output", "json", "wf.yaml"]);
+    assert_eq!(code(&output), 65);
+    let found = json_diagnostics(&output);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!((found[0]["file"].as_str(), found[0]["line"].as_u64()), (Some("wf.yaml"), Some(5)));
+    assert!(found[0]["message"].as_str().unwrap_or_default().contains("directory"), "{found:?}");
+}
+
+#[test]
+fn input_from_a_fifo_is_refused_without_blocking() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    mkfifo(&dir.path().join("pipe"));
+    let workflow = "name: t\ninputs:\n  who: {type: string}\nsteps:\n  - id: a\n    type: set\n    values: {x: \"{{ inputs.who }}\"}\n";
+    std::fs::write(dir.path().join("wf.yaml"), workflow).expect("write");
+    let output = runner_bounded(dir.path(), &["run", "wf.yaml", "--input", "who=@pipe"]);
+    assert_eq!(code(&output), 64, "{}", stderr(&output));
+    assert!(stderr(&output).contains("FIFO"), "{}", stderr(&output));
+}
+
+#[test]
+fn render_vars_from_a_device_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("t.md"), "hi {{ who }}\n").expect("write");
+    let output = runner_bounded(dir.path(), &["render", "t.md", "--vars", "/dev/zero", "--set", "who=x"]);
+    assert_eq!(code(&output), 65, "{}{}", stdout(&output), stderr(&output));
+    let text = stdout(&output) + &stderr(&output);
+    assert!(text.contains("/dev/zero") && text.contains("character device"), "{text}");
+}
+
+#[test]
+fn a_directory_on_the_command_line_of_run_is_named_without_a_zero_position() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(dir.path().join("folder")).expect("mkdir");
+    let output = runner_in(dir.path(), &["run", "folder"]);
+    assert_ne!(code(&output), 0);
+    let text = stdout(&output) + &stderr(&output);
+    assert!(text.contains("directory") && !text.contains(":0:0"), "{text}");
+}
