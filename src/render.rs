@@ -51,6 +51,40 @@ pub fn environment_for(root: &Path) -> Environment<'static> {
     env
 }
 
+/// `out_dir` joined with a rendered output name, refused unless the result stays
+/// inside `out_dir`: no absolute name, no `..`, no symlinked folder leading out.
+pub fn inside_out_dir(out_dir: &Path, name: &str) -> Result<PathBuf, String> {
+    use std::path::Component;
+    if name.trim().is_empty() {
+        return Err("is empty".into());
+    }
+    let relative = Path::new(name);
+    for component in relative.components() {
+        match component {
+            Component::Normal(_) | Component::CurDir => {}
+            Component::ParentDir => return Err("would write outside --out-dir (`..`)".into()),
+            Component::RootDir | Component::Prefix(_) => {
+                return Err("is absolute; it would write outside --out-dir".into());
+            }
+        }
+    }
+    let path = out_dir.join(relative);
+    // A folder inside out_dir that is a symlink to elsewhere also leads out.
+    if let Ok(root) = std::fs::canonicalize(out_dir) {
+        let mut existing = path.parent();
+        while let Some(dir) = existing {
+            if let Ok(real) = std::fs::canonicalize(dir) {
+                if !real.starts_with(&root) {
+                    return Err("would write outside --out-dir (through a symlink)".into());
+                }
+                break;
+            }
+            existing = dir.parent();
+        }
+    }
+    Ok(path)
+}
+
 /// `root` joined with a template name, refusing `..`, hidden and absolute parts.
 fn safe_join(root: &Path, name: &str) -> Option<PathBuf> {
     let mut path = root.to_path_buf();
@@ -265,6 +299,19 @@ pub fn lane_list(registry: &LaneRegistry) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn output_names_never_leave_the_out_dir() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = dir.path().join("out");
+        std::fs::create_dir(&out).expect("mkdir");
+        assert_eq!(inside_out_dir(&out, "a/b.md").ok(), Some(out.join("a/b.md")));
+        for bad in ["../x.md", "../..", "/etc/passwd", "a/../../x", ""] {
+            assert!(inside_out_dir(&out, bad).is_err(), "{bad}");
+        }
+        std::os::unix::fs::symlink(dir.path(), out.join("link")).expect("symlink");
+        assert!(inside_out_dir(&out, "link/x.md").is_err());
+    }
     use serde_json::json;
 
     #[test]

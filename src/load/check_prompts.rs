@@ -131,6 +131,17 @@ pub fn check_template_text(loader: &mut Loader, name: &str, text: &str, known: &
     let env = render::environment_for(path.parent().unwrap_or(Path::new(".")));
     match env.template_from_named_str(name, text) {
         Ok(_) => {
+            let index = LineIndex::new(text);
+            for unknown in crate::template::unknown_names(&env, text) {
+                let start = index.pos_of_offset(unknown.span.start);
+                loader.report_range(
+                    name,
+                    Range { start, end: unknown.span.end },
+                    "template",
+                    format!("unknown {} `{}`", unknown.kind, unknown.name),
+                    crate::template::suggest_name(&env, unknown.kind, &unknown.name),
+                );
+            }
             if known.is_empty() {
                 return;
             }

@@ -234,7 +234,8 @@ impl Loader {
                 let location = document.locate(&problem.pointer);
                 let range =
                     if problem.on_key { location.key.unwrap_or(location.value) } else { location.value };
-                self.push_at(name, &document, range, location, problem.code, problem.message, problem.hint);
+                let message = as_written(&document, &problem.pointer, text, problem.message);
+                self.push_at(name, &document, range, location, problem.code, message, problem.hint);
             }
             return None;
         }
@@ -502,6 +503,19 @@ impl Loader {
     ) {
         self.diagnostics.push(Diagnostic::new(name, range, code, message).with_hint(hint));
     }
+}
+
+/// A message about the number at `pointer` with the number as written in the file
+/// (`99999999999999999999`), not as JSON prints it after conversion (`1e+20`).
+fn as_written(document: &Document, pointer: &str, source: &str, message: String) -> String {
+    let Some(Value::Number(n)) = document.value.pointer(pointer) else { return message };
+    let range = document.locate(pointer).value;
+    let Some(written) = source.get(range.start.offset..range.end).map(str::trim) else { return message };
+    let printed = n.to_string();
+    if written.is_empty() || written == printed {
+        return message;
+    }
+    message.replace(&printed, written)
 }
 
 /// Find `needle` used inside a template tag of a located scalar and return its exact

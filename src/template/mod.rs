@@ -87,6 +87,202 @@ fn strip_globals(names: impl IntoIterator<Item = String>) -> BTreeSet<String> {
         .collect()
 }
 
+/// A filter or test that a template uses and the environment does not provide.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownName {
+    /// `filter` or `test`.
+    pub kind: &'static str,
+    /// The name as written.
+    pub name: String,
+    /// Byte range of the name in the template text (or of its expression).
+    pub span: std::ops::Range<usize>,
+}
+
+/// Every filter and test `text` uses that `env` does not have, found in the compiled
+/// instructions (minijinja resolves them only when the instruction runs, so an
+/// unknown one would otherwise fail a run half-way). Unparsable text yields nothing:
+/// its syntax error is reported elsewhere.
+pub fn unknown_names(env: &Environment<'_>, text: &str) -> Vec<UnknownName> {
+    use minijinja::machinery::{Instruction, Instructions, get_compiled_template};
+    let Ok(template) = env.template_from_str(text) else { return Vec::new() };
+    let compiled = get_compiled_template(&template);
+    let mut state = env.empty_state();
+    let mut found = Vec::new();
+    let mut scan = |instructions: &Instructions<'_>| {
+        let mut index = 0u32;
+        while let Some(instruction) = instructions.get(index) {
+            let used = match instruction {
+                Instruction::ApplyFilter(name, ..) => Some(("filter", *name)),
+                Instruction::PerformTest(name, ..) => Some(("test", *name)),
+                _ => None,
+            };
+            if let Some((kind, name)) = used {
+                // Called with no arguments, a known filter or test fails for another
+                // reason (a missing argument) or succeeds; nothing here has effects.
+                let missing = match kind {
+                    "filter" => state
+                        .apply_filter(name, &[])
+                        .is_err_and(|e| e.kind() == minijinja::ErrorKind::UnknownFilter),
+                    _ => state
+                        .perform_test(name, &[])
+                        .is_err_and(|e| e.kind() == minijinja::ErrorKind::UnknownTest),
+                };
+                if missing && !found.iter().any(|u: &UnknownName| u.kind == kind && u.name == name) {
+                    let whole = instructions
+                        .get_span(index)
+                        .map(|span| span.start_offset as usize..span.end_offset as usize)
+                        .filter(|r| r.start <= r.end && r.end <= text.len())
+                        .unwrap_or(0..text.len());
+                    let span = text
+                        .get(whole.clone())
+                        .and_then(|part| find_word(part, name))
+                        .map(|at| whole.start + at..whole.start + at + name.len())
+                        .or_else(|| find_word(text, name).map(|at| at..at + name.len()))
+                        .unwrap_or(whole);
+                    found.push(UnknownName { kind, name: name.to_string(), span });
+                }
+            }
+            index += 1;
+        }
+    };
+    scan(&compiled.instructions);
+    for block in compiled.blocks.values() {
+        scan(block);
+    }
+    found
+}
+
+/// Filters and tests every template here has: minijinja's built-ins and ours.
+const KNOWN_FILTERS: &[&str] = &[
+    "abs",
+    "attr",
+    "batch",
+    "bool",
+    "capitalize",
+    "chain",
+    "count",
+    "d",
+    "default",
+    "dictsort",
+    "e",
+    "escape",
+    "first",
+    "float",
+    "groupby",
+    "indent",
+    "int",
+    "items",
+    "join",
+    "last",
+    "length",
+    "lines",
+    "list",
+    "lower",
+    "map",
+    "max",
+    "min",
+    "pprint",
+    "reject",
+    "rejectattr",
+    "replace",
+    "reverse",
+    "round",
+    "safe",
+    "select",
+    "selectattr",
+    "slice",
+    "sort",
+    "split",
+    "string",
+    "sum",
+    "title",
+    "tojson",
+    "trim",
+    "unique",
+    "upper",
+    "urlencode",
+    "zip",
+    "dig",
+    "to_int",
+    "label_names",
+    "compact",
+    "fromjson",
+    "regex_find",
+    "one_line",
+];
+const KNOWN_TESTS: &[&str] = &[
+    "boolean",
+    "defined",
+    "divisibleby",
+    "endingwith",
+    "eq",
+    "even",
+    "false",
+    "filter",
+    "float",
+    "ge",
+    "gt",
+    "in",
+    "integer",
+    "iterable",
+    "le",
+    "lower",
+    "lt",
+    "mapping",
+    "ne",
+    "none",
+    "number",
+    "odd",
+    "safe",
+    "sameas",
+    "sequence",
+    "startingwith",
+    "string",
+    "test",
+    "true",
+    "undefined",
+    "upper",
+    "matching",
+];
+
+/// "did you mean `upper`?" for an unknown filter or test, among those `env` has.
+pub fn suggest_name(env: &Environment<'_>, kind: &str, name: &str) -> Option<String> {
+    let candidates = if kind == "filter" { KNOWN_FILTERS } else { KNOWN_TESTS };
+    let mut state = env.empty_state();
+    let available: Vec<&str> = candidates
+        .iter()
+        .copied()
+        .filter(|candidate| {
+            if kind == "filter" {
+                !state
+                    .apply_filter(candidate, &[])
+                    .is_err_and(|e| e.kind() == minijinja::ErrorKind::UnknownFilter)
+            } else {
+                !state
+                    .perform_test(candidate, &[])
+                    .is_err_and(|e| e.kind() == minijinja::ErrorKind::UnknownTest)
+            }
+        })
+        .collect();
+    crate::diagnostics::did_you_mean(name, available)
+}
+
+/// The byte offset of `name` as a whole word in `text`.
+fn find_word(text: &str, name: &str) -> Option<usize> {
+    let is_ident = |c: char| c.is_alphanumeric() || c == '_';
+    let mut from = 0;
+    while let Some(found) = text.get(from..)?.find(name) {
+        let at = from + found;
+        let before_ok = !text[..at].chars().next_back().is_some_and(is_ident);
+        let after_ok = !text[at + name.len()..].chars().next().is_some_and(is_ident);
+        if before_ok && after_ok {
+            return Some(at);
+        }
+        from = at + name.len();
+    }
+    None
+}
+
 /// The byte offset of the first use of `name` as a whole word inside a `{{ }}` or
 /// `{% %}` tag of `text`.
 pub fn find_in_tags(text: &str, name: &str) -> Option<usize> {
@@ -168,6 +364,18 @@ mod tests {
         let out = env
             .render_str("{{ a }} {{ b }} [{{ c }}]", minijinja::context! { a => true, b => false, c => () });
         assert_eq!(out.ok().as_deref(), Some("true false []"));
+    }
+
+    #[test]
+    fn unknown_filters_and_tests_are_found_before_running() {
+        let env = environment();
+        let text = "{{ x | upper | shout }} {% if x is frobbed %}{{ y | default('a') }}{% endif %}";
+        let found = unknown_names(&env, text);
+        let names: Vec<(&str, &str, &str)> =
+            found.iter().map(|u| (u.kind, u.name.as_str(), &text[u.span.clone()])).collect();
+        assert_eq!(names, vec![("filter", "shout", "shout"), ("test", "frobbed", "frobbed")]);
+        assert!(unknown_names(&env, "{{ x | tojson }} {{ x is defined }} {{ x | to_int }}").is_empty());
+        assert!(unknown_names(&env, "{{ unclosed").is_empty());
     }
 
     #[test]

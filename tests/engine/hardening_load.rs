@@ -119,3 +119,106 @@ fn a_directory_on_the_command_line_of_run_is_named_without_a_zero_position() {
     let text = stdout(&output) + &stderr(&output);
     assert!(text.contains("directory") && !text.contains(":0:0"), "{text}");
 }
+
+fn render_all_with_out(out: &str) -> (tempfile::TempDir, std::process::Output) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let prompts = dir.path().join("prompts");
+    std::fs::create_dir(&prompts).expect("mkdir");
+    std::fs::write(prompts.join("a.md"), "hello {{ who }}\n").expect("write");
+    std::fs::write(
+        prompts.join("prompts.yaml"),
+        format!("kind: prompts\nvars:\n  who: x\nprompts:\n  - template: a.md\n    out: \"{out}\"\n"),
+    )
+    .expect("write");
+    let output = runner_bounded(
+        dir.path(),
+        &["render", "--all", "--manifest", "prompts/prompts.yaml", "--out-dir", "rendered"],
+    );
+    (dir, output)
+}
+
+#[test]
+fn render_all_never_writes_outside_the_out_dir() {
+    for out in ["../../escaped.md", "/tmp/runner-escape-test.md", "{{ '..' }}/escaped.md", ".."] {
+        let (dir, output) = render_all_with_out(out);
+        assert_eq!(code(&output), 65, "{out}: {}{}", stdout(&output), stderr(&output));
+        let text = stderr(&output);
+        assert!(
+            text.contains("prompts/prompts.yaml:6:") && text.contains("outside --out-dir"),
+            "{out}: {text}"
+        );
+        assert!(!dir.path().join("escaped.md").exists(), "{out}");
+        assert!(!Path::new("/tmp/runner-escape-test.md").exists(), "{out}");
+    }
+    let (dir, output) = render_all_with_out("sub/ok.md");
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    assert!(dir.path().join("rendered/sub/ok.md").is_file());
+}
+
+fn validate_one(workflow: &str) -> Vec<Value> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("wf.yaml"), workflow).expect("write");
+    let output = runner_bounded(dir.path(), &["validate", "--output", "json", "wf.yaml"]);
+    json_diagnostics(&output)
+}
+
+#[test]
+fn impossible_fail_exit_codes_are_rejected_at_validate() {
+    for (code_text, expected) in [
+        (".nan", "exit code .nan is not a whole number"),
+        ("-.inf", "exit code -.inf is not a whole number"),
+        ("1e999999", "exit code 1e999999 is not a whole number"),
+        ("\"70\"", "exit code \"70\" is not a whole number"),
+        ("99999999999999999999", "exit code 99999999999999999999 is outside 1–63"),
+        ("2.5", "exit code 2.5 is not a whole number"),
+    ] {
+        let found = validate_one(&format!(
+            "name: t\nsteps:\n  - id: f\n    type: fail\n    message: no\n    exit_code: {code_text}\n"
+        ));
+        assert_eq!(found.len(), 1, "{code_text}: {found:?}");
+        assert_eq!(
+            (found[0]["line"].as_u64(), found[0]["column"].as_u64()),
+            (Some(6), Some(16)),
+            "{code_text}"
+        );
+        let message = found[0]["message"].as_str().unwrap_or_default();
+        assert!(message.starts_with(expected), "{code_text}: {message}");
+    }
+}
+
+#[test]
+fn unknown_filters_and_tests_fail_validate_not_the_run() {
+    let found = validate_one(
+        "name: t\nsteps:\n  - id: a\n    type: set\n    when: \"1 | lenght > 0\"\n    values:\n      x: \"{{ 'a' | uper }}{% if 1 is od %}y{% endif %}\"\n",
+    );
+    let got: Vec<(u64, u64, &str)> = found
+        .iter()
+        .map(|d| {
+            (
+                d["line"].as_u64().unwrap_or(0),
+                d["column"].as_u64().unwrap_or(0),
+                d["message"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (5, 16, "unknown filter `lenght`"),
+            (7, 20, "unknown filter `uper`"),
+            (7, 38, "unknown test `od`")
+        ],
+        "{found:?}"
+    );
+    assert_eq!(found[1]["hint"], "did you mean `upper`?");
+}
+
+#[test]
+fn numbers_are_reported_as_written() {
+    let found = validate_one(
+        "name: t\nsteps:\n  - id: a\n    type: exec\n    argv: [echo]\n    retry:\n      attempts: 99999999999999999999\n",
+    );
+    assert_eq!(found.len(), 1, "{found:?}");
+    let message = found[0]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("99999999999999999999") && !message.contains("e+20"), "{message}");
+}
