@@ -222,3 +222,36 @@ fn numbers_are_reported_as_written() {
     let message = found[0]["message"].as_str().unwrap_or_default();
     assert!(message.contains("99999999999999999999") && !message.contains("e+20"), "{message}");
 }
+
+#[test]
+fn a_wrong_kind_of_value_for_an_enum_reads_as_one_list() {
+    let found = validate_one(
+        "name: t\ninputs:\n  x: {type: 5}\nsteps:\n  - id: a\n    type: set\n    values: {x: 1}\n",
+    );
+    let message = found.first().and_then(|d| d["message"].as_str()).unwrap_or_default();
+    assert_eq!(
+        message,
+        "`type`: expected one of `string`, `integer`, `number`, `boolean`, `list`, `map` or `lane`, found the number `5`"
+    );
+}
+
+#[test]
+fn validate_problems_go_to_stderr_and_stdout_keeps_the_summary() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("bad.yaml"), "name: t\nsteps: []\n").expect("write");
+    std::fs::write(
+        dir.path().join("good.yaml"),
+        "name: t\nsteps:\n  - id: a\n    type: set\n    values: {x: 1}\n",
+    )
+    .expect("write");
+    let bad = runner_bounded(dir.path(), &["validate", "bad.yaml"]);
+    assert_eq!(code(&bad), 65);
+    assert_eq!(stdout(&bad), "");
+    assert!(
+        stderr(&bad).contains("bad.yaml:2:") && stderr(&bad).contains("error: 1 problem"),
+        "{}",
+        stderr(&bad)
+    );
+    let good = runner_bounded(dir.path(), &["validate", "good.yaml"]);
+    assert_eq!((code(&good), stdout(&good).as_str(), stderr(&good).as_str()), (0, "ok: 1 file valid\n", ""));
+}
