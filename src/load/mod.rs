@@ -6,6 +6,8 @@ pub mod check_lifecycle;
 pub mod check_prompts;
 pub mod check_test;
 pub mod check_workflow;
+#[cfg(test)]
+mod mutation_tests;
 pub mod schema_check;
 pub mod yaml;
 
