@@ -37,7 +37,6 @@ pub struct TemplateProblem {
 pub fn environment_for(root: &Path) -> Environment<'static> {
     let mut env = template::environment();
     let root = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
-    let loader = minijinja::path_loader(root.clone());
     env.set_loader(move |name| {
         let Some(path) = safe_join(&root, name) else { return Ok(None) };
         // Refuse symlinks that lead out of the root.
@@ -46,7 +45,15 @@ pub fn environment_for(root: &Path) -> Environment<'static> {
         {
             return Ok(None);
         }
-        loader(name)
+        // The same capped reader as every other file: no FIFO, device or folder.
+        match crate::fsutil::read_text(&path, crate::fsutil::MAX_READ_BYTES) {
+            Ok(text) => Ok(Some(text)),
+            Err(crate::fsutil::ReadFailure::Missing) => Ok(None),
+            Err(failure) => Err(minijinja::Error::new(
+                minijinja::ErrorKind::InvalidOperation,
+                format!("cannot read included template `{name}`: {failure}"),
+            )),
+        }
     });
     env
 }
@@ -186,9 +193,13 @@ pub fn render_checked(
     if !problems.is_empty() {
         return Err(problems);
     }
-    compiled
+    let rendered = compiled
         .render(minijinja::Value::from(minijinja::value::Serde(context)))
-        .map_err(|error| vec![problem_from_error(file, text, &error)])
+        .map_err(|error| vec![problem_from_error(file, text, &error)])?;
+    template::check_output(&rendered).map_err(|message| {
+        vec![TemplateProblem { file: file.to_path_buf(), line: 1, column: 1, len: 1, message, hint: None }]
+    })?;
+    Ok(rendered)
 }
 
 /// The first prefix of a dotted path that the context does not have.

@@ -25,13 +25,74 @@ pub fn environment() -> Environment<'static> {
         env.set_syntax(syntax);
     }
     // Bound the work one template may do, so no file can hang a run.
-    env.set_fuel(Some(50_000_000));
+    env.set_fuel(Some(FUEL));
     filters::register(&mut env);
     env.set_formatter(|out, state, value| match display_override(value) {
         Some(text) => out.write_str(text).map_err(minijinja::Error::from),
-        None => minijinja::escape_formatter(out, state, value),
+        None => {
+            check_depth(value)?;
+            minijinja::escape_formatter(out, state, value)
+        }
     });
     env
+}
+
+/// The work one template evaluation may do (minijinja instructions).
+pub const FUEL: u64 = 50_000_000;
+
+/// The largest text one template may produce (8 MiB), checked on its result.
+pub const MAX_OUTPUT_BYTES: usize = 8 * 1024 * 1024;
+
+/// Refuse a rendered text over [`MAX_OUTPUT_BYTES`].
+pub fn check_output(text: &str) -> Result<(), String> {
+    if text.len() > MAX_OUTPUT_BYTES {
+        return Err(format!(
+            "template output is {} bytes; the limit is {MAX_OUTPUT_BYTES} bytes",
+            text.len()
+        ));
+    }
+    Ok(())
+}
+
+/// The deepest nesting of lists and maps a template may print or hand back.
+pub const MAX_VALUE_DEPTH: usize = 256;
+
+/// Refuse a value nested deeper than [`MAX_VALUE_DEPTH`], checked without recursion,
+/// so printing or converting it cannot overflow the stack.
+pub fn check_depth(value: &minijinja::Value) -> Result<(), minijinja::Error> {
+    use minijinja::value::ValueKind;
+    let mut pending: Vec<(minijinja::Value, usize)> = vec![(value.clone(), 0)];
+    let mut visited = 0usize;
+    while let Some((current, depth)) = pending.pop() {
+        if depth > MAX_VALUE_DEPTH {
+            return Err(minijinja::Error::new(
+                minijinja::ErrorKind::InvalidOperation,
+                format!("value nested deeper than {MAX_VALUE_DEPTH} levels"),
+            ));
+        }
+        visited += 1;
+        if visited > 1_000_000 {
+            break;
+        }
+        match current.kind() {
+            ValueKind::Seq | ValueKind::Iterable => {
+                if let Ok(items) = current.try_iter() {
+                    pending.extend(items.take(100_000).map(|item| (item, depth + 1)));
+                }
+            }
+            ValueKind::Map => {
+                if let Ok(keys) = current.try_iter() {
+                    for key in keys.take(100_000) {
+                        if let Ok(item) = current.get_item(&key) {
+                            pending.push((item, depth + 1));
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// How values print in text: booleans as `true`/`false` (as in YAML and JSON, not
@@ -305,6 +366,11 @@ pub fn find_in_tags(text: &str, name: &str) -> Option<usize> {
 
 /// Describe a minijinja error in one line, with the template line when known.
 pub fn describe_error(error: &minijinja::Error) -> String {
+    if error.kind() == minijinja::ErrorKind::OutOfFuel {
+        return format!(
+            "template work limit reached ({FUEL} steps); is a loop unbounded or nested too deeply?"
+        );
+    }
     let mut text = match error.detail() {
         Some(detail) => format!("{}: {detail}", kind_text(error.kind())),
         None => kind_text(error.kind()).to_string(),
@@ -376,6 +442,23 @@ mod tests {
         assert_eq!(names, vec![("filter", "shout", "shout"), ("test", "frobbed", "frobbed")]);
         assert!(unknown_names(&env, "{{ x | tojson }} {{ x is defined }} {{ x | to_int }}").is_empty());
         assert!(unknown_names(&env, "{{ unclosed").is_empty());
+    }
+
+    #[test]
+    fn deep_values_and_endless_work_end_with_a_named_limit() {
+        let env = environment();
+        let deep = "{% set ns = namespace(v=1) %}{% for i in range(2000) %}{% set ns.v = [ns.v] %}{% endfor %}{{ ns.v }}";
+        let error = env.render_str(deep, minijinja::context! {}).err().map(|e| describe_error(&e));
+        assert!(error.as_deref().is_some_and(|e| e.contains("nested deeper than 256")), "{error:?}");
+        // The real limit takes a minute in a debug build; the message is the same.
+        let mut env = env;
+        env.set_fuel(Some(100_000));
+        let endless = "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}";
+        let error = env.render_str(endless, minijinja::context! {}).err().map(|e| describe_error(&e));
+        assert!(
+            error.as_deref().is_some_and(|e| e.starts_with("template work limit reached (")),
+            "{error:?}"
+        );
     }
 
     #[test]

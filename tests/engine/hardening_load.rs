@@ -255,3 +255,13 @@ fn validate_problems_go_to_stderr_and_stdout_keeps_the_summary() {
     let good = runner_bounded(dir.path(), &["validate", "good.yaml"]);
     assert_eq!((code(&good), stdout(&good).as_str(), stderr(&good).as_str()), (0, "ok: 1 file valid\n", ""));
 }
+
+#[test]
+fn a_deeply_nested_template_value_fails_the_step_instead_of_aborting() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let workflow = "name: deep\nsteps:\n  - id: a\n    type: set\n    values:\n      v: \"{% set ns = namespace(v=1) %}{% for i in range(300) %}{% set ns.v = [ns.v] %}{% endfor %}{{ ns.v }}\"\n";
+    std::fs::write(dir.path().join("wf.yaml"), workflow).expect("write");
+    let output = runner_bounded(dir.path(), &["run", "wf.yaml"]);
+    assert_eq!(code(&output), 1, "{}", stderr(&output));
+    assert!(stderr(&output).contains("value nested deeper than 256 levels"), "{}", stderr(&output));
+}
