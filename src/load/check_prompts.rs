@@ -64,16 +64,28 @@ pub fn check(loader: &mut Loader, path: &Path, name: &str, document: &Document, 
         render_and_report(loader, &template, &text, &context);
         if let Some(out) = &entry.out {
             let env = crate::template::environment();
-            if let Err(error) = env.render_str(out, minijinja::Value::from(minijinja::value::Serde(&context)))
-            {
-                loader.report(
+            match env.render_str(out, minijinja::Value::from(minijinja::value::Serde(&context))) {
+                Err(error) => loader.report(
                     name,
                     document,
                     &format!("{pointer}/out"),
                     "template",
                     crate::template::describe_error(&error),
                     None,
-                );
+                ),
+                // The same rule `render --all` applies: the name stays inside --out-dir.
+                Ok(rendered) => {
+                    if let Err(reason) = render::inside_out_dir(Path::new(""), &rendered) {
+                        loader.report(
+                            name,
+                            document,
+                            &format!("{pointer}/out"),
+                            "out-path",
+                            format!("output name `{rendered}` {reason}"),
+                            Some("name a file relative to --out-dir, without `..`".into()),
+                        );
+                    }
+                }
             }
         }
     }

@@ -265,3 +265,18 @@ fn a_deeply_nested_template_value_fails_the_step_instead_of_aborting() {
     assert_eq!(code(&output), 1, "{}", stderr(&output));
     assert!(stderr(&output).contains("value nested deeper than 256 levels"), "{}", stderr(&output));
 }
+
+#[test]
+fn validate_refuses_a_manifest_out_that_escapes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("a.md"), "hello\n").expect("write");
+    std::fs::write(
+        dir.path().join("prompts.yaml"),
+        "kind: prompts\nprompts:\n  - template: a.md\n    out: \"{{ '..' }}/x.md\"\n",
+    )
+    .expect("write");
+    let output = runner_bounded(dir.path(), &["validate", "--output", "json", "prompts.yaml"]);
+    let found = json_diagnostics(&output);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!((found[0]["line"].as_u64(), found[0]["code"].as_str()), (Some(4), Some("out-path")));
+}
