@@ -92,7 +92,8 @@ pub fn check(loader: &mut Loader, path: &Path, name: &str, document: &Document, 
     if let Some((registry, registry_path)) = &registry {
         for lane in &registry.lanes {
             let template = sibling(registry_path, &lane.prompt);
-            let Ok(text) = loader.read(&template) else { continue };
+            // A lane prompt that cannot be read was reported at the registry's line.
+            let Some(text) = loader.read_quiet(&template) else { continue };
             let context = render::prompt_context(&manifest.vars, Some(registry), Some(lane));
             let before = loader.diagnostics.len();
             render_and_report(loader, &template, &text, &context);

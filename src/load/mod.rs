@@ -176,6 +176,14 @@ impl Loader {
         Err(ReadError::Reported)
     }
 
+    /// Read a file whose problems are reported elsewhere (a second reader of the same
+    /// reference): its text, or `None` without a diagnostic.
+    pub fn read_quiet(&mut self, path: &Path) -> Option<String> {
+        let text = crate::fsutil::read_text(path, MAX_FILE_BYTES).ok()?;
+        self.sources.insert(&display(path), text.clone());
+        Some(text)
+    }
+
     /// The parsed document of a loaded file (for locating values), by display name.
     pub fn document(&self, name: &str) -> Option<Arc<Document>> {
         self.documents.get(name).cloned()
