@@ -368,7 +368,8 @@ impl Loader {
     }
 
     fn typed<T: DeserializeOwned>(&mut self, name: &str, document: &Document) -> Option<T> {
-        match serde_json::from_value::<T>(document.value.clone()) {
+        // Deserialize from a reference: no copy of the whole document.
+        match T::deserialize(&document.value) {
             Ok(model) => Some(model),
             Err(e) => {
                 self.diagnostics.push(Diagnostic::new(
