@@ -145,7 +145,12 @@ impl Sources {
 /// Render one diagnostic for people: `error[code]: message`, the location, a snippet
 /// with a caret, related places and the hint.
 pub fn render(diagnostic: &Diagnostic, sources: &Sources, color: bool) -> String {
-    let location = format!("{}:{}:{}", diagnostic.file, diagnostic.line(), diagnostic.column());
+    // A file that could not be read at all has no line to point at: name the file.
+    let location = if diagnostic.line() == 0 {
+        diagnostic.file.clone()
+    } else {
+        format!("{}:{}:{}", diagnostic.file, diagnostic.line(), diagnostic.column())
+    };
     let title = format!("{location}: {}", diagnostic.message);
     let renderer = if color { Renderer::styled() } else { Renderer::plain() };
     let Some(source) =
@@ -210,38 +215,14 @@ pub fn sort(diagnostics: &mut Vec<Diagnostic>) {
 pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
     let mut best: Option<(usize, &str)> = None;
     for candidate in candidates {
-        let distance = edit_distance(&word.to_lowercase(), &candidate.to_lowercase());
+        // Optimal string alignment: swapping two neighbouring letters (`agnet`) is one edit.
+        let distance = strsim::osa_distance(&word.to_lowercase(), &candidate.to_lowercase());
         let limit = (candidate.chars().count().max(word.chars().count()) / 3).max(1);
         if distance <= limit && best.is_none_or(|(d, _)| distance < d) {
             best = Some((distance, candidate));
         }
     }
     best.map(|(_, c)| format!("did you mean `{c}`?"))
-}
-
-/// Edit distance where swapping two neighbouring letters (`agnet`) counts as one edit
-/// (optimal string alignment).
-fn edit_distance(a: &str, b: &str) -> usize {
-    let a: Vec<char> = a.chars().collect();
-    let b: Vec<char> = b.chars().collect();
-    let mut table = vec![vec![0usize; b.len() + 1]; a.len() + 1];
-    for (i, row) in table.iter_mut().enumerate() {
-        row[0] = i;
-    }
-    for (j, cell) in table[0].iter_mut().enumerate() {
-        *cell = j;
-    }
-    for i in 1..=a.len() {
-        for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut best = (table[i - 1][j] + 1).min(table[i][j - 1] + 1).min(table[i - 1][j - 1] + cost);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                best = best.min(table[i - 2][j - 2] + 1);
-            }
-            table[i][j] = best;
-        }
-    }
-    table[a.len()][b.len()]
 }
 
 /// Join names as `` `a`, `b` or `c` ``.

@@ -37,7 +37,6 @@ pub struct TemplateProblem {
 pub fn environment_for(root: &Path) -> Environment<'static> {
     let mut env = template::environment();
     let root = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
-    let loader = minijinja::path_loader(root.clone());
     env.set_loader(move |name| {
         let Some(path) = safe_join(&root, name) else { return Ok(None) };
         // Refuse symlinks that lead out of the root.
@@ -46,9 +45,51 @@ pub fn environment_for(root: &Path) -> Environment<'static> {
         {
             return Ok(None);
         }
-        loader(name)
+        // The same capped reader as every other file: no FIFO, device or folder.
+        match crate::fsutil::read_text(&path, crate::fsutil::MAX_READ_BYTES) {
+            Ok(text) => Ok(Some(text)),
+            Err(crate::fsutil::ReadFailure::Missing) => Ok(None),
+            Err(failure) => Err(minijinja::Error::new(
+                minijinja::ErrorKind::InvalidOperation,
+                format!("cannot read included template `{name}`: {failure}"),
+            )),
+        }
     });
     env
+}
+
+/// `out_dir` joined with a rendered output name, refused unless the result stays
+/// inside `out_dir`: no absolute name, no `..`, no symlinked folder leading out.
+pub fn inside_out_dir(out_dir: &Path, name: &str) -> Result<PathBuf, String> {
+    use std::path::Component;
+    if name.trim().is_empty() {
+        return Err("is empty".into());
+    }
+    let relative = Path::new(name);
+    for component in relative.components() {
+        match component {
+            Component::Normal(_) | Component::CurDir => {}
+            Component::ParentDir => return Err("would write outside --out-dir (`..`)".into()),
+            Component::RootDir | Component::Prefix(_) => {
+                return Err("is absolute; it would write outside --out-dir".into());
+            }
+        }
+    }
+    let path = out_dir.join(relative);
+    // A folder inside out_dir that is a symlink to elsewhere also leads out.
+    if let Ok(root) = std::fs::canonicalize(out_dir) {
+        let mut existing = path.parent();
+        while let Some(dir) = existing {
+            if let Ok(real) = std::fs::canonicalize(dir) {
+                if !real.starts_with(&root) {
+                    return Err("would write outside --out-dir (through a symlink)".into());
+                }
+                break;
+            }
+            existing = dir.parent();
+        }
+    }
+    Ok(path)
 }
 
 /// `root` joined with a template name, refusing `..`, hidden and absolute parts.
@@ -152,9 +193,13 @@ pub fn render_checked(
     if !problems.is_empty() {
         return Err(problems);
     }
-    compiled
+    let rendered = compiled
         .render(minijinja::Value::from(minijinja::value::Serde(context)))
-        .map_err(|error| vec![problem_from_error(file, text, &error)])
+        .map_err(|error| vec![problem_from_error(file, text, &error)])?;
+    template::check_output(&rendered).map_err(|message| {
+        vec![TemplateProblem { file: file.to_path_buf(), line: 1, column: 1, len: 1, message, hint: None }]
+    })?;
+    Ok(rendered)
 }
 
 /// The first prefix of a dotted path that the context does not have.
@@ -265,6 +310,19 @@ pub fn lane_list(registry: &LaneRegistry) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn output_names_never_leave_the_out_dir() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = dir.path().join("out");
+        std::fs::create_dir(&out).expect("mkdir");
+        assert_eq!(inside_out_dir(&out, "a/b.md").ok(), Some(out.join("a/b.md")));
+        for bad in ["../x.md", "../..", "/etc/passwd", "a/../../x", ""] {
+            assert!(inside_out_dir(&out, bad).is_err(), "{bad}");
+        }
+        std::os::unix::fs::symlink(dir.path(), out.join("link")).expect("symlink");
+        assert!(inside_out_dir(&out, "link/x.md").is_err());
+    }
     use serde_json::json;
 
     #[test]

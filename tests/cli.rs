@@ -203,7 +203,9 @@ fn invalid_corpus_snapshots() {
     for expected in expected_corpus() {
         let output = runner(&["validate", &expected.path]);
         let name = expected.path.trim_start_matches("tests/invalid/").replace(['/', '.'], "_");
-        insta::assert_snapshot!(name, stdout(&output));
+        // Problems are on stderr; stdout stays empty when there are any.
+        assert_eq!(stdout(&output), "", "{}", expected.path);
+        insta::assert_snapshot!(name, stderr(&output));
     }
 }
 
@@ -264,7 +266,7 @@ fn a_file_over_the_size_limit_is_refused_not_read() {
     std::fs::write(&path, vec![b'#'; 9 * 1024 * 1024]).expect("write");
     let output = runner(&["validate", path.to_str().expect("utf8")]);
     assert_eq!(code(&output), 65);
-    assert!(stdout(&output).contains("runner reads files up to"), "{}", stdout(&output));
+    assert!(stderr(&output).contains("runner reads files up to"), "{}", stderr(&output));
 }
 
 #[test]
@@ -510,7 +512,7 @@ fn the_readme_workflow_example_validates() {
     std::fs::copy(root().join("cron-prompts/worker.md"), dir.path().join("cron-prompts/worker.md"))
         .expect("copy");
     let output = runner_in(dir.path(), &["validate", "wf/probe.yaml"]);
-    assert_eq!(code(&output), 0, "{}", stdout(&output));
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
 }
 
 // ---------------------------------------------------------------------------

@@ -21,6 +21,8 @@ struct Job {
     template: PathBuf,
     context: Value,
     out_name: String,
+    /// Where the output name comes from (file and pointer), for errors.
+    origin: (PathBuf, String),
 }
 
 /// Why the command stops early.
@@ -184,14 +186,16 @@ fn render_all(args: &RenderArgs, out: &mut Out, loader: &mut Loader) -> Result<i
             let template = sibling(&registry_path, &lane.prompt);
             let mut vars = manifest.vars.clone();
             vars.extend(extra.clone());
+            let index = registry.lanes.iter().position(|l| l.id == lane.id).unwrap_or_default();
             jobs.push(Job {
                 out_name: render::lane_output_name(lane, &template),
                 context: render::prompt_context(&vars, Some(registry), Some(lane)),
                 template,
+                origin: (registry_path.clone(), format!("/lanes/{index}/id")),
             });
         }
     }
-    for entry in &manifest.prompts {
+    for (index, entry) in manifest.prompts.iter().enumerate() {
         let template = sibling(&manifest_path, &entry.template);
         let mut vars = manifest.vars.clone();
         vars.extend(entry.vars.clone());
@@ -214,7 +218,8 @@ fn render_all(args: &RenderArgs, out: &mut Out, loader: &mut Loader) -> Result<i
             }
             None => template.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(),
         };
-        jobs.push(Job { template, context, out_name });
+        let pointer = format!("/prompts/{index}/{}", if entry.out.is_some() { "out" } else { "template" });
+        jobs.push(Job { template, context, out_name, origin: (manifest_path.clone(), pointer) });
     }
     let mut rendered: Vec<(String, PathBuf, String)> = Vec::new();
     for job in jobs {
@@ -228,10 +233,21 @@ fn render_all(args: &RenderArgs, out: &mut Out, loader: &mut Loader) -> Result<i
         };
         let root = job.template.parent().unwrap_or(Path::new(".")).to_path_buf();
         match render::render_checked(&job.template, &text, &root, &job.context) {
-            Ok(output) => {
-                let path = out_dir.join(&job.out_name);
-                rendered.push((display(&path), path, output));
-            }
+            Ok(output) => match render::inside_out_dir(out_dir, &job.out_name) {
+                Ok(path) => rendered.push((display(&path), path, output)),
+                Err(reason) => {
+                    let (file, pointer) = &job.origin;
+                    let name = display(file);
+                    let range = loader.document(&name).map(|d| d.locate(pointer).value).unwrap_or_default();
+                    loader.report_range(
+                        &name,
+                        range,
+                        "out-path",
+                        format!("output name `{}` {reason}", job.out_name),
+                        Some("name a file relative to --out-dir, without `..`".into()),
+                    );
+                }
+            },
             Err(problems) => {
                 for problem in problems {
                     crate::load::check_prompts::push_problem(loader, &problem);
@@ -261,7 +277,7 @@ fn check_drift(out: &mut Out, rendered: &[(String, PathBuf, String)]) -> i32 {
     let mut drifted = 0;
     let mut report = String::new();
     for (name, path, expected) in rendered {
-        match std::fs::read_to_string(path) {
+        match crate::fsutil::read_text(path, crate::fsutil::MAX_READ_BYTES) {
             Ok(actual) if &actual == expected => {}
             Ok(actual) => {
                 drifted += 1;

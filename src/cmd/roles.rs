@@ -1,7 +1,5 @@
 //! `runner roles select`: which level and model a piece of work gets, and why.
 
-use std::io::Read as _;
-
 use crate::cli::{OutputFormat, SelectArgs};
 use crate::cmd::Out;
 use crate::diagnostics::{did_you_mean, one_of};
@@ -44,14 +42,17 @@ pub fn select(args: &SelectArgs, out: &mut Out) -> i32 {
     let body = match (&args.body, &args.body_file) {
         (Some(body), _) => body.clone(),
         (None, Some(path)) if path.as_os_str() == "-" => {
-            let mut text = String::new();
-            if let Err(e) = std::io::stdin().read_to_string(&mut text) {
-                out.err(&format!("runner: cannot read the body from stdin: {e}\n"));
-                return exit::NOINPUT;
+            match crate::fsutil::read_capped(std::io::stdin(), crate::fsutil::MAX_READ_BYTES)
+                .and_then(crate::fsutil::utf8)
+            {
+                Ok(text) => text,
+                Err(e) => {
+                    out.err(&format!("runner: cannot read the body from stdin: {e}\n"));
+                    return exit::NOINPUT;
+                }
             }
-            text
         }
-        (None, Some(path)) => match std::fs::read_to_string(path) {
+        (None, Some(path)) => match crate::fsutil::read_text(path, crate::fsutil::MAX_READ_BYTES) {
             Ok(text) => text,
             Err(e) => {
                 out.err(&format!("runner: cannot read {}: {e}\n", display(path)));

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::cli::{ValidateArgs, ValidateOutput};
-use crate::cmd::{Out, stdout_is_terminal, use_color};
+use crate::cmd::{Out, stderr_color};
 use crate::diagnostics::{self, Diagnostic, Sources};
 use crate::exit;
 use crate::load::{Loader, ReadError, display, normalize};
@@ -59,15 +59,17 @@ pub fn run(args: &ValidateArgs, out: &mut Out) -> i32 {
             text.push('\n');
             out.out(&text);
         }
+        // Problems go to stderr; stdout carries only the `ok: N files valid` line.
+        ValidateOutput::Human if found.is_empty() => out.out(&summary(&found, files)),
         ValidateOutput::Human => {
-            let color = use_color(args.color, stdout_is_terminal());
+            let color = stderr_color(args.color);
             let mut text = String::new();
             for diagnostic in &found {
                 text.push_str(&diagnostics::render(diagnostic, &sources, color));
                 text.push('\n');
             }
             text.push_str(&summary(&found, files));
-            out.out(&text);
+            out.err(&text);
         }
     }
     for path in &missing {

@@ -1175,7 +1175,7 @@ impl Engine {
         context: &Value,
     ) -> StepResult {
         let template = sibling(&inv.unit.path, &render.template);
-        let text = match std::fs::read_to_string(&template) {
+        let text = match crate::fsutil::read_text(&template, crate::fsutil::MAX_READ_BYTES) {
             Ok(t) => t,
             Err(e) => {
                 return StepResult::failed(format!("cannot read {}: {e}", template.display()), Json::Null);
@@ -1614,14 +1614,12 @@ pub fn parse_cli_inputs(
 /// `@-` reads standard input, `@path` a file; anything else is the value itself.
 fn read_input_text(text: &str) -> Result<String, String> {
     match text.strip_prefix('@') {
-        Some("-") => {
-            let mut buffer = String::new();
-            std::io::Read::read_to_string(&mut std::io::stdin(), &mut buffer)
-                .map_err(|e| format!("cannot read standard input: {e}"))?;
-            Ok(buffer)
-        }
+        Some("-") => crate::fsutil::read_capped(std::io::stdin(), crate::fsutil::MAX_READ_BYTES)
+            .and_then(crate::fsutil::utf8)
+            .map_err(|e| format!("cannot read standard input: {e}")),
         Some(path) if !path.is_empty() => {
-            std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))
+            crate::fsutil::read_text(Path::new(path), crate::fsutil::MAX_READ_BYTES)
+                .map_err(|e| format!("cannot read {path}: {e}"))
         }
         _ => Ok(text.to_string()),
     }

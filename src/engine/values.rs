@@ -99,7 +99,9 @@ impl Evaluator {
         }
         let env = self.env.read().map_err(|_| "template cache poisoned".to_string())?;
         let compiled = env.get_template(text).map_err(|e| template::describe_error(&e))?;
-        compiled.render(context).map_err(|e| template::describe_error(&e))
+        let rendered = compiled.render(context).map_err(|e| template::describe_error(&e))?;
+        template::check_output(&rendered)?;
+        Ok(rendered)
     }
 
     /// Evaluate a bare expression.
@@ -117,7 +119,11 @@ impl Evaluator {
     /// Render a template string keeping the type of a lone `{{ expr }}`.
     pub fn render_value(&self, text: &str, context: &Value) -> Result<Json, String> {
         match template::single_expression(text) {
-            Some(expression) => self.eval(expression, context).map(|v| to_json(&v)),
+            Some(expression) => self.eval(expression, context).and_then(|v| {
+                // Converting is recursive: refuse absurd nesting first.
+                template::check_depth(&v).map_err(|e| template::describe_error(&e))?;
+                Ok(to_json(&v))
+            }),
             None => self.render_text(text, context).map(Json::String),
         }
     }

@@ -36,7 +36,8 @@ pub fn check(loader: &mut Loader, path: &Path, name: &str, document: &Document, 
             }
         }
         let prompt = sibling(path, &lane.prompt);
-        match loader.read(&prompt) {
+        let at = document.locate(&format!("{pointer}/prompt")).value;
+        match loader.read_from(&prompt, Some((name, at))) {
             Ok(text) => {
                 super::check_prompts::check_template_text(loader, &display(&prompt), &text, &BTreeSet::new());
             }

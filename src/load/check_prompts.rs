@@ -42,7 +42,8 @@ pub fn check(loader: &mut Loader, path: &Path, name: &str, document: &Document, 
             check_var_name(loader, name, document, &format!("{pointer}/vars/{}", escape_pointer(key)), key);
         }
         let template = sibling(path, &entry.template);
-        let text = match loader.read(&template) {
+        let at = document.locate(&format!("{pointer}/template")).value;
+        let text = match loader.read_from(&template, Some((name, at))) {
             Ok(text) => text,
             Err(ReadError::Missing) => {
                 loader.report(
@@ -63,23 +64,36 @@ pub fn check(loader: &mut Loader, path: &Path, name: &str, document: &Document, 
         render_and_report(loader, &template, &text, &context);
         if let Some(out) = &entry.out {
             let env = crate::template::environment();
-            if let Err(error) = env.render_str(out, minijinja::Value::from(minijinja::value::Serde(&context)))
-            {
-                loader.report(
+            match env.render_str(out, minijinja::Value::from(minijinja::value::Serde(&context))) {
+                Err(error) => loader.report(
                     name,
                     document,
                     &format!("{pointer}/out"),
                     "template",
                     crate::template::describe_error(&error),
                     None,
-                );
+                ),
+                // The same rule `render --all` applies: the name stays inside --out-dir.
+                Ok(rendered) => {
+                    if let Err(reason) = render::inside_out_dir(Path::new(""), &rendered) {
+                        loader.report(
+                            name,
+                            document,
+                            &format!("{pointer}/out"),
+                            "out-path",
+                            format!("output name `{rendered}` {reason}"),
+                            Some("name a file relative to --out-dir, without `..`".into()),
+                        );
+                    }
+                }
             }
         }
     }
     if let Some((registry, registry_path)) = &registry {
         for lane in &registry.lanes {
             let template = sibling(registry_path, &lane.prompt);
-            let Ok(text) = loader.read(&template) else { continue };
+            // A lane prompt that cannot be read was reported at the registry's line.
+            let Some(text) = loader.read_quiet(&template) else { continue };
             let context = render::prompt_context(&manifest.vars, Some(registry), Some(lane));
             let before = loader.diagnostics.len();
             render_and_report(loader, &template, &text, &context);
@@ -130,6 +144,17 @@ pub fn check_template_text(loader: &mut Loader, name: &str, text: &str, known: &
     let env = render::environment_for(path.parent().unwrap_or(Path::new(".")));
     match env.template_from_named_str(name, text) {
         Ok(_) => {
+            let index = LineIndex::new(text);
+            for unknown in crate::template::unknown_names(&env, text) {
+                let start = index.pos_of_offset(unknown.span.start);
+                loader.report_range(
+                    name,
+                    Range { start, end: unknown.span.end },
+                    "template",
+                    format!("unknown {} `{}`", unknown.kind, unknown.name),
+                    crate::template::suggest_name(&env, unknown.kind, &unknown.name),
+                );
+            }
             if known.is_empty() {
                 return;
             }

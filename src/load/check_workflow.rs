@@ -760,7 +760,8 @@ impl Checker<'_> {
             self.check_template(out, &format!("{pointer}/out"), scope);
         }
         let target = sibling(self.path, &render.template);
-        match self.loader.read(&target) {
+        let at = self.document.locate(&format!("{pointer}/template")).value;
+        match self.loader.read_from(&target, Some((self.name, at))) {
             Ok(text) => {
                 let name = display(&target);
                 let known: BTreeSet<String> = render.vars.keys().cloned().collect();
@@ -777,23 +778,56 @@ impl Checker<'_> {
     }
 
     fn check_exit_code(&mut self, code: &Value, pointer: &str, scope: &Scope, min: i64) {
+        // Report numbers as written (`99999999999999999999`, not `1e+20`).
+        let written = |this: &Self, fallback: String| {
+            let range = this.document.locate(pointer).value;
+            this.source
+                .get(range.start.offset..range.end)
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(str::to_string)
+                .unwrap_or(fallback)
+        };
         match code {
             Value::Number(n) => match n.as_i64() {
-                None => self.report(
-                    pointer,
-                    "exit-code",
-                    format!("exit code {n} is not a whole number; expected {min}–63"),
-                    None,
-                ),
+                None if n.as_f64().is_some_and(|f| f.fract() != 0.0) => {
+                    let text = written(self, n.to_string());
+                    self.report(
+                        pointer,
+                        "exit-code",
+                        format!("exit code {text} is not a whole number; expected {min}–63"),
+                        None,
+                    )
+                }
+                None => {
+                    let text = written(self, n.to_string());
+                    self.report(pointer, "exit-code", format!("exit code {text} is outside {min}–63"), None)
+                }
                 Some(v) if !(min..=63).contains(&v) => self.report(
                     pointer,
                     "exit-code",
-                    format!("exit code {v} is outside {min}–63"),
+                    format!("exit code {} is outside {min}–63", written(self, v.to_string())),
                     (v > 63).then(|| "codes 64 and up are runner's own (see the README)".into()),
                 ),
                 Some(_) => {}
             },
-            Value::String(text) => self.check_template(text, pointer, scope),
+            Value::String(text) if template::is_template(text) => self.check_template(text, pointer, scope),
+            // Not a template: `.nan`, `-.inf`, `1e999999` (too large for a number) or a
+            // quoted `"70"` would silently become exit 1 at run time.
+            Value::String(text) => {
+                let shown = written(self, text.clone());
+                let quoted = text.trim().parse::<i64>().is_ok();
+                self.report(
+                    pointer,
+                    "exit-code",
+                    format!("exit code {shown} is not a whole number in {min}–63"),
+                    Some(if quoted {
+                        format!("write it without quotes: `exit_code: {}`", text.trim())
+                    } else {
+                        format!("give a whole number in {min}–63, or a `{{{{ }}}}` template that yields one")
+                    }),
+                )
+            }
             other => self.report(
                 pointer,
                 "type",
@@ -863,8 +897,31 @@ impl Checker<'_> {
             return;
         }
         match template_variables(&self.env, text) {
-            Ok(variables) => self.check_variables(&variables, pointer, scope),
+            Ok(variables) => {
+                self.check_variables(&variables, pointer, scope);
+                self.check_names(text, text, 0, pointer);
+            }
             Err(error) => self.report_template_error(text, pointer, &error),
+        }
+    }
+
+    /// Unknown filters and tests in `compiled` (the field's `text`, or `{{ text }}` for
+    /// an expression, whose offsets are `shift` bytes ahead).
+    fn check_names(&mut self, text: &str, compiled: &str, shift: usize, pointer: &str) {
+        for unknown in template::unknown_names(&self.env, compiled) {
+            let location = self.document.locate(pointer);
+            let span = unknown.span.start.saturating_sub(shift)..unknown.span.end.saturating_sub(shift);
+            let range = super::refine_template_range(self.source, &location, text, span);
+            let hint = template::suggest_name(&self.env, unknown.kind, &unknown.name);
+            self.loader.push_at(
+                self.name,
+                self.document,
+                range,
+                location,
+                "template",
+                format!("unknown {} `{}`", unknown.kind, unknown.name),
+                hint,
+            );
         }
     }
 
@@ -882,7 +939,10 @@ impl Checker<'_> {
             return;
         }
         match expression_variables(&self.env, text) {
-            Ok(variables) => self.check_variables(&variables, pointer, scope),
+            Ok(variables) => {
+                self.check_variables(&variables, pointer, scope);
+                self.check_names(text, &format!("{{{{ {text} }}}}"), 3, pointer);
+            }
             Err(error) => self.report_template_error(text, pointer, &error),
         }
     }

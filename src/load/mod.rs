@@ -8,6 +8,8 @@ pub mod check_schedule;
 pub mod check_test;
 pub mod check_workflow;
 pub mod layers;
+#[cfg(test)]
+mod mutation_tests;
 pub mod schema_check;
 pub mod yaml;
 
@@ -19,11 +21,12 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::diagnostics::{Diagnostic, Sources, did_you_mean, one_of};
+use crate::fsutil::ReadFailure;
 use crate::model::{FileKind, LaneRegistry, PromptManifest, Workflow};
 use yaml::{Document, Location, Pos, Range};
 
 /// Largest file runner reads (8 MiB).
-pub const MAX_FILE_BYTES: u64 = 8 * 1024 * 1024;
+pub const MAX_FILE_BYTES: u64 = crate::fsutil::MAX_READ_BYTES;
 
 /// A file that loaded cleanly.
 #[derive(Debug, Clone)]
@@ -131,80 +134,62 @@ impl Loader {
     /// Read a file's text, reporting unreadable files. `Missing` is not reported here,
     /// so the caller can decide between exit 66 and a diagnostic at the reference.
     pub fn read(&mut self, path: &Path) -> Result<String, ReadError> {
+        self.read_from(path, None)
+    }
+
+    /// [`Loader::read`] for a file named in another file: a file that exists but
+    /// cannot be read (a directory, a FIFO, a device, too large, no permission) is
+    /// reported at `at`, the reference (file and range), not at `path:0:0`.
+    pub fn read_from(&mut self, path: &Path, at: Option<(&str, Range)>) -> Result<String, ReadError> {
         let name = display(path);
-        let metadata = match std::fs::metadata(path) {
-            Ok(m) => m,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(ReadError::Missing),
-            Err(e) => {
-                self.diagnostics.push(Diagnostic::new(
-                    &name,
-                    Range::default(),
-                    "io",
-                    format!("cannot read file: {e}"),
-                ));
-                return Err(ReadError::Reported);
-            }
-        };
-        if metadata.is_dir() {
-            self.diagnostics.push(Diagnostic::new(
-                &name,
-                Range::default(),
-                "io",
-                "expected a file, found a directory",
-            ));
-            return Err(ReadError::Reported);
-        }
-        if metadata.len() > MAX_FILE_BYTES {
-            self.diagnostics.push(
-                Diagnostic::new(
-                    &name,
-                    Range::default(),
-                    "too-large",
-                    format!(
-                        "file is {} bytes; runner reads files up to {MAX_FILE_BYTES} bytes",
-                        metadata.len()
-                    ),
-                )
-                .with_hint(Some("split it into smaller workflows joined with `call`".into())),
-            );
-            return Err(ReadError::Reported);
-        }
-        let bytes = match std::fs::read(path) {
-            Ok(b) => b,
-            Err(e) => {
-                self.diagnostics.push(Diagnostic::new(
-                    &name,
-                    Range::default(),
-                    "io",
-                    format!("cannot read file: {e}"),
-                ));
-                return Err(ReadError::Reported);
-            }
-        };
-        match String::from_utf8(bytes) {
+        let failure = match crate::fsutil::read_text(path, MAX_FILE_BYTES) {
             Ok(text) => {
                 self.sources.insert(&name, text.clone());
-                Ok(text)
+                return Ok(text);
             }
-            Err(e) => {
-                let valid = e.utf8_error().valid_up_to();
-                let prefix = String::from_utf8_lossy(&e.as_bytes()[..valid]).into_owned();
+            Err(ReadFailure::Missing) => return Err(ReadError::Missing),
+            Err(ReadFailure::NotUtf8 { bytes, valid_up_to }) => {
+                let prefix = String::from_utf8_lossy(&bytes[..valid_up_to.min(bytes.len())]).into_owned();
                 let index = yaml::LineIndex::new(&prefix);
-                let start = index.pos_of_offset(valid);
-                let range = Range { start, end: valid };
+                let start = index.pos_of_offset(valid_up_to);
+                let range = Range { start, end: valid_up_to };
                 self.sources.insert(&name, prefix);
                 self.diagnostics.push(
                     Diagnostic::new(
                         &name,
                         range,
                         "encoding",
-                        format!("file is not UTF-8 text (invalid byte at offset {valid})"),
+                        format!("file is not UTF-8 text (invalid byte at offset {valid_up_to})"),
                     )
                     .with_hint(Some("runner files must be UTF-8 text; is this a binary file?".into())),
                 );
-                Err(ReadError::Reported)
+                return Err(ReadError::Reported);
             }
-        }
+            Err(other) => other,
+        };
+        let (code, hint) = match &failure {
+            ReadFailure::TooLarge { .. } => {
+                ("too-large", Some("split it into smaller workflows joined with `call`".to_string()))
+            }
+            ReadFailure::NotAFile(_) => ("io", Some("name a regular file".to_string())),
+            _ => ("io", None),
+        };
+        let diagnostic = match at {
+            Some((file, range)) => {
+                Diagnostic::new(file, range, code, format!("cannot read `{name}`: {failure}"))
+            }
+            None => Diagnostic::new(&name, Range::default(), code, format!("cannot read file: {failure}")),
+        };
+        self.diagnostics.push(diagnostic.with_hint(hint));
+        Err(ReadError::Reported)
+    }
+
+    /// Read a file whose problems are reported elsewhere (a second reader of the same
+    /// reference): its text, or `None` without a diagnostic.
+    pub fn read_quiet(&mut self, path: &Path) -> Option<String> {
+        let text = crate::fsutil::read_text(path, MAX_FILE_BYTES).ok()?;
+        self.sources.insert(&display(path), text.clone());
+        Some(text)
     }
 
     /// The parsed document of a loaded file (for locating values), by display name.
@@ -214,13 +199,18 @@ impl Loader {
 
     /// Load and fully check a YAML file of any kind. Reports `Missing` to the caller.
     pub fn load(&mut self, path: &Path) -> Result<Option<Loaded>, ReadError> {
+        self.load_from(path, None)
+    }
+
+    /// [`Loader::load`] for a file named at `at` (see [`Loader::read_from`]).
+    pub fn load_from(&mut self, path: &Path, at: Option<(&str, Range)>) -> Result<Option<Loaded>, ReadError> {
         let key = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
         match self.slots.get(&key) {
             Some(Slot::Done(result)) => return Ok(result.clone()),
             Some(Slot::InProgress) => return Ok(None),
             None => {}
         }
-        let text = self.read(path)?;
+        let text = self.read_from(path, at)?;
         self.slots.insert(key.clone(), Slot::InProgress);
         let name = display(path);
         self.stack.push(name.clone());
@@ -266,7 +256,8 @@ impl Loader {
                 let location = document.locate(&problem.pointer);
                 let range =
                     if problem.on_key { location.key.unwrap_or(location.value) } else { location.value };
-                self.push_at(name, &document, range, location, problem.code, problem.message, problem.hint);
+                let message = as_written(&document, &problem.pointer, text, problem.message);
+                self.push_at(name, &document, range, location, problem.code, message, problem.hint);
             }
             return None;
         }
@@ -397,7 +388,8 @@ impl Loader {
     }
 
     fn typed<T: DeserializeOwned>(&mut self, name: &str, document: &Document) -> Option<T> {
-        match serde_json::from_value::<T>(document.value.clone()) {
+        // Deserialize from a reference: no copy of the whole document.
+        match T::deserialize(&document.value) {
             Ok(model) => Some(model),
             Err(e) => {
                 self.diagnostics.push(Diagnostic::new(
@@ -452,7 +444,8 @@ impl Loader {
         note_invalid: bool,
     ) -> Option<Loaded> {
         let target = sibling(from, relative);
-        match self.load(&target) {
+        let at = document.locate(pointer).value;
+        match self.load_from(&target, Some((name, at))) {
             Ok(Some(loaded)) if loaded.kind() == kind => Some(loaded),
             Ok(Some(other)) => {
                 self.report(
@@ -465,7 +458,9 @@ impl Loader {
                 );
                 None
             }
-            Ok(None) | Err(ReadError::Reported) => {
+            // A file that could not be read was reported at the reference already.
+            Err(ReadError::Reported) => None,
+            Ok(None) => {
                 if note_invalid {
                     self.report(
                         name,
@@ -539,6 +534,19 @@ impl Loader {
     ) {
         self.diagnostics.push(Diagnostic::new(name, range, code, message).with_hint(hint));
     }
+}
+
+/// A message about the number at `pointer` with the number as written in the file
+/// (`99999999999999999999`), not as JSON prints it after conversion (`1e+20`).
+fn as_written(document: &Document, pointer: &str, source: &str, message: String) -> String {
+    let Some(Value::Number(n)) = document.value.pointer(pointer) else { return message };
+    let range = document.locate(pointer).value;
+    let Some(written) = source.get(range.start.offset..range.end).map(str::trim) else { return message };
+    let printed = n.to_string();
+    if written.is_empty() || written == printed {
+        return message;
+    }
+    message.replace(&printed, written)
 }
 
 /// Find `needle` used inside a template tag of a located scalar and return its exact

@@ -339,11 +339,29 @@ impl Checker {
                 }
             }
         }
-        expected.dedup();
-        let expected = match expected.len() {
-            0 => "a different value".to_string(),
-            1 => expected.remove(0),
-            n => format!("{} or {}", expected[..n - 1].join(", "), expected[n - 1]),
+        // Named values first, then kinds of value, each once: "one of `a` or `b`",
+        // not "text, `a`, text, `b`" (one branch per name, each also saying "text").
+        let mut seen = BTreeSet::new();
+        expected.retain(|e| seen.insert(e.clone()));
+        let (named, kinds): (Vec<String>, Vec<String>) =
+            expected.into_iter().partition(|e| e.starts_with('`'));
+        let join = |items: &[String]| match items.len() {
+            0 => String::new(),
+            1 => items[0].clone(),
+            n => format!("{} or {}", items[..n - 1].join(", "), items[n - 1]),
+        };
+        let kinds: Vec<String> = if named.is_empty() {
+            kinds
+        } else {
+            // The names are texts already; "text" adds nothing.
+            kinds.into_iter().filter(|k| k != "text").collect()
+        };
+        let expected = match (named.len(), kinds.is_empty()) {
+            (0, true) => "a different value".to_string(),
+            (0, false) => join(&kinds),
+            (1 | 2, true) => join(&named),
+            (_, true) => format!("one of {}", join(&named)),
+            (_, false) => format!("one of {}, or {}", join(&named), join(&kinds)),
         };
         let mut problem = Problem::new(
             base,
@@ -632,7 +650,7 @@ mod tests {
         let p = problems(FileKind::Workflow, wf);
         assert_eq!(p.len(), 1, "{p:?}");
         assert_eq!(p[0].pointer, "/steps/0/method");
-        assert!(p[0].message.contains("expected `GET`"), "{}", p[0].message);
+        assert!(p[0].message.contains("expected one of `GET`"), "{}", p[0].message);
     }
 
     #[test]

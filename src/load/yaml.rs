@@ -90,23 +90,37 @@ pub struct YamlError {
     pub related: Option<(Range, String)>,
 }
 
-/// Line start offsets, to turn parser markers into byte offsets.
+/// Line start offsets, to turn parser markers into byte offsets in O(1) amortised:
+/// markers carry their byte offset; a character column is mapped directly on an ASCII
+/// line, and otherwise by walking on from the last position asked for on that line
+/// (the parser asks in order), never from the line start for every node.
 #[derive(Debug)]
 pub struct LineIndex<'a> {
     source: &'a str,
     starts: Vec<usize>,
+    /// Whether each line is pure ASCII (then column = byte distance).
+    ascii: Vec<bool>,
+    /// The last (line, 0-based char column, byte offset) resolved on a non-ASCII line.
+    cursor: std::cell::Cell<(usize, usize, usize)>,
 }
 
 impl<'a> LineIndex<'a> {
     /// Index `source`.
     pub fn new(source: &'a str) -> Self {
         let mut starts = vec![0];
+        let mut ascii = Vec::new();
+        let mut line_ascii = true;
         for (index, byte) in source.bytes().enumerate() {
             if byte == b'\n' {
                 starts.push(index + 1);
+                ascii.push(line_ascii);
+                line_ascii = true;
+            } else if !byte.is_ascii() {
+                line_ascii = false;
             }
         }
-        LineIndex { source, starts }
+        ascii.push(line_ascii);
+        LineIndex { source, starts, ascii, cursor: std::cell::Cell::new((0, 0, 0)) }
     }
 
     /// The position of 1-based `line` and 0-based character column `col`.
@@ -115,16 +129,45 @@ impl<'a> LineIndex<'a> {
         let start = self.starts[line - 1];
         let end = self.starts.get(line).copied().unwrap_or(self.source.len());
         let text = &self.source[start..end];
-        let offset = text
-            .char_indices()
-            .nth(col)
-            .map(|(i, _)| start + i)
-            .unwrap_or(end.min(start + text.trim_end_matches(['\n', '\r']).len()));
+        let content_end = start + text.trim_end_matches(['\n', '\r']).len();
+        let offset = if self.ascii.get(line - 1).copied().unwrap_or(false) {
+            if col < text.len() { start + col } else { content_end }
+        } else {
+            // Resume from the cursor when it is on this line at or before `col`.
+            let (cursor_line, cursor_col, cursor_offset) = self.cursor.get();
+            let (mut at_col, mut at) = if cursor_line == line && cursor_col <= col {
+                (cursor_col, cursor_offset)
+            } else {
+                (0, start)
+            };
+            let mut chars = self.source[at..end].chars();
+            while at_col < col {
+                match chars.next() {
+                    Some(c) => {
+                        at += c.len_utf8();
+                        at_col += 1;
+                    }
+                    None => break,
+                }
+            }
+            if at_col == col && at < end {
+                self.cursor.set((line, col, at));
+                at
+            } else {
+                content_end
+            }
+        };
         Pos { line, col: col + 1, offset }
     }
 
     fn marker(&self, marker: &Marker) -> Pos {
-        self.pos(marker.line(), marker.col())
+        match marker.byte_offset() {
+            Some(offset) if offset <= self.source.len() && self.source.is_char_boundary(offset) => {
+                let line = marker.line().max(1).min(self.starts.len());
+                Pos { line, col: marker.col() + 1, offset }
+            }
+            _ => self.pos(marker.line(), marker.col()),
+        }
     }
 
     fn span(&self, span: &Span) -> Range {
@@ -683,6 +726,26 @@ mod tests {
         let Err(e) = parse("a:\n\t- b\n") else { panic!("expected an error") };
         assert_eq!(e.range.start.line, 2);
         assert!(e.hint.is_some(), "{e:?}");
+    }
+
+    #[test]
+    fn positions_count_characters_and_offsets_count_bytes() {
+        let src = "a: \"é😀\"\nb: [ü, x, \"ß\"]\nc: {k: 1}\n";
+        let d = doc(src);
+        let loc = d.locate("/b/2").value;
+        assert_eq!((loc.start.line, loc.start.col), (2, 11));
+        assert_eq!(&src[loc.start.offset..loc.end], "\"ß\"");
+        let loc = d.locate("/b/1").value;
+        assert_eq!((loc.start.line, loc.start.col, &src[loc.start.offset..loc.end]), (2, 8, "x"));
+        let loc = d.locate("/c/k").value;
+        assert_eq!((loc.start.line, loc.start.col, &src[loc.start.offset..loc.end]), (3, 8, "1"));
+        // The fallback mapping (markers without byte offsets) agrees, asked in any order.
+        let index = LineIndex::new(src);
+        for (line, col, offset) in
+            [(2, 10, 23), (2, 3, 15), (2, 7, 20), (2, 11, 24), (1, 4, 4), (1, 5, 6), (1, 99, 11)]
+        {
+            assert_eq!(index.pos(line, col).offset, offset, "line {line} col {col}");
+        }
     }
 
     #[test]

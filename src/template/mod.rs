@@ -27,15 +27,76 @@ pub fn environment() -> Environment<'static> {
         env.set_syntax(syntax);
     }
     // Bound the work one template may do, so no file can hang a run.
-    env.set_fuel(Some(50_000_000));
+    env.set_fuel(Some(FUEL));
     filters::register(&mut env);
     audit::register(&mut env);
     text::register(&mut env);
     env.set_formatter(|out, state, value| match display_override(value) {
         Some(text) => out.write_str(text).map_err(minijinja::Error::from),
-        None => minijinja::escape_formatter(out, state, value),
+        None => {
+            check_depth(value)?;
+            minijinja::escape_formatter(out, state, value)
+        }
     });
     env
+}
+
+/// The work one template evaluation may do (minijinja instructions).
+pub const FUEL: u64 = 50_000_000;
+
+/// The largest text one template may produce (8 MiB), checked on its result.
+pub const MAX_OUTPUT_BYTES: usize = 8 * 1024 * 1024;
+
+/// Refuse a rendered text over [`MAX_OUTPUT_BYTES`].
+pub fn check_output(text: &str) -> Result<(), String> {
+    if text.len() > MAX_OUTPUT_BYTES {
+        return Err(format!(
+            "template output is {} bytes; the limit is {MAX_OUTPUT_BYTES} bytes",
+            text.len()
+        ));
+    }
+    Ok(())
+}
+
+/// The deepest nesting of lists and maps a template may print or hand back.
+pub const MAX_VALUE_DEPTH: usize = 256;
+
+/// Refuse a value nested deeper than [`MAX_VALUE_DEPTH`], checked without recursion,
+/// so printing or converting it cannot overflow the stack.
+pub fn check_depth(value: &minijinja::Value) -> Result<(), minijinja::Error> {
+    use minijinja::value::ValueKind;
+    let mut pending: Vec<(minijinja::Value, usize)> = vec![(value.clone(), 0)];
+    let mut visited = 0usize;
+    while let Some((current, depth)) = pending.pop() {
+        if depth > MAX_VALUE_DEPTH {
+            return Err(minijinja::Error::new(
+                minijinja::ErrorKind::InvalidOperation,
+                format!("value nested deeper than {MAX_VALUE_DEPTH} levels"),
+            ));
+        }
+        visited += 1;
+        if visited > 1_000_000 {
+            break;
+        }
+        match current.kind() {
+            ValueKind::Seq | ValueKind::Iterable => {
+                if let Ok(items) = current.try_iter() {
+                    pending.extend(items.take(100_000).map(|item| (item, depth + 1)));
+                }
+            }
+            ValueKind::Map => {
+                if let Ok(keys) = current.try_iter() {
+                    for key in keys.take(100_000) {
+                        if let Ok(item) = current.get_item(&key) {
+                            pending.push((item, depth + 1));
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// How values print in text: booleans as `true`/`false` (as in YAML and JSON, not
@@ -91,6 +152,202 @@ fn strip_globals(names: impl IntoIterator<Item = String>) -> BTreeSet<String> {
         .collect()
 }
 
+/// A filter or test that a template uses and the environment does not provide.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownName {
+    /// `filter` or `test`.
+    pub kind: &'static str,
+    /// The name as written.
+    pub name: String,
+    /// Byte range of the name in the template text (or of its expression).
+    pub span: std::ops::Range<usize>,
+}
+
+/// Every filter and test `text` uses that `env` does not have, found in the compiled
+/// instructions (minijinja resolves them only when the instruction runs, so an
+/// unknown one would otherwise fail a run half-way). Unparsable text yields nothing:
+/// its syntax error is reported elsewhere.
+pub fn unknown_names(env: &Environment<'_>, text: &str) -> Vec<UnknownName> {
+    use minijinja::machinery::{Instruction, Instructions, get_compiled_template};
+    let Ok(template) = env.template_from_str(text) else { return Vec::new() };
+    let compiled = get_compiled_template(&template);
+    let mut state = env.empty_state();
+    let mut found = Vec::new();
+    let mut scan = |instructions: &Instructions<'_>| {
+        let mut index = 0u32;
+        while let Some(instruction) = instructions.get(index) {
+            let used = match instruction {
+                Instruction::ApplyFilter(name, ..) => Some(("filter", *name)),
+                Instruction::PerformTest(name, ..) => Some(("test", *name)),
+                _ => None,
+            };
+            if let Some((kind, name)) = used {
+                // Called with no arguments, a known filter or test fails for another
+                // reason (a missing argument) or succeeds; nothing here has effects.
+                let missing = match kind {
+                    "filter" => state
+                        .apply_filter(name, &[])
+                        .is_err_and(|e| e.kind() == minijinja::ErrorKind::UnknownFilter),
+                    _ => state
+                        .perform_test(name, &[])
+                        .is_err_and(|e| e.kind() == minijinja::ErrorKind::UnknownTest),
+                };
+                if missing && !found.iter().any(|u: &UnknownName| u.kind == kind && u.name == name) {
+                    let whole = instructions
+                        .get_span(index)
+                        .map(|span| span.start_offset as usize..span.end_offset as usize)
+                        .filter(|r| r.start <= r.end && r.end <= text.len())
+                        .unwrap_or(0..text.len());
+                    let span = text
+                        .get(whole.clone())
+                        .and_then(|part| find_word(part, name))
+                        .map(|at| whole.start + at..whole.start + at + name.len())
+                        .or_else(|| find_word(text, name).map(|at| at..at + name.len()))
+                        .unwrap_or(whole);
+                    found.push(UnknownName { kind, name: name.to_string(), span });
+                }
+            }
+            index += 1;
+        }
+    };
+    scan(&compiled.instructions);
+    for block in compiled.blocks.values() {
+        scan(block);
+    }
+    found
+}
+
+/// Filters and tests every template here has: minijinja's built-ins and ours.
+const KNOWN_FILTERS: &[&str] = &[
+    "abs",
+    "attr",
+    "batch",
+    "bool",
+    "capitalize",
+    "chain",
+    "count",
+    "d",
+    "default",
+    "dictsort",
+    "e",
+    "escape",
+    "first",
+    "float",
+    "groupby",
+    "indent",
+    "int",
+    "items",
+    "join",
+    "last",
+    "length",
+    "lines",
+    "list",
+    "lower",
+    "map",
+    "max",
+    "min",
+    "pprint",
+    "reject",
+    "rejectattr",
+    "replace",
+    "reverse",
+    "round",
+    "safe",
+    "select",
+    "selectattr",
+    "slice",
+    "sort",
+    "split",
+    "string",
+    "sum",
+    "title",
+    "tojson",
+    "trim",
+    "unique",
+    "upper",
+    "urlencode",
+    "zip",
+    "dig",
+    "to_int",
+    "label_names",
+    "compact",
+    "fromjson",
+    "regex_find",
+    "one_line",
+];
+const KNOWN_TESTS: &[&str] = &[
+    "boolean",
+    "defined",
+    "divisibleby",
+    "endingwith",
+    "eq",
+    "even",
+    "false",
+    "filter",
+    "float",
+    "ge",
+    "gt",
+    "in",
+    "integer",
+    "iterable",
+    "le",
+    "lower",
+    "lt",
+    "mapping",
+    "ne",
+    "none",
+    "number",
+    "odd",
+    "safe",
+    "sameas",
+    "sequence",
+    "startingwith",
+    "string",
+    "test",
+    "true",
+    "undefined",
+    "upper",
+    "matching",
+];
+
+/// "did you mean `upper`?" for an unknown filter or test, among those `env` has.
+pub fn suggest_name(env: &Environment<'_>, kind: &str, name: &str) -> Option<String> {
+    let candidates = if kind == "filter" { KNOWN_FILTERS } else { KNOWN_TESTS };
+    let mut state = env.empty_state();
+    let available: Vec<&str> = candidates
+        .iter()
+        .copied()
+        .filter(|candidate| {
+            if kind == "filter" {
+                !state
+                    .apply_filter(candidate, &[])
+                    .is_err_and(|e| e.kind() == minijinja::ErrorKind::UnknownFilter)
+            } else {
+                !state
+                    .perform_test(candidate, &[])
+                    .is_err_and(|e| e.kind() == minijinja::ErrorKind::UnknownTest)
+            }
+        })
+        .collect();
+    crate::diagnostics::did_you_mean(name, available)
+}
+
+/// The byte offset of `name` as a whole word in `text`.
+fn find_word(text: &str, name: &str) -> Option<usize> {
+    let is_ident = |c: char| c.is_alphanumeric() || c == '_';
+    let mut from = 0;
+    while let Some(found) = text.get(from..)?.find(name) {
+        let at = from + found;
+        let before_ok = !text[..at].chars().next_back().is_some_and(is_ident);
+        let after_ok = !text[at + name.len()..].chars().next().is_some_and(is_ident);
+        if before_ok && after_ok {
+            return Some(at);
+        }
+        from = at + name.len();
+    }
+    None
+}
+
 /// The byte offset of the first use of `name` as a whole word inside a `{{ }}` or
 /// `{% %}` tag of `text`.
 pub fn find_in_tags(text: &str, name: &str) -> Option<usize> {
@@ -113,6 +370,11 @@ pub fn find_in_tags(text: &str, name: &str) -> Option<usize> {
 
 /// Describe a minijinja error in one line, with the template line when known.
 pub fn describe_error(error: &minijinja::Error) -> String {
+    if error.kind() == minijinja::ErrorKind::OutOfFuel {
+        return format!(
+            "template work limit reached ({FUEL} steps); is a loop unbounded or nested too deeply?"
+        );
+    }
     let mut text = match error.detail() {
         Some(detail) => format!("{}: {detail}", kind_text(error.kind())),
         None => kind_text(error.kind()).to_string(),
@@ -172,6 +434,35 @@ mod tests {
         let out = env
             .render_str("{{ a }} {{ b }} [{{ c }}]", minijinja::context! { a => true, b => false, c => () });
         assert_eq!(out.ok().as_deref(), Some("true false []"));
+    }
+
+    #[test]
+    fn unknown_filters_and_tests_are_found_before_running() {
+        let env = environment();
+        let text = "{{ x | upper | shout }} {% if x is frobbed %}{{ y | default('a') }}{% endif %}";
+        let found = unknown_names(&env, text);
+        let names: Vec<(&str, &str, &str)> =
+            found.iter().map(|u| (u.kind, u.name.as_str(), &text[u.span.clone()])).collect();
+        assert_eq!(names, vec![("filter", "shout", "shout"), ("test", "frobbed", "frobbed")]);
+        assert!(unknown_names(&env, "{{ x | tojson }} {{ x is defined }} {{ x | to_int }}").is_empty());
+        assert!(unknown_names(&env, "{{ unclosed").is_empty());
+    }
+
+    #[test]
+    fn deep_values_and_endless_work_end_with_a_named_limit() {
+        let env = environment();
+        let deep = "{% set ns = namespace(v=1) %}{% for i in range(2000) %}{% set ns.v = [ns.v] %}{% endfor %}{{ ns.v }}";
+        let error = env.render_str(deep, minijinja::context! {}).err().map(|e| describe_error(&e));
+        assert!(error.as_deref().is_some_and(|e| e.contains("nested deeper than 256")), "{error:?}");
+        // The real limit takes a minute in a debug build; the message is the same.
+        let mut env = env;
+        env.set_fuel(Some(100_000));
+        let endless = "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}";
+        let error = env.render_str(endless, minijinja::context! {}).err().map(|e| describe_error(&e));
+        assert!(
+            error.as_deref().is_some_and(|e| e.starts_with("template work limit reached (")),
+            "{error:?}"
+        );
     }
 
     #[test]

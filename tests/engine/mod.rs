@@ -906,4 +906,5 @@ fn templates_see_the_lifecycle_and_roles() {
 
 mod devclaw;
 mod fleet;
+mod hardening_load;
 mod hardening_net;
