@@ -365,7 +365,8 @@ fn colour_follows_clicolor_force_no_color_and_term_dumb() {
         for (key, value) in env {
             command.env(key, value);
         }
-        stdout(&output_within(command, Duration::from_secs(60)))
+        // Problems go to stderr; stdout keeps only the summary of a clean run.
+        stderr(&output_within(command, Duration::from_secs(60)))
     };
     assert!(!run(&[]).contains('\x1b'), "a pipe gets no colour");
     assert!(run(&[("CLICOLOR_FORCE", "1")]).contains("\x1b["), "CLICOLOR_FORCE colours a pipe");
@@ -402,7 +403,7 @@ fn parallel_validation_reports_a_shared_broken_file_once() {
     }
     let output = runner(&["validate", dir.path().to_str().expect("utf8")]);
     assert_eq!(code(&output), 65);
-    let text = stdout(&output);
+    let text = stderr(&output);
     assert_eq!(text.matches("unknown field `timout`").count(), 1, "{text}");
     assert!(text.ends_with("(71 files checked)\n"), "{text}");
 }
