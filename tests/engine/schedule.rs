@@ -434,12 +434,20 @@ fn a_crashing_child_does_not_stop_the_scheduler() {
 /// Pretend the scheduler last fired `entry` 35 minutes ago, then start it.
 fn restarted(dir: &Dir, policy: &str) -> Scheduler {
     dir.write("quick.yaml", "name: quick\nsteps:\n  - type: emit\n    text: hi\n");
+    // Fires 10, 20 and 30 minutes ago, and next in about half an hour: three missed
+    // firings and none due while the test runs, whatever the wall-clock minute (a fixed
+    // `*/10` made the test depend on whether it started next to a multiple of ten).
+    let now = chrono::Utc::now();
+    let minutes: Vec<String> = (1..=3)
+        .map(|k| chrono::Timelike::minute(&(now - chrono::Duration::minutes(10 * k))).to_string())
+        .collect();
     let schedule = format!(
-        "kind: schedule\nentries:\n  - id: tenner\n    workflow: quick.yaml\n    cron: \"*/10 * * * *\"\n    missed: {policy}\n    max_missed: 2\n"
+        "kind: schedule\nentries:\n  - id: tenner\n    workflow: quick.yaml\n    cron: \"{} * * * *\"\n    missed: {policy}\n    max_missed: 2\n",
+        minutes.join(",")
     );
     let file = dir.write("schedule.yaml", &schedule);
     let state_file = runner::schedule::service::state_file(&dir.state(), &file);
-    let last = chrono::Utc::now() - chrono::Duration::minutes(35);
+    let last = now - chrono::Duration::minutes(35);
     std::fs::create_dir_all(state_file.parent().expect("dir")).expect("mkdir");
     std::fs::write(&state_file, serde_json::json!({"last_fires": {"tenner": last.to_rfc3339()}}).to_string())
         .expect("state");
