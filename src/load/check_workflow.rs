@@ -1200,8 +1200,9 @@ fn list_or_none(names: &[&str]) -> String {
 /// Warn (a warning, never an error) where a workflow input can reach an `exec`
 /// argument unguarded: at run time such an argument is refused when its value starts
 /// with `-` (it would be read as an option), so say so before it happens. Guarded:
-/// an argument after a literal `--`, one whose template itself starts with `-`, a
-/// step with `options_from_input: true`, and boolean or lane inputs.
+/// an argument after a literal `--`, one whose template starts with literal text (so
+/// `--repo={{ inputs.repo }}` is the way to pass an option's value), a step with
+/// `options_from_input: true`, and boolean or lane inputs.
 pub fn warn_unguarded_argv(loader: &mut Loader, name: &str, document: &Document, workflow: &Workflow) {
     let env = template::environment();
     let mut pending: Vec<(&[Step], String)> =
@@ -1231,7 +1232,9 @@ pub fn warn_unguarded_argv(loader: &mut Loader, name: &str, document: &Document,
                 if arg == "--" {
                     break;
                 }
-                if arg.starts_with('-') || !template::is_template(arg) {
+                // Only a value that starts with the interpolation can start with `-`:
+                // `repos/{{ inputs.repo }}` or `--repo={{ inputs.repo }}` cannot.
+                if !(arg.starts_with("{{") || arg.starts_with("{%")) || !template::is_template(arg) {
                     continue;
                 }
                 let Ok(variables) = template_variables(&env, arg) else { continue };
