@@ -341,7 +341,7 @@ fn a_cut_cron_backend_stderr_ends_with_an_ellipsis() {
 #[test]
 fn validate_warns_when_an_input_reaches_argv_unguarded() {
     let case = Case::new(
-        "name: t\ninputs:\n  rev: {type: string}\n  flag: {type: boolean}\nsteps:\n  - type: exec\n    argv: [git, log, \"{{ inputs.rev }}\", \"--all={{ inputs.flag }}\"]\n  - type: exec\n    argv: [git, log, --, \"{{ inputs.rev }}\"]\n  - type: exec\n    options_from_input: true\n    argv: [git, log, \"{{ inputs.rev }}\"]\n",
+        "name: t\ninputs:\n  rev: {type: string}\n  flag: {type: boolean}\nsteps:\n  - type: exec\n    argv: [git, log, \"{{ inputs.rev }}\", \"--all={{ inputs.flag }}\"]\n  - type: exec\n    argv: [git, log, --, \"{{ inputs.rev }}\"]\n  - type: exec\n    options_from_input: true\n    argv: [git, log, \"{{ inputs.rev }}\"]\n  - type: exec\n    argv: [git, show, \"HEAD:{{ inputs.rev }}\", \"--format={{ inputs.rev }}\"]\n",
     );
     let output = super::super::runner_in(case.dir.path(), &["validate", "wf.yaml"]);
     assert_eq!(code(&output), 0, "a warning is not an error: {}", stdout(&output));
