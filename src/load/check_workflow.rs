@@ -19,6 +19,10 @@ use crate::model::step::{HttpStep, Step, StepKind};
 use crate::model::workflow::{InputDef, InputType, Workflow};
 use crate::template::{self, expression_variables, template_variables};
 
+// The v2 language kinds (stages, return, parallel) are checked in their own file.
+#[path = "check_stages.rs"]
+mod check_stages;
+
 /// Names templates may not use for loop variables: they are taken.
 const RESERVED: &[&str] = &[
     "inputs",
@@ -167,7 +171,15 @@ impl Checker<'_> {
         }
         let mut scope = Scope { steps_allowed: true, vars: all_vars.clone(), ..Scope::default() };
         self.check_steps(&workflow.steps, "/steps", &mut scope);
-        let top: BTreeSet<String> = workflow.steps.iter().filter_map(|s| s.id.clone()).collect();
+        let top: BTreeSet<String> = workflow
+            .steps
+            .iter()
+            .flat_map(|s| match &s.kind {
+                StepKind::Parallel(p) => std::iter::once(s).chain(p.steps.iter()).collect::<Vec<_>>(),
+                _ => vec![s],
+            })
+            .filter_map(|s| s.id.clone())
+            .collect();
         let mut end_scope = Scope { steps_allowed: true, vars: all_vars, steps: top, extra: BTreeSet::new() };
         for (key, value) in &workflow.outputs {
             self.check_dyn(value, &format!("/outputs/{}", escape_pointer(key)), &end_scope);
@@ -209,6 +221,7 @@ impl Checker<'_> {
                     }
                 }
                 StepKind::ForEach(each) => self.collect_ids(&each.steps, &format!("{pointer}/steps")),
+                StepKind::Stages(_) | StepKind::Parallel(_) => self.collect_nested_ids(&step.kind, &pointer),
                 _ => {}
             }
         }
@@ -275,6 +288,10 @@ impl Checker<'_> {
             if let Some(id) = &step.id {
                 scope.steps.insert(id.clone());
             }
+            // The steps of a `parallel` block are available after it.
+            if let StepKind::Parallel(parallel) = &step.kind {
+                scope.steps.extend(parallel.steps.iter().filter_map(|s| s.id.clone()));
+            }
         }
     }
 
@@ -319,8 +336,11 @@ impl Checker<'_> {
             }
             StepKind::Call(call) => self.check_call(call, pointer, scope),
             StepKind::Set(set) => {
+                // Each value sees the ones before it by name.
+                let mut inner = scope.clone();
                 for (key, value) in &set.values {
-                    self.check_dyn(value, &format!("{pointer}/values/{}", escape_pointer(key)), scope);
+                    self.check_dyn(value, &format!("{pointer}/values/{}", escape_pointer(key)), &inner);
+                    inner.extra.insert(key.clone());
                 }
             }
             StepKind::Switch(switch) => {
@@ -358,6 +378,11 @@ impl Checker<'_> {
                 self.check_steps(&each.steps, &format!("{pointer}/steps"), &mut inner);
                 if let Some(output) = &each.output {
                     self.check_dyn(output, &format!("{pointer}/output"), &inner);
+                }
+                if let Some(until) = &each.until {
+                    let mut after = scope.clone();
+                    after.extra.insert("result".into());
+                    self.check_expression(until, &format!("{pointer}/until"), &after);
                 }
             }
             StepKind::Emit(emit) => match (&emit.text, &emit.json) {
@@ -424,6 +449,9 @@ impl Checker<'_> {
                 }
             }
             StepKind::Transition(transition) => self.check_transition(transition, pointer, scope),
+            StepKind::Stages(_) | StepKind::Return(_) | StepKind::Parallel(_) => {
+                self.check_v2(&step.kind, pointer, scope)
+            }
             StepKind::Guard(guard) => {
                 self.check_template(&guard.text, &format!("{pointer}/text"), scope);
                 if let Some(lane) = &guard.lane {

@@ -1,6 +1,7 @@
 //! The minijinja environment every template and expression runs in, and the
 //! analysis `runner validate` uses to check them before anything runs.
 
+pub mod collections;
 pub mod filters;
 
 use std::collections::BTreeSet;
@@ -10,7 +11,7 @@ use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 
 /// Globals (functions) our environment provides; not variables a file must define.
 pub const GLOBAL_FUNCTIONS: &[&str] =
-    &["range", "dict", "namespace", "debug", "get_lane", "now_utc", "select_level"];
+    &["range", "dict", "namespace", "debug", "get_lane", "now_utc", "select_level", "which"];
 
 /// A template environment: strict undefined (a typo is an error, never an empty
 /// string), no auto-escaping, trailing newlines kept, and `{##`/`##}` as comment
@@ -27,6 +28,7 @@ pub fn environment() -> Environment<'static> {
     // Bound the work one template may do, so no file can hang a run.
     env.set_fuel(Some(50_000_000));
     filters::register(&mut env);
+    collections::register(&mut env);
     env.set_formatter(|out, state, value| match display_override(value) {
         Some(text) => out.write_str(text).map_err(minijinja::Error::from),
         None => minijinja::escape_formatter(out, state, value),

@@ -9,6 +9,8 @@ use serde_json::{Value, json};
 use super::fake::{Response, Server};
 use super::{code, stderr, stdout};
 
+mod lang;
+
 /// A temp dir holding one workflow (and anything else a test writes next to it).
 struct Case {
     dir: tempfile::TempDir,

@@ -1,0 +1,195 @@
+//! Control-flow kinds of the workflow language v2: first-match `stages` with one error
+//! mapping, the scoped `return`, and the `parallel` block. They are engine methods
+//! because they run nested steps; they live here so each kind keeps its own file.
+
+use std::sync::Arc;
+
+use futures_util::StreamExt as _;
+use minijinja::Value;
+use serde_json::{Value as Json, json};
+
+use crate::engine::events::StepStatus;
+use crate::engine::run::{Engine, Flow, Invocation, StepResult};
+use crate::engine::scope::Scope;
+use crate::engine::values::to_mj;
+use crate::model::step::{ParallelStep, ReturnStep, Stage, StagesStep, Step};
+
+/// How one stage ended.
+enum StageEnd {
+    /// It decided nothing: go on with the next stage.
+    Undecided,
+    /// It decided with this result.
+    Decided(Json),
+    /// One of its steps failed: `step` is the failed step's id, `message` its error.
+    Failed { step: Option<String>, message: String, flow: Flow },
+    /// The run ends (a `stop` step, a cancellation).
+    Ends(Flow),
+}
+
+impl Engine {
+    /// Run stages in order until one decides; map a failed stage through `catch`.
+    pub(crate) async fn run_stages(
+        self: &Arc<Self>,
+        inv: &Invocation<'_>,
+        stages: &StagesStep,
+        scope: &Arc<Scope>,
+        path: &str,
+        flow: &mut Option<Flow>,
+    ) -> StepResult {
+        // One scope for all stages: a later stage sees the steps of earlier ones.
+        let shared = scope.child();
+        for stage in &stages.stages {
+            let stage_path = format!("{path}.{}", stage.id);
+            match self.run_stage(inv, stage, &shared, &stage_path).await {
+                StageEnd::Undecided => continue,
+                StageEnd::Decided(result) => return StepResult::ok(result),
+                StageEnd::Ends(end) => {
+                    *flow = Some(end);
+                    return StepResult::ok(Json::Null);
+                }
+                StageEnd::Failed { step, message, flow: failure } => {
+                    let Some(catch) = &stages.catch else {
+                        *flow = Some(failure);
+                        return StepResult::failed(message, Json::Null);
+                    };
+                    let context = shared.child();
+                    context
+                        .set("error", to_mj(&json!({"stage": stage.id, "step": step, "message": message})));
+                    return match self.eval.render_dyn(catch, &context.context()) {
+                        Ok(result) => StepResult::ok(result),
+                        Err(e) => StepResult::failed(format!("catch: {e}"), Json::Null),
+                    };
+                }
+            }
+        }
+        match &stages.default {
+            Some(default) => match self.eval.render_dyn(default, &shared.context()) {
+                Ok(result) => StepResult::ok(result),
+                Err(e) => StepResult::failed(format!("default: {e}"), Json::Null),
+            },
+            None => StepResult::ok(Json::Null),
+        }
+    }
+
+    async fn run_stage(
+        self: &Arc<Self>,
+        inv: &Invocation<'_>,
+        stage: &Stage,
+        scope: &Arc<Scope>,
+        path: &str,
+    ) -> StageEnd {
+        let (inner, _) = self.run_steps(inv, &stage.steps, scope, path).await;
+        match inner {
+            Flow::Continue => match &stage.result {
+                None => StageEnd::Undecided,
+                Some(template) => match self.eval.render_dyn(template, &scope.context()) {
+                    Ok(Json::Null) => StageEnd::Undecided,
+                    Ok(result) => StageEnd::Decided(result),
+                    Err(e) => {
+                        let message = format!("result: {e}");
+                        let flow = Flow::Fail {
+                            message: format!("stage `{path}` failed: {message}"),
+                            exit_code: 1,
+                            outputs: None,
+                        };
+                        StageEnd::Failed { step: None, message, flow }
+                    }
+                },
+            },
+            Flow::Return(Json::Null) => StageEnd::Undecided,
+            Flow::Return(result) => StageEnd::Decided(result),
+            Flow::Fail { message, exit_code, outputs } => {
+                let (step, own) = failed_step(&stage.steps, scope).unzip();
+                StageEnd::Failed {
+                    step,
+                    message: own.unwrap_or_else(|| message.clone()),
+                    flow: Flow::Fail { message, exit_code, outputs },
+                }
+            }
+            other => StageEnd::Ends(other),
+        }
+    }
+
+    /// `return`: hand the value to the enclosing stage, iteration or workflow.
+    pub(crate) fn run_return(
+        &self,
+        ret: &ReturnStep,
+        context: &Value,
+        flow: &mut Option<Flow>,
+    ) -> StepResult {
+        let value = match ret.value.as_ref().map(|v| self.eval.render_dyn(v, context)).transpose() {
+            Ok(value) => value.unwrap_or(Json::Null),
+            Err(e) => return StepResult::failed(format!("value: {e}"), Json::Null),
+        };
+        *flow = Some(Flow::Return(value.clone()));
+        StepResult::ok(value)
+    }
+
+    /// `parallel`: run the steps together; record them in order once all have ended.
+    pub(crate) async fn run_parallel(
+        self: &Arc<Self>,
+        inv: &Invocation<'_>,
+        parallel: &ParallelStep,
+        scope: &Arc<Scope>,
+        path: &str,
+        flow: &mut Option<Flow>,
+    ) -> StepResult {
+        let paths: Vec<String> = parallel
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(index, step)| {
+                let label =
+                    step.id.clone().unwrap_or_else(|| format!("{}#{}", step.kind.type_name(), index + 1));
+                format!("{path}.{label}")
+            })
+            .collect();
+        let limit = parallel.limit.map(|l| l as usize).unwrap_or(parallel.steps.len()).max(1);
+        // Built eagerly: a lazy iterator of borrowing closures is not `Send` here.
+        let mut runs = Vec::with_capacity(paths.len());
+        for (step, step_path) in parallel.steps.iter().zip(&paths) {
+            runs.push(self.run_step(inv, step, scope, step_path));
+        }
+        let finished: Vec<(StepResult, Flow)> =
+            futures_util::stream::iter(runs).buffered(limit).collect().await;
+        let mut outputs = Vec::with_capacity(finished.len());
+        let mut end: Option<(Flow, Option<String>)> = None;
+        for (step, (result, step_flow)) in parallel.steps.iter().zip(finished) {
+            if let Some(id) = &step.id {
+                scope.set_step(
+                    id,
+                    to_mj(&json!({"output": result.output, "status": result.status.name(), "error": result.error})),
+                );
+            }
+            if end.is_none() && step_flow != Flow::Continue {
+                let error =
+                    (result.status == StepStatus::Failed).then(|| result.error.clone().unwrap_or_default());
+                end = Some((step_flow, error));
+            }
+            outputs.push(result.output);
+        }
+        match end {
+            None => StepResult::ok(Json::Array(outputs)),
+            Some((end, error)) => {
+                *flow = Some(end);
+                match error {
+                    Some(error) => StepResult::failed(error, Json::Array(outputs)),
+                    None => StepResult::ok(Json::Array(outputs)),
+                }
+            }
+        }
+    }
+}
+
+/// The step of a stage that failed and stopped it: the last one with a result.
+fn failed_step(steps: &[Step], scope: &Arc<Scope>) -> Option<(String, String)> {
+    let last =
+        steps.iter().rev().filter_map(|s| s.id.as_ref()).find_map(|id| scope.step(id).map(|r| (id, r)))?;
+    let (id, result) = last;
+    let json = crate::engine::values::to_json(&result);
+    if json.get("status").and_then(Json::as_str) != Some("failed") {
+        return None;
+    }
+    let error = json.get("error").and_then(Json::as_str).unwrap_or_default().to_string();
+    Some((id.clone(), error))
+}
