@@ -299,6 +299,23 @@ impl Engine {
                 }
             }
             scope.set("secrets", to_mj(&Json::Object(secrets)));
+            {
+                let hooks = self.options.hooks.clone();
+                let search = self.env_var("PATH");
+                self.eval.add_global(
+                    "which",
+                    Value::from_function(move |name: &str| {
+                        match hooks.as_ref().and_then(|h| h.which(name)) {
+                            Some(true) => Value::from(name),
+                            Some(false) => Value::from(()),
+                            None => crate::template::collections::which_in(
+                                name,
+                                search.as_deref().map(std::ffi::OsStr::new),
+                            ),
+                        }
+                    }),
+                );
+            }
             if let Some(registry) = &unit.registry {
                 scope.set("lanes", to_mj(&serde_json::to_value(&registry.lanes).unwrap_or(Json::Null)));
                 let lanes = registry.clone();

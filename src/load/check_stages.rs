@@ -44,7 +44,7 @@ impl Checker<'_> {
                             &format!("{stage_pointer}/id"),
                             "stage-result",
                             format!(
-                                "stage `{}` can never decide: it has no `result` and no `return` step",
+                                "stage `{}` can never decide: it has no `result`, `return` or `fail` step",
                                 stage.id
                             ),
                             Some("add `result: ...` (`none` means \"next stage\") or a `return` step".into()),
@@ -89,10 +89,11 @@ impl Checker<'_> {
     }
 }
 
-/// Whether the steps contain a `return` (directly or in a switch branch).
+/// Whether the steps can decide: a `return` or a `fail` (mapped by `catch`), directly
+/// or in a switch branch.
 fn returns(steps: &[Step]) -> bool {
     steps.iter().any(|step| match &step.kind {
-        StepKind::Return(_) => true,
+        StepKind::Return(_) | StepKind::Fail(_) => true,
         StepKind::Switch(switch) => {
             switch.cases.iter().any(|c| returns(&c.steps))
                 || switch.default.as_ref().is_some_and(|d| returns(&d.steps))

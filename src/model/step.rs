@@ -252,7 +252,8 @@ pub struct HttpStep {
     /// class (`"4xx"`, `"5xx"`), `http_error` (any unexpected status), `transport`
     /// (connection failed), `timeout`, `decode` (body is not valid JSON). Values:
     /// `fail`, `continue`, or `{value: ...}` to succeed with that output; templates in
-    /// the value see `response.status`, `response.body` and `error`.
+    /// the value see `response.status`, `response.body` (decoded), `response.text` (the
+    /// body as received, for an unexpected status) and `error`.
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub on: IndexMap<String, OutcomeAction>,
     /// Largest response body accepted, in bytes (default: the API's, else 10 MiB).

@@ -1,6 +1,7 @@
 //! Collection helpers, so workflows state domain rules instead of looping in Jinja:
 //! sort by several keys, min/max by key, first match, index/group by key, unique, and
-//! normalising enum-like strings. Keys are dotted paths (`a.b`); a missing level is
+//! normalising enum-like strings. Keys are dotted paths (`a.b`); `a|b` means `a`, or
+//! `b` when `a` is missing (servers spell fields differently). A missing level is
 //! `none`, never an error, so untidy server data does not break a run.
 //!
 //! | helper | example | result |
@@ -12,6 +13,7 @@
 //! | `group_by(key)` | `issues \| group_by('lane')` | map key → items, in order |
 //! | `unique_by(key?)` | `urls \| unique_by` | first item per key (or value) |
 //! | `normalize(aliases?, prefix?)` | `'In_Progress' \| normalize(prefix='status/')` | `status/in-progress` |
+//! | `x is intersecting(list)` | `lane.infer_labels is intersecting(labels)` | whether they share an item |
 //! | `which(name)` | `which('gh')` | the program's path on `PATH`, or `none` (nothing is run) |
 
 use std::cmp::Ordering;
@@ -30,11 +32,20 @@ pub fn register(env: &mut Environment<'_>) {
     env.add_filter("group_by", group_by);
     env.add_filter("unique_by", unique_by);
     env.add_filter("normalize", normalize);
+    env.add_test("intersecting", intersecting);
     env.add_function("which", |name: &str| which_in(name, std::env::var_os("PATH").as_deref()));
 }
 
-/// The value at a dotted path, `none` when a level is missing.
+/// The value at a dotted path (`a|b`: the first alternative present), `none` when a
+/// level is missing.
 fn at(value: &Value, path: &str) -> Value {
+    path.split('|')
+        .map(|alternative| at_path(value, alternative.trim()))
+        .find(|v| !v.is_none())
+        .unwrap_or(Value::from(()))
+}
+
+fn at_path(value: &Value, path: &str) -> Value {
     let mut current = value.clone();
     for part in path.split('.').filter(|p| !p.is_empty()) {
         let next = match current.kind() {
@@ -115,7 +126,8 @@ fn max_by(value: &Value, key: &str) -> Result<Value, Error> {
 }
 
 /// `list | find_by('key')`: the first item whose key is truthy; with a second
-/// argument, the first whose key equals it. `none` when nothing matches.
+/// argument, the first whose key equals it (a number equals its text: `"11"` finds 11).
+/// `none` when nothing matches.
 // minijinja hands filter arguments over by value.
 #[allow(clippy::needless_pass_by_value)]
 fn find_by(value: &Value, key: &str, expected: Option<Value>) -> Result<Value, Error> {
@@ -125,6 +137,9 @@ fn find_by(value: &Value, key: &str, expected: Option<Value>) -> Result<Value, E
         .find(|it| {
             let found = at(it, key);
             match &expected {
+                Some(expected) if expected.is_number() || found.is_number() => {
+                    !found.is_none() && key_text(&found) == key_text(expected)
+                }
                 Some(expected) => &found == expected,
                 None => found.is_true(),
             }
@@ -210,6 +225,14 @@ fn normalize(value: &Value, kwargs: Kwargs) -> Result<Value, Error> {
     Ok(Value::from(text))
 }
 
+/// `a is intersecting(b)`: whether the lists share an item.
+fn intersecting(value: &Value, other: &Value) -> bool {
+    let (Ok(left), Ok(right)) = (items(value, "intersecting"), items(other, "intersecting")) else {
+        return false;
+    };
+    left.iter().any(|item| right.contains(item))
+}
+
 /// The full path of `name` on `search` (a `PATH` value), or `none`. A name with a
 /// `/` is checked as it is. Nothing is run.
 pub fn which_in(name: &str, search: Option<&std::ffi::OsStr>) -> Value {
@@ -292,6 +315,16 @@ mod tests {
             eval("(x | find_by('a.b', 2)).n", json!({"x": [{"n": 1, "a": 5}, {"n": 2, "a": {"b": 2}}]})),
             json!(2)
         );
+    }
+
+    #[test]
+    fn alternatives_text_numbers_and_intersecting() {
+        let issues = json!({"x": [{"number": "9"}, {"issueNumber": 11}, {"number": 12}]});
+        assert_eq!(eval("x | find_by('number|issueNumber', 11)", issues.clone()), json!({"issueNumber": 11}));
+        assert_eq!(eval("x | find_by('number|issueNumber', 9)", issues.clone()), json!({"number": "9"}));
+        assert_eq!(eval("x | find_by('number', 'nine')", issues), Json::Null);
+        assert_eq!(eval("['a', 'b'] is intersecting(['c', 'b'])", json!({})), json!(true));
+        assert_eq!(eval("['a'] is intersecting(none)", json!({})), json!(false));
     }
 
     #[test]
