@@ -12,6 +12,7 @@
 //! | `index_by(key)` | `lanes \| index_by('id')` | map key → first item |
 //! | `group_by(key)` | `issues \| group_by('lane')` | map key → items, in order |
 //! | `unique_by(key?)` | `urls \| unique_by` | first item per key (or value) |
+//! | `project(name=path, ...)` | `checks \| project(name='name\|context')` | each item as a map of just these fields |
 //! | `normalize(aliases?, prefix?)` | `'In_Progress' \| normalize(prefix='status/')` | `status/in-progress` |
 //! | `x is intersecting(list)` | `lane.infer_labels is intersecting(labels)` | whether they share an item |
 //! | `which(name)` | `which('gh')` | the program's path on `PATH`, or `none` (nothing is run) |
@@ -32,6 +33,7 @@ pub fn register(env: &mut Environment<'_>) {
     env.add_filter("group_by", group_by);
     env.add_filter("unique_by", unique_by);
     env.add_filter("normalize", normalize);
+    env.add_filter("project", project);
     env.add_test("intersecting", intersecting);
     env.add_function("which", |name: &str| which_in(name, std::env::var_os("PATH").as_deref()));
 }
@@ -225,6 +227,24 @@ fn normalize(value: &Value, kwargs: Kwargs) -> Result<Value, Error> {
     Ok(Value::from(text))
 }
 
+/// `list | project(name='name|context', state='state')`: each item as a map holding only
+/// the given fields, each read from its path (`none` when missing). Renames and picks
+/// fields of untidy server data in one step, without a loop.
+// minijinja hands filter arguments over by value.
+#[allow(clippy::needless_pass_by_value)]
+fn project(value: &Value, kwargs: Kwargs) -> Result<Value, Error> {
+    let fields: Vec<(String, String)> = kwargs
+        .args()
+        .map(|name| Ok((name.to_string(), kwargs.get::<String>(name)?)))
+        .collect::<Result<_, Error>>()?;
+    let list = items(value, "project")?;
+    Ok(Value::from(
+        list.iter()
+            .map(|it| Value::from_pairs(fields.iter().map(|(name, path)| (name.clone(), at(it, path)))))
+            .collect::<Vec<_>>(),
+    ))
+}
+
 /// `a is intersecting(b)`: whether the lists share an item.
 fn intersecting(value: &Value, other: &Value) -> bool {
     let (Ok(left), Ok(right)) = (items(value, "intersecting"), items(other, "intersecting")) else {
@@ -325,6 +345,15 @@ mod tests {
         assert_eq!(eval("x | find_by('number', 'nine')", issues), Json::Null);
         assert_eq!(eval("['a', 'b'] is intersecting(['c', 'b'])", json!({})), json!(true));
         assert_eq!(eval("['a'] is intersecting(none)", json!({})), json!(false));
+    }
+
+    #[test]
+    fn project_picks_and_renames_fields() {
+        let checks = json!({"c": [{"name": "t", "conclusion": "FAILURE", "x": 1}, {"context": "ci", "state": "ERROR"}]});
+        assert_eq!(
+            eval("c | project(name='name|context', result='conclusion|state')", checks),
+            json!([{"name": "t", "result": "FAILURE"}, {"name": "ci", "result": "ERROR"}])
+        );
     }
 
     #[test]
