@@ -276,3 +276,27 @@ outputs:
     assert_eq!(calc["count"], 3);
     assert_eq!(calc["smallest"], "c");
 }
+
+/// The README's language example (the preflight's shape) is a valid workflow.
+#[test]
+fn the_readme_language_example_validates() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).expect("README.md");
+    let heading = "### The language: stages, return, typed values, collections";
+    let from = readme.find(heading).expect("language section");
+    let start = from + readme[from..].find("```yaml\n").expect("example") + "```yaml\n".len();
+    let end = start + readme[start..].find("```").expect("end of example");
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(dir.path().join("wf")).expect("mkdir");
+    std::fs::create_dir_all(dir.path().join("cron-prompts")).expect("mkdir");
+    std::fs::write(dir.path().join("wf/preflight.yaml"), &readme[start..end]).expect("write");
+    std::fs::copy(root.join("workflows/lanes.yaml"), dir.path().join("wf/lanes.yaml")).expect("copy");
+    std::fs::copy(root.join("cron-prompts/worker.md"), dir.path().join("cron-prompts/worker.md"))
+        .expect("copy");
+    let output = std::process::Command::new(assert_cmd::cargo::cargo_bin!("runner"))
+        .current_dir(dir.path())
+        .args(["validate", "wf/preflight.yaml"])
+        .output()
+        .expect("runner runs");
+    assert_eq!(code(&output), 0, "{}", super::super::stdout(&output));
+}
