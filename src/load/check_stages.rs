@@ -37,6 +37,27 @@ impl Checker<'_> {
                             Some("stage ids must be unique within a `stages` step".into()),
                         );
                     }
+                    if stage.prefetch {
+                        // Writes never start early: a prefetched stage only reads.
+                        for (step_index, step) in stage.steps.iter().enumerate() {
+                            if crate::steps::stages::writes(step) {
+                                self.report(
+                                    &format!("{stage_pointer}/steps/{step_index}/type"),
+                                    "prefetch-write",
+                                    format!(
+                                        "stage `{}` is prefetched, but this `{}` step may change the world",
+                                        stage.id,
+                                        step.kind.type_name()
+                                    ),
+                                    Some(
+                                        "move the write to a stage without `prefetch`, or mark a read-only \
+                                         step `effect: read`"
+                                            .into(),
+                                    ),
+                                );
+                            }
+                        }
+                    }
                     self.check_steps(&stage.steps, &format!("{stage_pointer}/steps"), &mut inner);
                     match &stage.result {
                         Some(result) => self.check_dyn(result, &format!("{stage_pointer}/result"), &inner),

@@ -602,6 +602,13 @@ pub struct Stage {
     /// `result` or a `return` step.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<Dyn>,
+    /// Start this stage's independent reads (HTTP GET/HEAD and `effect: read` exec
+    /// steps whose templates use no `steps.`) as soon as the `stages` step starts,
+    /// while earlier stages run. First-match is kept: if an earlier stage decides, the
+    /// prefetched results are discarded (requests in flight are cancelled). A
+    /// prefetched stage may contain no writes, so a write never starts early.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub prefetch: bool,
 }
 
 /// `type: return`: end the enclosing stage, `for_each` iteration or workflow with

@@ -5,14 +5,18 @@
 use std::sync::Arc;
 
 use futures_util::StreamExt as _;
+use futures_util::future::{FutureExt as _, Shared};
 use minijinja::Value;
 use serde_json::{Value as Json, json};
 
 use crate::engine::events::StepStatus;
-use crate::engine::run::{Engine, Flow, Invocation, StepResult};
+use crate::engine::run::{BoxFuture, Engine, Flow, Invocation, StepResult};
 use crate::engine::scope::Scope;
 use crate::engine::values::to_mj;
-use crate::model::step::{ParallelStep, ReturnStep, Stage, StagesStep, Step};
+use crate::model::step::{Effect, ParallelStep, ReturnStep, Stage, StagesStep, Step, StepKind};
+
+/// A step started early; awaited (or dropped) when its stage is reached.
+type Prefetched<'a> = Shared<BoxFuture<'a, Arc<(StepResult, Flow)>>>;
 
 /// How one stage ended.
 enum StageEnd {
@@ -38,9 +42,55 @@ impl Engine {
     ) -> StepResult {
         // One scope for all stages: a later stage sees the steps of earlier ones.
         let shared = scope.child();
-        for stage in &stages.stages {
-            let stage_path = format!("{path}.{}", stage.id);
-            match self.run_stage(inv, stage, &shared, &stage_path).await {
+        let step_paths: Vec<Vec<String>> = stages
+            .stages
+            .iter()
+            .map(|stage| {
+                let stage_path = format!("{path}.{}", stage.id);
+                stage.steps.iter().enumerate().map(|(i, s)| step_path(&stage_path, i, s)).collect()
+            })
+            .collect();
+        // Independent reads of prefetched stages start now; a stage that is reached
+        // awaits them in place, one that is not drops them (cancelling what is in flight).
+        let mut prefetched: Vec<Vec<Option<Prefetched<'_>>>> = Vec::with_capacity(stages.stages.len());
+        for (index, stage) in stages.stages.iter().enumerate() {
+            let mut slots = Vec::with_capacity(stage.steps.len());
+            for (step, step_path) in stage.steps.iter().zip(&step_paths[index]) {
+                let early = index > 0 && stage.prefetch && prefetchable(step);
+                slots.push(early.then(|| {
+                    let run: BoxFuture<'_, Arc<(StepResult, Flow)>> =
+                        Box::pin(self.run_step(inv, step, &shared, step_path).map(Arc::new));
+                    run.shared()
+                }));
+            }
+            prefetched.push(slots);
+        }
+        let all: Vec<Prefetched<'_>> = prefetched.iter().flatten().flatten().cloned().collect();
+        if all.is_empty() {
+            return self.decide(inv, stages, &shared, &step_paths, &prefetched, flow).await;
+        }
+        let driver = async move {
+            futures_util::future::join_all(all).await;
+            std::future::pending::<()>().await;
+        };
+        tokio::select! {
+            result = self.decide(inv, stages, &shared, &step_paths, &prefetched, flow) => result,
+            () = driver => StepResult::failed("prefetch ended unexpectedly", Json::Null),
+        }
+    }
+
+    /// The first-match loop over the stages.
+    async fn decide(
+        self: &Arc<Self>,
+        inv: &Invocation<'_>,
+        stages: &StagesStep,
+        shared: &Arc<Scope>,
+        step_paths: &[Vec<String>],
+        prefetched: &[Vec<Option<Prefetched<'_>>>],
+        flow: &mut Option<Flow>,
+    ) -> StepResult {
+        for (index, stage) in stages.stages.iter().enumerate() {
+            match self.run_stage(inv, stage, shared, &step_paths[index], &prefetched[index]).await {
                 StageEnd::Undecided => continue,
                 StageEnd::Decided(result) => return StepResult::ok(result),
                 StageEnd::Ends(end) => {
@@ -76,9 +126,11 @@ impl Engine {
         inv: &Invocation<'_>,
         stage: &Stage,
         scope: &Arc<Scope>,
-        path: &str,
+        step_paths: &[String],
+        prefetched: &[Option<Prefetched<'_>>],
     ) -> StageEnd {
-        let (inner, _) = self.run_steps(inv, &stage.steps, scope, path).await;
+        let path = stage.id.as_str();
+        let inner = self.run_stage_steps(inv, stage, scope, step_paths, prefetched).await;
         match inner {
             Flow::Continue => match &stage.result {
                 None => StageEnd::Undecided,
@@ -108,6 +160,48 @@ impl Engine {
             }
             other => StageEnd::Ends(other),
         }
+    }
+
+    /// The stage's steps in order, as `run_steps` runs them, taking a prefetched
+    /// step's result instead of running it again.
+    async fn run_stage_steps(
+        self: &Arc<Self>,
+        inv: &Invocation<'_>,
+        stage: &Stage,
+        scope: &Arc<Scope>,
+        step_paths: &[String],
+        prefetched: &[Option<Prefetched<'_>>],
+    ) -> Flow {
+        for ((step, step_path), early) in stage.steps.iter().zip(step_paths).zip(prefetched) {
+            if inv.cancel.is_cancelled() {
+                return Flow::Cancelled;
+            }
+            let (result, step_flow) = match early {
+                Some(run) => {
+                    let done = run.clone().await;
+                    let (result, step_flow) = &*done;
+                    let copy = StepResult {
+                        status: result.status,
+                        output: result.output.clone(),
+                        error: result.error.clone(),
+                        attempts: result.attempts,
+                        proceed: result.proceed,
+                    };
+                    (copy, step_flow.clone())
+                }
+                None => self.run_step(inv, step, scope, step_path).await,
+            };
+            if let Some(id) = &step.id {
+                scope.set_step(
+                    id,
+                    to_mj(&json!({"output": result.output, "status": result.status.name(), "error": result.error})),
+                );
+            }
+            if step_flow != Flow::Continue {
+                return step_flow;
+            }
+        }
+        Flow::Continue
     }
 
     /// `return`: hand the value to the enclosing stage, iteration or workflow.
@@ -178,6 +272,47 @@ impl Engine {
                 }
             }
         }
+    }
+}
+
+/// A step's path inside its stage (as `run_steps` names it).
+fn step_path(stage_path: &str, index: usize, step: &Step) -> String {
+    let label = step.id.clone().unwrap_or_else(|| format!("{}#{}", step.kind.type_name(), index + 1));
+    format!("{stage_path}.{label}")
+}
+
+/// Whether a step may start before its stage: it only reads, and nothing in it uses
+/// the result of another step (so its outcome cannot depend on when it runs).
+pub fn prefetchable(step: &Step) -> bool {
+    let reads = match &step.kind {
+        StepKind::Http(http) => match step.effect {
+            Some(effect) => effect == Effect::Read,
+            None => http.method.is_read(),
+        },
+        StepKind::Exec(_) => step.effect == Some(Effect::Read),
+        _ => false,
+    };
+    reads && serde_json::to_string(step).is_ok_and(|text| !text.contains("steps."))
+}
+
+/// Whether a step (or any step inside it) may change the world.
+pub fn writes(step: &Step) -> bool {
+    match &step.kind {
+        StepKind::Http(http) => match step.effect {
+            Some(effect) => effect == Effect::Write,
+            None => !http.method.is_read(),
+        },
+        StepKind::Exec(_) | StepKind::Cron(_) => step.effect != Some(Effect::Read),
+        StepKind::Render(render) => render.out.is_some() && step.effect != Some(Effect::Read),
+        StepKind::Call(call) => !call.plan,
+        StepKind::Switch(switch) => {
+            switch.cases.iter().flat_map(|c| &c.steps).any(writes)
+                || switch.default.as_ref().is_some_and(|d| d.steps.iter().any(writes))
+        }
+        StepKind::ForEach(each) => each.steps.iter().any(writes),
+        StepKind::Parallel(parallel) => parallel.steps.iter().any(writes),
+        StepKind::Stages(stages) => stages.stages.iter().flat_map(|s| &s.steps).any(writes),
+        _ => false,
     }
 }
 

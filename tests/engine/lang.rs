@@ -300,3 +300,74 @@ fn the_readme_language_example_validates() {
         .expect("runner runs");
     assert_eq!(code(&output), 0, "{}", super::super::stdout(&output));
 }
+
+/// With `prefetch`, a later stage's independent reads start at once; when an earlier
+/// stage decides they are discarded. Reads that use another step's result and every
+/// step of a stage without `prefetch` (here a POST) never start early.
+#[test]
+fn prefetched_reads_are_discarded_when_an_earlier_stage_decides() {
+    let server = Server::start(|request, _| match request.path() {
+        "/first" => Response::json(200, &json!({"decided": true})).after(Duration::from_millis(800)),
+        _ => Response::json(200, &json!([1])),
+    });
+    let case = Case::new(&format!(
+        r#"{}steps:
+  - id: decide
+    type: stages
+    stages:
+      - id: first
+        steps: [{{id: first, type: http, api: fake, path: /first}}]
+        result: "{{{{ steps.first.output.body }}}}"
+      - id: later
+        prefetch: true
+        steps:
+          - {{id: early, type: http, api: fake, path: /early}}
+          - {{id: dependent, type: http, api: fake, path: /dependent, query: {{x: "{{{{ steps.early.output.body }}}}"}}}}
+        result: "{{{{ steps.dependent.output.body }}}}"
+      - id: write
+        steps: [{{id: post, type: http, api: fake, method: POST, path: /post}}]
+        result: "{{{{ steps.post.output.body }}}}"
+outputs:
+  decided: "{{{{ steps.decide.output }}}}"
+"#,
+        api(&server.url)
+    ));
+    let output = case.run(&["-o", "json"], &[]);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    assert_eq!(finished(&events(&output))["outputs"]["decided"], json!({"decided": true}));
+    let mut paths: Vec<String> = server.requests().iter().map(|r| r.path().to_string()).collect();
+    paths.sort();
+    assert_eq!(paths, ["/early", "/first"], "only the independent read was prefetched");
+    assert_eq!(server.max_in_flight(), 2, "the prefetch overlapped the first stage");
+}
+
+/// A prefetched result is used (not fetched again) when its stage is reached.
+#[test]
+fn a_prefetched_read_is_used_once_its_stage_is_reached() {
+    let server = Server::start(|request, _| match request.path() {
+        "/first" => Response::json(200, &json!([])).after(Duration::from_millis(800)),
+        _ => Response::json(200, &json!(["queued"])).after(Duration::from_millis(300)),
+    });
+    let case = Case::new(&format!(
+        r#"{}steps:
+  - id: decide
+    type: stages
+    stages:
+      - id: first
+        steps: [{{id: first, type: http, api: fake, path: /first}}]
+        result: "{{{{ steps.first.output.body | first | default(none) }}}}"
+      - id: queue
+        prefetch: true
+        steps: [{{id: queue, type: http, api: fake, path: /queue}}]
+        result: "{{{{ steps.queue.output.body | first }}}}"
+outputs:
+  decided: "{{{{ steps.decide.output }}}}"
+"#,
+        api(&server.url)
+    ));
+    let output = case.run(&["-o", "json"], &[]);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    assert_eq!(finished(&events(&output))["outputs"]["decided"], "queued");
+    assert_eq!(server.requests().len(), 2, "the queue was read once");
+    assert_eq!(server.max_in_flight(), 2);
+}
