@@ -328,3 +328,36 @@ fn failed_step(steps: &[Step], scope: &Arc<Scope>) -> Option<(String, String)> {
     let error = json.get("error").and_then(Json::as_str).unwrap_or_default().to_string();
     Some((id.clone(), error))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(value: serde_json::Value) -> Step {
+        serde_json::from_value(value).unwrap_or_else(|e| panic!("step: {e}"))
+    }
+
+    #[test]
+    fn only_independent_reads_are_prefetched() {
+        assert!(prefetchable(&step(json!({"type": "http", "api": "d", "path": "/q/{{ inputs.lane }}"}))));
+        assert!(!prefetchable(&step(json!({"type": "http", "api": "d", "path": "/q", "method": "POST"}))));
+        assert!(!prefetchable(&step(json!({"type": "http", "api": "d", "path": "/q/{{ steps.a.output }}"}))));
+        assert!(!prefetchable(&step(
+            json!({"type": "http", "api": "d", "path": "/q", "when": "steps.a.status == 'ok'"})
+        )));
+        assert!(!prefetchable(&step(json!({"type": "exec", "argv": ["gh", "pr", "list"]}))));
+        assert!(prefetchable(&step(json!({"type": "exec", "argv": ["gh", "pr", "list"], "effect": "read"}))));
+        assert!(!prefetchable(&step(json!({"type": "set", "values": {"a": 1}}))));
+    }
+
+    #[test]
+    fn writes_are_found_inside_blocks() {
+        assert!(writes(&step(json!({"type": "http", "api": "d", "path": "/c", "method": "POST"}))));
+        assert!(!writes(&step(json!({"type": "http", "api": "d", "path": "/c"}))));
+        assert!(writes(&step(json!({"type": "exec", "argv": ["rm", "x"]}))));
+        let nested = json!({"type": "switch", "cases": [{"when": "true", "steps": [{"type": "cron", "lane": "local", "enabled": true}]}]});
+        assert!(writes(&step(nested)));
+        assert!(!writes(&step(json!({"type": "call", "workflow": "p.yaml", "plan": true}))));
+        assert!(writes(&step(json!({"type": "call", "workflow": "p.yaml"}))));
+    }
+}
