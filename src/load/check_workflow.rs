@@ -338,8 +338,17 @@ impl Checker<'_> {
             StepKind::Set(set) => {
                 // Each value sees the ones before it by name.
                 let mut inner = scope.clone();
-                for (key, value) in &set.values {
+                let last = set.values.len().saturating_sub(1);
+                for (index, (key, value)) in set.values.iter().enumerate() {
                     self.check_dyn(value, &format!("{pointer}/values/{}", escape_pointer(key)), &inner);
+                    if index < last && RESERVED.contains(&key.as_str()) {
+                        self.report_key(
+                            &format!("{pointer}/values/{}", escape_pointer(key)),
+                            "reserved",
+                            format!("`{key}` would hide `{key}` from the values after it in this `set`"),
+                            Some("pick another name, or make it the last value".into()),
+                        );
+                    }
                     inner.extra.insert(key.clone());
                 }
             }
