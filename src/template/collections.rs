@@ -14,6 +14,7 @@
 //! | `unique_by(key?)` | `urls \| unique_by` | first item per key (or value) |
 //! | `project(name=path, ...)` | `checks \| project(name='name\|context')` | each item as a map of just these fields |
 //! | `normalize(aliases?, prefix?)` | `'In_Progress' \| normalize(prefix='status/')` | `status/in-progress` |
+//! | `flatten` | `groups \| map(attribute='skipped') \| flatten` | one list of the lists' items |
 //! | `x is intersecting(list)` | `lane.infer_labels is intersecting(labels)` | whether they share an item |
 //! | `which(name)` | `which('gh')` | the program's path on `PATH`, or `none` (nothing is run) |
 
@@ -34,6 +35,7 @@ pub fn register(env: &mut Environment<'_>) {
     env.add_filter("unique_by", unique_by);
     env.add_filter("normalize", normalize);
     env.add_filter("project", project);
+    env.add_filter("flatten", flatten);
     env.add_test("intersecting", intersecting);
     env.add_function("which", |name: &str| which_in(name, std::env::var_os("PATH").as_deref()));
 }
@@ -245,6 +247,20 @@ fn project(value: &Value, kwargs: Kwargs) -> Result<Value, Error> {
     ))
 }
 
+/// `lists | flatten`: the items of each list, in order (one level; `none` is skipped,
+/// anything else is kept as one item).
+fn flatten(value: &Value) -> Result<Value, Error> {
+    let mut out = Vec::new();
+    for it in items(value, "flatten")? {
+        match it.kind() {
+            ValueKind::Seq | ValueKind::Iterable => out.extend(it.try_iter()?),
+            _ if it.is_none() || it.is_undefined() => {}
+            _ => out.push(it),
+        }
+    }
+    Ok(Value::from(out))
+}
+
 /// `a is intersecting(b)`: whether the lists share an item.
 fn intersecting(value: &Value, other: &Value) -> bool {
     let (Ok(left), Ok(right)) = (items(value, "intersecting"), items(other, "intersecting")) else {
@@ -354,6 +370,11 @@ mod tests {
             eval("c | project(name='name|context', result='conclusion|state')", checks),
             json!([{"name": "t", "result": "FAILURE"}, {"name": "ci", "result": "ERROR"}])
         );
+    }
+
+    #[test]
+    fn flatten_one_level() {
+        assert_eq!(eval("[[1, 2], none, [], [3, [4]], 5] | flatten", json!({})), json!([1, 2, 3, [4], 5]));
     }
 
     #[test]
