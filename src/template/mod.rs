@@ -55,10 +55,35 @@ pub fn single_expression(text: &str) -> Option<&str> {
     let inner = trimmed.strip_prefix("{{")?.strip_suffix("}}")?;
     let inner = inner.strip_prefix('-').unwrap_or(inner);
     let inner = inner.strip_suffix('-').unwrap_or(inner);
-    if inner.contains("{{") || inner.contains("}}") || inner.contains("{%") || inner.contains("%}") {
-        return None;
+    // Braces must balance outside string literals, so `{{ {'a': {'b': 1}} }}` (nested
+    // map literals) is one expression while `{{ x }} and {{ y }}` is not.
+    let mut depth = 0usize;
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    let mut previous = ' ';
+    for c in inner.chars() {
+        match quote {
+            Some(q) => {
+                if escaped {
+                    escaped = false;
+                } else if c == '\\' {
+                    escaped = true;
+                } else if c == q {
+                    quote = None;
+                }
+            }
+            None => match c {
+                '\'' | '"' => quote = Some(c),
+                '%' if previous == '{' => return None,
+                '}' if previous == '%' => return None,
+                '{' => depth += 1,
+                '}' => depth = depth.checked_sub(1)?,
+                _ => {}
+            },
+        }
+        previous = c;
     }
-    Some(inner.trim())
+    (depth == 0 && quote.is_none()).then(|| inner.trim())
 }
 
 /// Whether `text` contains template syntax at all.
@@ -147,6 +172,11 @@ mod tests {
         assert_eq!(single_expression("  {{- x -}} "), Some("x"));
         assert_eq!(single_expression("a {{ x }}"), None);
         assert_eq!(single_expression("{{ x }}{{ y }}"), None);
+        assert_eq!(single_expression("{{ x }} and {{ y }}"), None);
+        assert_eq!(single_expression("{{ {'a': {'b': 1}} }}"), Some("{'a': {'b': 1}}"));
+        assert_eq!(single_expression("{{ '}}' ~ x }}"), Some("'}}' ~ x"));
+        assert_eq!(single_expression("{{ x }}{% if y %}{{ z }}{% endif %}"), None);
+        assert_eq!(single_expression("{{ {'a': 1} }}"), Some("{'a': 1}"));
     }
 
     #[test]

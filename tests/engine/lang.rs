@@ -308,7 +308,8 @@ fn the_readme_language_example_validates() {
 fn prefetched_reads_are_discarded_when_an_earlier_stage_decides() {
     let server = Server::start(|request, _| match request.path() {
         "/first" => Response::json(200, &json!({"decided": true})).after(Duration::from_millis(800)),
-        _ => Response::json(200, &json!([1])),
+        // Slow enough that both requests are surely in flight together.
+        _ => Response::json(200, &json!([1])).after(Duration::from_millis(300)),
     });
     let case = Case::new(&format!(
         r#"{}steps:
