@@ -52,12 +52,30 @@ impl Engine {
             .collect();
         // Independent reads of prefetched stages start now; a stage that is reached
         // awaits them in place, one that is not drops them (cancelling what is in flight).
+        // A prefetched step runs as a copy named "... (prefetched)", so the progress
+        // view, the JSON events and the run report show what started early.
+        let early_steps: Vec<Vec<Option<Step>>> = stages
+            .stages
+            .iter()
+            .enumerate()
+            .map(|(index, stage)| {
+                stage
+                    .steps
+                    .iter()
+                    .map(|step| {
+                        (index > 0 && stage.prefetch && prefetchable(step)).then(|| {
+                            let label = step.name.clone().or_else(|| step.id.clone()).unwrap_or_default();
+                            Step { name: Some(format!("{label} (prefetched)")), ..step.clone() }
+                        })
+                    })
+                    .collect()
+            })
+            .collect();
         let mut prefetched: Vec<Vec<Option<Prefetched<'_>>>> = Vec::with_capacity(stages.stages.len());
-        for (index, stage) in stages.stages.iter().enumerate() {
-            let mut slots = Vec::with_capacity(stage.steps.len());
-            for (step, step_path) in stage.steps.iter().zip(&step_paths[index]) {
-                let early = index > 0 && stage.prefetch && prefetchable(step);
-                slots.push(early.then(|| {
+        for (index, steps) in early_steps.iter().enumerate() {
+            let mut slots = Vec::with_capacity(steps.len());
+            for (early, step_path) in steps.iter().zip(&step_paths[index]) {
+                slots.push(early.as_ref().map(|step| {
                     let run: BoxFuture<'_, Arc<(StepResult, Flow)>> =
                         Box::pin(self.run_step(inv, step, &shared, step_path).map(Arc::new));
                     run.shared()
@@ -74,6 +92,7 @@ impl Engine {
             std::future::pending::<()>().await;
         };
         tokio::select! {
+            biased;
             result = self.decide(inv, stages, &shared, &step_paths, &prefetched, flow) => result,
             () = driver => StepResult::failed("prefetch ended unexpectedly", Json::Null),
         }

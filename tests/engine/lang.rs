@@ -335,7 +335,10 @@ outputs:
     ));
     let output = case.run(&["-o", "json"], &[]);
     assert_eq!(code(&output), 0, "{}", stderr(&output));
-    assert_eq!(finished(&events(&output))["outputs"]["decided"], json!({"decided": true}));
+    let events = events(&output);
+    assert_eq!(finished(&events)["outputs"]["decided"], json!({"decided": true}));
+    // The progress view and the report show what started early.
+    assert_eq!(step(&events, "decide.later.early")["name"], "early (prefetched)");
     let mut paths: Vec<String> = server.requests().iter().map(|r| r.path().to_string()).collect();
     paths.sort();
     assert_eq!(paths, ["/early", "/first"], "only the independent read was prefetched");
