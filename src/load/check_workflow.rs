@@ -104,7 +104,9 @@ struct Scope {
     /// Root names available besides the workflow-wide ones (loop variables, `run`, ...).
     extra: BTreeSet<String>,
     /// Step ids whose results are available.
-    steps: BTreeSet<String>,
+    /// Shared until changed: a `set` or a stage clones the scope for a few names, and
+    /// copying every step id each time made validation quadratic in the step count.
+    steps: Arc<BTreeSet<String>>,
     /// Whether `steps` may be used at all.
     steps_allowed: bool,
     /// `vars` names available (all of them, except inside `vars` itself).
@@ -180,7 +182,8 @@ impl Checker<'_> {
             })
             .filter_map(|s| s.id.clone())
             .collect();
-        let mut end_scope = Scope { steps_allowed: true, vars: all_vars, steps: top, extra: BTreeSet::new() };
+        let mut end_scope =
+            Scope { steps_allowed: true, vars: all_vars, steps: Arc::new(top), extra: BTreeSet::new() };
         for (key, value) in &workflow.outputs {
             self.check_dyn(value, &format!("/outputs/{}", escape_pointer(key)), &end_scope);
         }
@@ -286,11 +289,11 @@ impl Checker<'_> {
             let pointer = format!("{base}/{index}");
             self.check_step(step, &pointer, scope);
             if let Some(id) = &step.id {
-                scope.steps.insert(id.clone());
+                Arc::make_mut(&mut scope.steps).insert(id.clone());
             }
             // The steps of a `parallel` block are available after it.
             if let StepKind::Parallel(parallel) = &step.kind {
-                scope.steps.extend(parallel.steps.iter().filter_map(|s| s.id.clone()));
+                Arc::make_mut(&mut scope.steps).extend(parallel.steps.iter().filter_map(|s| s.id.clone()));
             }
         }
     }
