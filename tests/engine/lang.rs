@@ -157,6 +157,16 @@ steps:
   - id: sub
     type: call
     workflow: sub.yaml
+  # A call inside a stage and inside a parallel block is loaded too.
+  - id: decide
+    type: stages
+    stages:
+      - id: ask
+        steps:
+          - {id: staged, type: call, workflow: staged.yaml}
+          - type: parallel
+            steps: [{id: side, type: call, workflow: side.yaml}]
+        result: "{{ steps.staged.output.answer + steps.side.output.answer }}"
   - id: after
     type: emit
     text: "caller continues with {{ steps.sub.output.answer }}"
@@ -179,10 +189,14 @@ outputs:
   answer: 0
 "#,
     );
+    let sub = std::fs::read_to_string(case.path("sub.yaml")).expect("sub.yaml");
+    case.write("staged.yaml", &sub);
+    case.write("side.yaml", &sub);
     let output = case.run(&["-o", "json"], &[]);
     assert_eq!(code(&output), 0, "{}", stderr(&output));
     let events = events(&output);
     assert_eq!(finished(&events)["outputs"]["answer"], 42);
+    assert_eq!(step(&events, "decide")["summary"], "84");
     let texts: Vec<&str> =
         events.iter().filter(|e| e["event"] == "emit").filter_map(|e| e["text"].as_str()).collect();
     assert_eq!(texts, ["caller continues with 42"]);
