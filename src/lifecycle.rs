@@ -377,6 +377,45 @@ fn steps_chart(
                 out.push_str(&format!("{indent}    {previous} -->{guard} {node}\n"));
                 previous = node;
             }
+            StepKind::Stages(stages) => {
+                // Each stage in turn; "next" edges are taken while no stage decided.
+                out.push_str(&format!(
+                    "{indent}    subgraph {node}[\"{} (stages, first match)\"]\n",
+                    escape(&name)
+                ));
+                *counter += 1;
+                let mut entry = format!("e{counter}");
+                out.push_str(&format!("{indent}        {entry}[ ]\n"));
+                let deeper = format!("{indent}    ");
+                for (stage_index, stage) in stages.stages.iter().enumerate() {
+                    *counter += 1;
+                    let stage_node = format!("g{counter}");
+                    let prefetch = if stage.prefetch { ", prefetched" } else { "" };
+                    out.push_str(&format!(
+                        "{deeper}    {stage_node}{{\"{} (stage{prefetch})\"}}\n",
+                        escape(&stage.id)
+                    ));
+                    let label = if stage_index == 0 { "" } else { "|next|" };
+                    out.push_str(&format!("{deeper}    {entry} -->{label} {stage_node}\n"));
+                    entry = steps_chart(&stage.steps, &stage_node, "", &deeper, out, counter);
+                }
+                out.push_str(&format!("{indent}    end\n"));
+                out.push_str(&format!("{indent}    {previous} -->{guard} {node}\n"));
+                previous = node;
+            }
+            StepKind::Parallel(parallel) => {
+                out.push_str(&format!("{indent}    subgraph {node}[\"{} (parallel)\"]\n", escape(&name)));
+                *counter += 1;
+                let entry = format!("e{counter}");
+                out.push_str(&format!("{indent}        {entry}[ ]\n"));
+                let deeper = format!("{indent}    ");
+                for inner in &parallel.steps {
+                    steps_chart(std::slice::from_ref(inner), &entry, "", &deeper, out, counter);
+                }
+                out.push_str(&format!("{indent}    end\n"));
+                out.push_str(&format!("{indent}    {previous} -->{guard} {node}\n"));
+                previous = node;
+            }
             StepKind::Stop(_) | StepKind::Fail(_) => {
                 out.push_str(&format!(
                     "{indent}    {node}([\"{} ({})\"])\n",

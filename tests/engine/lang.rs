@@ -389,3 +389,45 @@ outputs:
     assert_eq!(server.requests().len(), 2, "the queue was read once");
     assert_eq!(server.max_in_flight(), 2);
 }
+
+/// `runner graph` draws stages in order (with "next" edges) and parallel blocks.
+#[test]
+fn graph_draws_stages_and_parallel_blocks() {
+    let case = Case::new(
+        r#"name: t
+steps:
+  - id: decide
+    type: stages
+    stages:
+      - id: first
+        result: "{{ none }}"
+      - id: second
+        prefetch: true
+        steps: [{id: s, type: set, values: {a: 1}}]
+        result: "{{ steps.s.output.a }}"
+  - id: both
+    type: parallel
+    steps:
+      - {id: one, type: set, values: {a: 1}}
+      - {id: two, type: set, values: {a: 2}}
+"#,
+    );
+    let output = std::process::Command::new(assert_cmd::cargo::cargo_bin!("runner"))
+        .current_dir(case.dir.path())
+        .args(["graph", "wf.yaml"])
+        .output()
+        .expect("runner runs");
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let chart = super::super::stdout(&output);
+    for needle in [
+        "decide (stages, first match)",
+        "first (stage)",
+        "second (stage, prefetched)",
+        "-->|next|",
+        "both (parallel)",
+        "one (set)",
+        "two (set)",
+    ] {
+        assert!(chart.contains(needle), "{needle} missing in:\n{chart}");
+    }
+}
