@@ -633,6 +633,47 @@ fn steps_chart(
                 edge(out, indent, &previous, &guard, &node);
                 previous = node;
             }
+            StepKind::Stages(stages) => {
+                // Each stage in turn; "next" edges are taken while no stage decided.
+                out.push_str(&format!(
+                    "{indent}    subgraph {node}[{}]\n",
+                    label(&format!("{name} (stages, first match)"))
+                ));
+                *counter += 1;
+                let mut entry = format!("e{counter}");
+                out.push_str(&format!("{indent}        {entry}[\" \"]\n"));
+                let deeper = format!("{indent}    ");
+                for (stage_index, stage) in stages.stages.iter().enumerate() {
+                    *counter += 1;
+                    let stage_node = format!("g{counter}");
+                    let prefetch = if stage.prefetch { ", prefetched" } else { "" };
+                    out.push_str(&format!(
+                        "{deeper}    {stage_node}{{{}}}\n",
+                        label(&format!("{} (stage{prefetch})", stage.id))
+                    ));
+                    edge(out, &deeper, &entry, if stage_index == 0 { "" } else { "next" }, &stage_node);
+                    entry = steps_chart(&stage.steps, &stage_node, "", &deeper, out, counter);
+                }
+                out.push_str(&format!("{indent}    end\n"));
+                edge(out, indent, &previous, &guard, &node);
+                previous = node;
+            }
+            StepKind::Parallel(parallel) => {
+                out.push_str(&format!(
+                    "{indent}    subgraph {node}[{}]\n",
+                    label(&format!("{name} (parallel)"))
+                ));
+                *counter += 1;
+                let entry = format!("e{counter}");
+                out.push_str(&format!("{indent}        {entry}[\" \"]\n"));
+                let deeper = format!("{indent}    ");
+                for inner in &parallel.steps {
+                    steps_chart(std::slice::from_ref(inner), &entry, "", &deeper, out, counter);
+                }
+                out.push_str(&format!("{indent}    end\n"));
+                edge(out, indent, &previous, &guard, &node);
+                previous = node;
+            }
             StepKind::Stop(_) | StepKind::Fail(_) => {
                 let text = format!("{name} ({})", step.kind.type_name());
                 out.push_str(&format!("{indent}    {node}([{}])\n", label(&text)));

@@ -139,6 +139,12 @@ fn collect_calls(steps: &[Step], into: &mut Vec<String>) {
                 }
             }
             StepKind::ForEach(each) => collect_calls(&each.steps, into),
+            StepKind::Stages(stages) => {
+                for stage in &stages.stages {
+                    collect_calls(&stage.steps, into);
+                }
+            }
+            StepKind::Parallel(parallel) => collect_calls(&parallel.steps, into),
             _ => {}
         }
     }

@@ -71,7 +71,7 @@ pub struct RunResult {
 
 /// Shared state of one `runner run`.
 pub struct Engine {
-    eval: Evaluator,
+    pub(crate) eval: Evaluator,
     masker: RwLock<Masker>,
     sink: Arc<dyn Sink>,
     /// Cancelled on SIGINT/SIGTERM.
@@ -99,7 +99,7 @@ impl std::fmt::Debug for Engine {
 
 /// How a list of steps ended.
 #[derive(Debug, Clone, PartialEq)]
-enum Flow {
+pub(crate) enum Flow {
     /// Go on with the next step.
     Continue,
     /// A `stop` step: end the run with this code and these outputs.
@@ -108,33 +108,35 @@ enum Flow {
     Fail { message: String, exit_code: i32, outputs: Option<Json> },
     /// Cancelled (signal or run timeout).
     Cancelled,
+    /// A `return` step: end the enclosing stage, iteration or workflow with this value.
+    Return(Json),
 }
 
 /// One invocation of a workflow (the main one or a `call`).
-struct Invocation<'a> {
-    unit: &'a Unit,
-    dir: PathBuf,
-    plan: bool,
-    apis: IndexMap<String, steps::http::ApiConfig>,
-    cancel: CancellationToken,
+pub(crate) struct Invocation<'a> {
+    pub(crate) unit: &'a Unit,
+    pub(crate) dir: PathBuf,
+    pub(crate) plan: bool,
+    pub(crate) apis: IndexMap<String, steps::http::ApiConfig>,
+    pub(crate) cancel: CancellationToken,
 }
 
 /// What a step produced.
-struct StepResult {
-    status: StepStatus,
-    output: Json,
-    error: Option<String>,
-    attempts: u32,
+pub(crate) struct StepResult {
+    pub(crate) status: StepStatus,
+    pub(crate) output: Json,
+    pub(crate) error: Option<String>,
+    pub(crate) attempts: u32,
     /// Continue the run despite a failure (`on: {...: continue}`).
-    proceed: bool,
+    pub(crate) proceed: bool,
 }
 
 impl StepResult {
-    fn ok(output: Json) -> Self {
+    pub(crate) fn ok(output: Json) -> Self {
         StepResult { status: StepStatus::Ok, output, error: None, attempts: 1, proceed: false }
     }
 
-    fn failed(error: impl Into<String>, output: Json) -> Self {
+    pub(crate) fn failed(error: impl Into<String>, output: Json) -> Self {
         StepResult {
             status: StepStatus::Failed,
             output,
@@ -155,7 +157,7 @@ impl StepResult {
     }
 }
 
-type BoxFuture<'a, T> = Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
 
 impl Engine {
     /// An engine for a loaded project.
@@ -201,7 +203,7 @@ impl Engine {
     }
 
     /// Send an event, with every secret masked.
-    fn emit(&self, event: Event) {
+    pub(crate) fn emit(&self, event: Event) {
         let masker = self.masker();
         if masker.is_empty() {
             self.sink.event(&event);
@@ -308,6 +310,23 @@ impl Engine {
                 }
             }
             scope.set("secrets", to_mj(&Json::Object(secrets)));
+            {
+                let hooks = self.options.hooks.clone();
+                let search = self.env_var("PATH");
+                self.eval.add_global(
+                    "which",
+                    Value::from_function(move |name: &str| {
+                        match hooks.as_ref().and_then(|h| h.which(name)) {
+                            Some(true) => Value::from(name),
+                            Some(false) => Value::from(()),
+                            None => crate::template::collections::which_in(
+                                name,
+                                search.as_deref().map(std::ffi::OsStr::new),
+                            ),
+                        }
+                    }),
+                );
+            }
             if let Some(registry) = &unit.registry {
                 scope.set("lanes", to_mj(&serde_json::to_value(&registry.lanes).unwrap_or(Json::Null)));
                 let lanes = registry.clone();
@@ -428,7 +447,7 @@ impl Engine {
             }
             let timed_out = timed_out.load(std::sync::atomic::Ordering::SeqCst);
             let (mut status, mut error) = match &flow {
-                Flow::Continue | Flow::Stop { .. } => (RunStatus::Ok, None),
+                Flow::Continue | Flow::Stop { .. } | Flow::Return(_) => (RunStatus::Ok, None),
                 Flow::Fail { message, .. } => (RunStatus::Failed, Some(message.clone())),
                 Flow::Cancelled if timed_out => (
                     RunStatus::Failed,
@@ -466,9 +485,9 @@ impl Engine {
             }
             let end_context = scope.context();
             let outputs = match &flow {
-                Flow::Stop { outputs: Some(outputs), .. } | Flow::Fail { outputs: Some(outputs), .. } => {
-                    outputs.clone()
-                }
+                Flow::Stop { outputs: Some(outputs), .. }
+                | Flow::Fail { outputs: Some(outputs), .. }
+                | Flow::Return(outputs @ Json::Object(_)) => outputs.clone(),
                 _ => {
                     let mut out = Map::new();
                     for (name, value) in &workflow.outputs {
@@ -585,7 +604,7 @@ impl Engine {
     }
 
     /// Run steps in order; returns how they ended and the last step's output.
-    fn run_steps<'a>(
+    pub(crate) fn run_steps<'a>(
         self: &'a Arc<Self>,
         inv: &'a Invocation<'a>,
         steps: &'a [Step],
@@ -621,7 +640,7 @@ impl Engine {
 
     /// Run one step: `when`, the kind, the timeout, events, and what its result
     /// means for the run.
-    fn run_step<'a>(
+    pub(crate) fn run_step<'a>(
         self: &'a Arc<Self>,
         inv: &'a Invocation<'a>,
         step: &'a Step,
@@ -744,10 +763,13 @@ impl Engine {
             let context = scope.context();
             match &step.kind {
                 StepKind::Set(set) => {
+                    // Each value sees the ones before it by name, typed.
+                    let local = scope.child();
                     let mut out = Map::new();
                     for (name, value) in &set.values {
-                        match self.eval.render_dyn(value, &context) {
+                        match self.eval.render_dyn(value, &local.context()) {
                             Ok(v) => {
+                                local.set(name, to_mj(&v));
                                 out.insert(name.clone(), v);
                             }
                             Err(e) => return StepResult::failed(format!("values.{name}: {e}"), Json::Null),
@@ -927,6 +949,9 @@ impl Engine {
                 }
                 StepKind::Cron(cron) => self.run_cron(inv, step, cron, &context, path).await,
                 StepKind::Transition(transition) => self.run_transition(inv, transition, &context),
+                StepKind::Stages(stages) => self.run_stages(inv, stages, scope, path, flow).await,
+                StepKind::Return(ret) => self.run_return(ret, &context, flow),
+                StepKind::Parallel(parallel) => self.run_parallel(inv, parallel, scope, path, flow).await,
             }
         })
     }
@@ -1052,7 +1077,11 @@ impl Engine {
         }
     }
 
-    fn render_map(&self, map: &IndexMap<String, Json>, context: &Value) -> Result<Option<Json>, String> {
+    pub(crate) fn render_map(
+        &self,
+        map: &IndexMap<String, Json>,
+        context: &Value,
+    ) -> Result<Option<Json>, String> {
         if map.is_empty() {
             return Ok(None);
         }
@@ -1134,12 +1163,15 @@ impl Engine {
             async move {
                 let (inner, last) = self.run_steps(inv, &each.steps, &child, &iteration_path).await;
                 let output = match (&inner, &each.output) {
+                    // A `return` ends this iteration with its value.
+                    (Flow::Return(value), _) => Ok(value.clone()),
                     (Flow::Continue, Some(template)) => self
                         .eval
                         .render_dyn(template, &child.context())
                         .map_err(|e| format!("item {index}: output: {e}")),
                     _ => Ok(last),
                 };
+                let inner = if let Flow::Return(_) = inner { Flow::Continue } else { inner };
                 (index, inner, output)
             }
         });
@@ -1148,7 +1180,30 @@ impl Engine {
         while let Some((index, inner, output)) = stream.next().await {
             match inner {
                 Flow::Continue => match output {
-                    Ok(value) => results.push(value),
+                    Ok(value) => {
+                        let done = match &each.until {
+                            Some(until) => {
+                                let check = scope.child();
+                                check.set("result", to_mj(&value));
+                                match self.eval.truthy(until, &check.context()) {
+                                    Ok(done) => done,
+                                    Err(e) => {
+                                        return StepResult::failed(
+                                            format!("item {index}: until: {e}"),
+                                            Json::Array(results),
+                                        );
+                                    }
+                                }
+                            }
+                            None => false,
+                        };
+                        results.push(value);
+                        if done {
+                            // Early exit: dropping the stream cancels the items in flight.
+                            drop(stream);
+                            return StepResult::ok(Json::Array(results));
+                        }
+                    }
                     Err(e) => return StepResult::failed(e, Json::Array(results)),
                 },
                 Flow::Fail { message, exit_code, outputs } => {

@@ -19,6 +19,10 @@ use crate::model::step::{HttpStep, Step, StepKind};
 use crate::model::workflow::{InputDef, InputType, Workflow};
 use crate::template::{self, expression_variables, template_variables};
 
+// The v2 language kinds (stages, return, parallel) are checked in their own file.
+#[path = "check_stages.rs"]
+mod check_stages;
+
 /// Names templates may not use for loop variables: they are taken.
 const RESERVED: &[&str] = &[
     "inputs",
@@ -101,7 +105,9 @@ struct Scope {
     /// Root names available besides the workflow-wide ones (loop variables, `run`, ...).
     extra: BTreeSet<String>,
     /// Step ids whose results are available.
-    steps: BTreeSet<String>,
+    /// Shared until changed: a `set` or a stage clones the scope for a few names, and
+    /// copying every step id each time made validation quadratic in the step count.
+    steps: Arc<BTreeSet<String>>,
     /// Whether `steps` may be used at all.
     steps_allowed: bool,
     /// `vars` names available (all of them, except inside `vars` itself).
@@ -168,8 +174,17 @@ impl Checker<'_> {
         }
         let mut scope = Scope { steps_allowed: true, vars: all_vars.clone(), ..Scope::default() };
         self.check_steps(&workflow.steps, "/steps", &mut scope);
-        let top: BTreeSet<String> = workflow.steps.iter().filter_map(|s| s.id.clone()).collect();
-        let mut end_scope = Scope { steps_allowed: true, vars: all_vars, steps: top, extra: BTreeSet::new() };
+        let top: BTreeSet<String> = workflow
+            .steps
+            .iter()
+            .flat_map(|s| match &s.kind {
+                StepKind::Parallel(p) => std::iter::once(s).chain(p.steps.iter()).collect::<Vec<_>>(),
+                _ => vec![s],
+            })
+            .filter_map(|s| s.id.clone())
+            .collect();
+        let mut end_scope =
+            Scope { steps_allowed: true, vars: all_vars, steps: Arc::new(top), extra: BTreeSet::new() };
         for (key, value) in &workflow.outputs {
             self.check_dyn(value, &format!("/outputs/{}", escape_pointer(key)), &end_scope);
         }
@@ -210,6 +225,7 @@ impl Checker<'_> {
                     }
                 }
                 StepKind::ForEach(each) => self.collect_ids(&each.steps, &format!("{pointer}/steps")),
+                StepKind::Stages(_) | StepKind::Parallel(_) => self.collect_nested_ids(&step.kind, &pointer),
                 _ => {}
             }
         }
@@ -274,7 +290,11 @@ impl Checker<'_> {
             let pointer = format!("{base}/{index}");
             self.check_step(step, &pointer, scope);
             if let Some(id) = &step.id {
-                scope.steps.insert(id.clone());
+                Arc::make_mut(&mut scope.steps).insert(id.clone());
+            }
+            // The steps of a `parallel` block are available after it.
+            if let StepKind::Parallel(parallel) = &step.kind {
+                Arc::make_mut(&mut scope.steps).extend(parallel.steps.iter().filter_map(|s| s.id.clone()));
             }
         }
     }
@@ -320,8 +340,20 @@ impl Checker<'_> {
             }
             StepKind::Call(call) => self.check_call(call, pointer, scope),
             StepKind::Set(set) => {
-                for (key, value) in &set.values {
-                    self.check_dyn(value, &format!("{pointer}/values/{}", escape_pointer(key)), scope);
+                // Each value sees the ones before it by name.
+                let mut inner = scope.clone();
+                let last = set.values.len().saturating_sub(1);
+                for (index, (key, value)) in set.values.iter().enumerate() {
+                    self.check_dyn(value, &format!("{pointer}/values/{}", escape_pointer(key)), &inner);
+                    if index < last && RESERVED.contains(&key.as_str()) {
+                        self.report_key(
+                            &format!("{pointer}/values/{}", escape_pointer(key)),
+                            "reserved",
+                            format!("`{key}` would hide `{key}` from the values after it in this `set`"),
+                            Some("pick another name, or make it the last value".into()),
+                        );
+                    }
+                    inner.extra.insert(key.clone());
                 }
             }
             StepKind::Switch(switch) => {
@@ -359,6 +391,11 @@ impl Checker<'_> {
                 self.check_steps(&each.steps, &format!("{pointer}/steps"), &mut inner);
                 if let Some(output) = &each.output {
                     self.check_dyn(output, &format!("{pointer}/output"), &inner);
+                }
+                if let Some(until) = &each.until {
+                    let mut after = scope.clone();
+                    after.extra.insert("result".into());
+                    self.check_expression(until, &format!("{pointer}/until"), &after);
                 }
             }
             StepKind::Emit(emit) => match (&emit.text, &emit.json) {
@@ -425,6 +462,9 @@ impl Checker<'_> {
                 }
             }
             StepKind::Transition(transition) => self.check_transition(transition, pointer, scope),
+            StepKind::Stages(_) | StepKind::Return(_) | StepKind::Parallel(_) => {
+                self.check_v2(&step.kind, pointer, scope)
+            }
             StepKind::Guard(guard) => {
                 self.check_template(&guard.text, &format!("{pointer}/text"), scope);
                 if let Some(lane) = &guard.lane {

@@ -122,6 +122,14 @@ pub enum StepKind {
     /// Move an item through the workflow's lifecycle: from a state, by an event (or to
     /// a target, or by a role's completion result), to the next state and its labels.
     Transition(TransitionStep),
+    /// First-match stages: run the stages in order; the first whose result is not
+    /// `none` decides, and the later ones do not run. The step's output is that result.
+    Stages(StagesStep),
+    /// End the enclosing stage, `for_each` iteration or (called) workflow with a
+    /// value, without ending the whole run.
+    Return(ReturnStep),
+    /// Run the steps at the same time; each is recorded under its id as usual.
+    Parallel(ParallelStep),
 }
 
 impl StepKind {
@@ -141,6 +149,9 @@ impl StepKind {
             StepKind::Cron(_) => "cron",
             StepKind::Guard(_) => "guard",
             StepKind::Transition(_) => "transition",
+            StepKind::Stages(_) => "stages",
+            StepKind::Return(_) => "return",
+            StepKind::Parallel(_) => "parallel",
         }
     }
 }
@@ -241,7 +252,8 @@ pub struct HttpStep {
     /// class (`"4xx"`, `"5xx"`), `http_error` (any unexpected status), `transport`
     /// (connection failed), `timeout`, `decode` (body is not valid JSON). Values:
     /// `fail`, `continue`, or `{value: ...}` to succeed with that output; templates in
-    /// the value see `response.status`, `response.body` and `error`.
+    /// the value see `response.status`, `response.body` (decoded), `response.text` (the
+    /// body as received, for an unexpected status) and `error`.
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub on: IndexMap<String, OutcomeAction>,
     /// Largest response body accepted, in bytes (default: the API's, else 10 MiB).
@@ -367,6 +379,8 @@ pub struct CallStep {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct SetStep {
     /// Values (strings are templates; a template that is one `{{ expr }}` keeps its type).
+    /// Each value sees the ones before it by name, typed: `count: "{{ items | length }}"`
+    /// after `items: "{{ ... }}"`.
     #[schemars(length(min = 1))]
     pub values: IndexMap<String, Dyn>,
 }
@@ -432,6 +446,12 @@ pub struct ForEachStep {
     /// the list of results, in item order.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output: Option<Dyn>,
+    /// Expression: stop at the first item whose result makes it true. It sees the
+    /// item's `result`. Items still running are cancelled and
+    /// later items are not started; the output ends with the matching item's result.
+    /// E.g. `result.evidence` stops at the first PR with evidence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<Expr>,
 }
 
 /// Output stream.
@@ -569,4 +589,89 @@ pub struct TransitionStep {
     /// literal `event` is defined for each (and for a literal `state`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub from: Vec<String>,
+}
+
+/// `type: stages`: an ordered list of stages, first match wins. Each stage runs its
+/// steps and yields a `result`; the first stage whose result is not `none` decides
+/// and the stages after it do not run. A stage can also decide early with a `return`
+/// step. The step's output is the deciding result (or `default`).
+///
+/// ```yaml
+/// - id: decision
+///   type: stages
+///   stages:
+///     - id: token
+///       result: "{{ {'action': 'stuck'} if secrets.token is none else none }}"
+///     - id: queue
+///       steps: [{id: queue, type: http, api: dispatch, path: /api/queue}]
+///       result: "{{ steps.queue.output.body | first }}"
+///   catch: {action: stuck, reason: "{{ error.stage }}: {{ error.message }}"}
+/// ```
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct StagesStep {
+    /// The stages, tried in order. Steps of all stages share one scope, so a stage sees
+    /// the steps of the stages before it.
+    #[schemars(length(min = 1))]
+    pub stages: Vec<Stage>,
+    /// The result when a stage fails (one of its steps fails without
+    /// `on_error: continue`): one error mapping for every stage, so each message is
+    /// written once. It sees `error.stage` (the stage id), `error.step` (the failed
+    /// step's id), `error.message` (that step's error). Without it a failed stage
+    /// fails this step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub catch: Option<Dyn>,
+    /// The output when no stage decides (default `none`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<Dyn>,
+}
+
+/// One stage of a `stages` step.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Stage {
+    /// Identifier of the stage (shown in the run output and in `error.stage`).
+    #[schemars(regex(pattern = r"^[a-z][a-z0-9_]*$"))]
+    pub id: String,
+    /// Steps of the stage, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<Step>,
+    /// The stage's result (strings are templates seeing the stage's steps); `none`
+    /// means "this stage decides nothing" and the next stage runs. A stage needs a
+    /// `result` or a `return` step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<Dyn>,
+    /// Start this stage's independent reads (HTTP GET/HEAD and `effect: read` exec
+    /// steps whose templates use no `steps.`) as soon as the `stages` step starts,
+    /// while earlier stages run. First-match is kept: if an earlier stage decides, the
+    /// prefetched results are discarded (requests in flight are cancelled). A
+    /// prefetched stage may contain no writes, so a write never starts early.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub prefetch: bool,
+}
+
+/// `type: return`: end the enclosing stage, `for_each` iteration or workflow with
+/// `value` (strings are templates). In a stage a non-`none` value decides; in a
+/// `for_each` it is the item's result; at a workflow's top level a map value
+/// replaces the workflow's `outputs`. A `switch` case is not a boundary: a `return`
+/// inside one ends the block around the switch.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct ReturnStep {
+    /// The value returned (default `none`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<Dyn>,
+}
+
+/// `type: parallel`: run independent steps at the same time. They see the steps
+/// before the block (not each other); after it, each is available as `steps.<id>`.
+/// The output is the list of the steps' outputs, in order. A failure (without
+/// `on_error: continue`) fails the block once all its steps have finished.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct ParallelStep {
+    /// The steps run together.
+    #[schemars(length(min = 1))]
+    pub steps: Vec<Step>,
+    /// How many run at once (default: all).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 256))]
+    pub limit: Option<u32>,
 }

@@ -66,6 +66,11 @@ pub trait Hooks: Send + Sync + std::fmt::Debug {
     fn command(&self, argv: &[String]) -> CommandAnswer;
     /// A real command finished (for recording).
     fn command_observed(&self, _argv: &[String], _output: &CommandOutput) {}
+    /// Whether `program` is installed, for the `which()` template function; `None`
+    /// looks it up on `PATH` for real.
+    fn which(&self, _program: &str) -> Option<bool> {
+        None
+    }
 }
 
 /// Run a command, or answer it from the hooks.

@@ -836,7 +836,8 @@ fn judge(step: &HttpStep, request: &Request, received: &Received) -> Result<Json
         return Err(Failure {
             kind: FailureKind::Status(code),
             error: format!("HTTP {code}{reason} from {method} {}{excerpt}", request.url),
-            output: json!({"status": code, "headers": headers, "body": body}),
+            // `text` is the body as received, for quoting it verbatim.
+            output: json!({"status": code, "headers": headers, "body": body, "text": text()}),
             retry,
         });
     }

@@ -5,6 +5,7 @@
 pub mod exec;
 pub mod hooks;
 pub mod http;
+pub mod stages;
 pub mod supervise;
 
 use std::path::Path;

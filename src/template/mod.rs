@@ -2,6 +2,7 @@
 //! analysis `runner validate` uses to check them before anything runs.
 
 pub mod audit;
+pub mod collections;
 pub mod filters;
 pub mod text;
 
@@ -12,7 +13,7 @@ use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 
 /// Globals (functions) our environment provides; not variables a file must define.
 pub const GLOBAL_FUNCTIONS: &[&str] =
-    &["range", "dict", "namespace", "debug", "get_lane", "now_utc", "select_level"];
+    &["range", "dict", "namespace", "debug", "get_lane", "now_utc", "select_level", "which"];
 
 /// A template environment: strict undefined (a typo is an error, never an empty
 /// string), no auto-escaping, trailing newlines kept, and `{##`/`##}` as comment
@@ -31,6 +32,7 @@ pub fn environment() -> Environment<'static> {
     filters::register(&mut env);
     audit::register(&mut env);
     text::register(&mut env);
+    collections::register(&mut env);
     env.set_formatter(|out, state, value| match display_override(value) {
         Some(text) => out.write_str(text).map_err(minijinja::Error::from),
         None => {
@@ -118,10 +120,35 @@ pub fn single_expression(text: &str) -> Option<&str> {
     let inner = trimmed.strip_prefix("{{")?.strip_suffix("}}")?;
     let inner = inner.strip_prefix('-').unwrap_or(inner);
     let inner = inner.strip_suffix('-').unwrap_or(inner);
-    if inner.contains("{{") || inner.contains("}}") || inner.contains("{%") || inner.contains("%}") {
-        return None;
+    // Braces must balance outside string literals, so `{{ {'a': {'b': 1}} }}` (nested
+    // map literals) is one expression while `{{ x }} and {{ y }}` is not.
+    let mut depth = 0usize;
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    let mut previous = ' ';
+    for c in inner.chars() {
+        match quote {
+            Some(q) => {
+                if escaped {
+                    escaped = false;
+                } else if c == '\\' {
+                    escaped = true;
+                } else if c == q {
+                    quote = None;
+                }
+            }
+            None => match c {
+                '\'' | '"' => quote = Some(c),
+                '%' if previous == '{' => return None,
+                '}' if previous == '%' => return None,
+                '{' => depth += 1,
+                '}' => depth = depth.checked_sub(1)?,
+                _ => {}
+            },
+        }
+        previous = c;
     }
-    Some(inner.trim())
+    (depth == 0 && quote.is_none()).then(|| inner.trim())
 }
 
 /// Whether `text` contains template syntax at all.
@@ -411,6 +438,11 @@ mod tests {
         assert_eq!(single_expression("  {{- x -}} "), Some("x"));
         assert_eq!(single_expression("a {{ x }}"), None);
         assert_eq!(single_expression("{{ x }}{{ y }}"), None);
+        assert_eq!(single_expression("{{ x }} and {{ y }}"), None);
+        assert_eq!(single_expression("{{ {'a': {'b': 1}} }}"), Some("{'a': {'b': 1}}"));
+        assert_eq!(single_expression("{{ '}}' ~ x }}"), Some("'}}' ~ x"));
+        assert_eq!(single_expression("{{ x }}{% if y %}{{ z }}{% endif %}"), None);
+        assert_eq!(single_expression("{{ {'a': 1} }}"), Some("{'a': 1}"));
     }
 
     #[test]

@@ -121,6 +121,13 @@ impl Hooks for FixtureHooks {
         HttpAnswer::Unmatched
     }
 
+    /// A test world has only the programs its command fixtures name: a fixture whose
+    /// first argument matches `program` says it is installed (or not, with `missing`).
+    fn which(&self, program: &str) -> Option<bool> {
+        let fixture = self.commands.iter().find(|f| f.matcher.first().is_some_and(|p| glob_text(p, program)));
+        Some(fixture.is_some_and(|f| !f.missing))
+    }
+
     fn command(&self, argv: &[String]) -> CommandAnswer {
         if let Ok(mut log) = self.log.lock() {
             log.commands.push(argv.to_vec());

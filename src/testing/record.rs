@@ -75,6 +75,27 @@ impl Hooks for Recorder {
         CommandAnswer::Run
     }
 
+    /// Looks the program up for real and records the answer as a fixture naming it
+    /// (`[program]`, `missing` when absent), which is how a replay answers `which()`.
+    fn which(&self, program: &str) -> Option<bool> {
+        let found =
+            !crate::template::collections::which_in(program, std::env::var_os("PATH").as_deref()).is_none();
+        if let Ok(mut all) = self.commands.lock()
+            && !all.iter().any(|f| f.matcher.len() == 1 && f.matcher[0] == program)
+        {
+            all.push(CommandFixture {
+                matcher: vec![program.to_string()],
+                exit_code: 0,
+                stdout: String::new(),
+                stderr: String::new(),
+                hang: false,
+                missing: !found,
+                times: Some(1),
+            });
+        }
+        Some(found)
+    }
+
     fn command_observed(&self, argv: &[String], output: &CommandOutput) {
         let fixture = CommandFixture {
             matcher: argv.to_vec(),
@@ -190,6 +211,18 @@ pub fn relative_to(from: &Path, to: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn which_is_recorded_once_as_a_fixture() {
+        let recorder = Recorder::default();
+        assert_eq!(recorder.which("surely-not-a-program-xyz"), Some(false));
+        assert_eq!(recorder.which("surely-not-a-program-xyz"), Some(false));
+        let fixtures = recorder.commands.lock().map(|c| c.clone()).unwrap_or_default();
+        assert_eq!(fixtures.len(), 1);
+        assert_eq!(fixtures[0].matcher, ["surely-not-a-program-xyz"]);
+        assert!(fixtures[0].missing);
+        assert!(recorder.argvs.lock().map(|a| a.is_empty()).unwrap_or(false), "nothing was run");
+    }
 
     #[test]
     fn relative_paths() {

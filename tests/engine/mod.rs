@@ -10,6 +10,7 @@ use super::fake::{Response, Server};
 use super::{code, stderr, stdout};
 
 mod ecosystem;
+mod lang;
 mod schedule;
 
 /// A temp dir holding one workflow (and anything else a test writes next to it).
