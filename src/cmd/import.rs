@@ -699,7 +699,7 @@ steps:
     type: exec
     effect: read
     timeout: 30s
-    argv: ["{{{{ inputs.gh }}}}", pr, list, --repo, "{{{{ inputs.repo }}}}", --state, all,
+    argv: ["{{{{ inputs.gh }}}}", pr, list, "--repo={{{{ inputs.repo }}}}", --state, all,
            --search, "#{{{{ inputs.issue }}}}", --json, "state,reviewDecision,mergeable,url", --limit, "1"]
     parse: json
 

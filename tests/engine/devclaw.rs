@@ -11,7 +11,7 @@ const DEFAULT: &str = "tests/fixtures/devclaw/workflow.yaml";
 const CHECK_TESTS: &str = r#"
 kind: test
 workflow: pr-approved.yaml
-x-list: &list [gh, pr, list, --repo, o/demo, --state, all, --search, '#7', --json, 'state,reviewDecision,mergeable,url', --limit, '1']
+x-list: &list [gh, pr, list, --repo=o/demo, --state, all, --search, '#7', --json, 'state,reviewDecision,mergeable,url', --limit, '1']
 cases:
   - name: approved
     inputs: {repo: o/demo, issue: 7}
