@@ -11,6 +11,7 @@
 //! | `find_by(key, value?)` | `prs \| find_by('evidence')` | first item whose key equals `value` (or is truthy) |
 //! | `index_by(key)` | `lanes \| index_by('id')` | map key → first item |
 //! | `group_by(key)` | `issues \| group_by('lane')` | map key → items, in order |
+//! | `count_by(key, missing?)` | `items \| count_by('lane', missing='unknown')` | map key → number of items, in order |
 //! | `unique_by(key?)` | `urls \| unique_by` | first item per key (or value) |
 //! | `project(name=path, ...)` | `checks \| project(name='name\|context')` | each item as a map of just these fields |
 //! | `normalize(aliases?, prefix?)` | `'In_Progress' \| normalize(prefix='status/')` | `status/in-progress` |
@@ -32,6 +33,7 @@ pub fn register(env: &mut Environment<'_>) {
     env.add_filter("find_by", find_by);
     env.add_filter("index_by", index_by);
     env.add_filter("group_by", group_by);
+    env.add_filter("count_by", count_by);
     env.add_filter("unique_by", unique_by);
     env.add_filter("normalize", normalize);
     env.add_filter("project", project);
@@ -172,6 +174,25 @@ fn group_by(value: &Value, key: &str) -> Result<Value, Error> {
         map.entry(key_text(&at(&it, key))).or_default().push(it);
     }
     Ok(Value::from_pairs(map.into_iter().map(|(k, v)| (k, Value::from(v)))))
+}
+
+/// `list | count_by('key', missing='unknown')`: a map from each key (as text, in order
+/// of first appearance) to how many items have it; items without the key count under
+/// `missing` (default: the empty text).
+// minijinja hands filter arguments over by value.
+#[allow(clippy::needless_pass_by_value)]
+fn count_by(value: &Value, key: &str, kwargs: Kwargs) -> Result<Value, Error> {
+    let missing: Option<String> = kwargs.get("missing")?;
+    kwargs.assert_all_used()?;
+    let mut map: indexmap::IndexMap<String, usize> = indexmap::IndexMap::new();
+    for it in items(value, "count_by")? {
+        let mut k = key_text(&at(&it, key));
+        if k.is_empty() {
+            k = missing.clone().unwrap_or_default();
+        }
+        *map.entry(k).or_default() += 1;
+    }
+    Ok(Value::from_pairs(map.into_iter().map(|(k, n)| (k, Value::from(n)))))
 }
 
 /// `list | unique_by('key')`: the first item of each key; without a key, of each value.
@@ -387,6 +408,11 @@ mod tests {
             json!(["b", "c"])
         );
         assert_eq!(eval("q | unique_by('at') | map(attribute='id') | list", queue()), json!(["a", "b"]));
+        assert_eq!(eval("q | count_by('at')", queue()), json!({"2026-01-01": 2, "2026-01-02": 1}));
+        assert_eq!(
+            eval("q | count_by('lane', missing='unknown')", queue()),
+            json!({"cloud": 1, "local": 1, "unknown": 1})
+        );
         assert_eq!(eval("[1, 2, 1, 3, 2] | unique_by", json!({})), json!([1, 2, 3]));
     }
 
