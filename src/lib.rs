@@ -8,6 +8,7 @@ pub mod engine;
 pub mod exit;
 pub mod fsutil;
 pub mod history;
+pub mod import;
 pub mod lifecycle;
 pub mod load;
 pub mod mermaid;
