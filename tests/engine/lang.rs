@@ -423,7 +423,7 @@ steps:
         "decide (stages, first match)",
         "first (stage)",
         "second (stage, prefetched)",
-        "-->|next|",
+        "-->|\"next\"|",
         "both (parallel)",
         "one (set)",
         "two (set)",
