@@ -2,6 +2,7 @@
 //! every step kind with timeouts, retries and error policies, `finally`, outputs and
 //! the exit code. Everything observable goes out as masked [`Event`]s.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::{Arc, RwLock};
@@ -82,6 +83,9 @@ pub struct Engine {
     clients: steps::http::Clients,
     options: Options,
     project: Project,
+    /// The `openclaw` cron backend's job states, read once per run and keyed by the
+    /// backend's program (a failed read is kept too, so it is not retried per lane).
+    cron_jobs: tokio::sync::Mutex<HashMap<String, Result<steps::cron::JobStates, String>>>,
 }
 
 impl Engine {
@@ -172,6 +176,7 @@ impl Engine {
             clients: steps::http::Clients::new(),
             options,
             project,
+            cron_jobs: tokio::sync::Mutex::new(HashMap::new()),
         })
     }
 
@@ -1429,17 +1434,47 @@ impl Engine {
             Ok(r) => r,
             Err(e) => return StepResult::failed(format!("reason: {e}"), Json::Null),
         };
+        let mut current = None;
         let (argv, timeout) = match &registry.cron_backend {
-            CronBackend::Openclaw { program, timeout } => (
-                vec![
-                    program.clone().unwrap_or_else(|| "openclaw".into()),
-                    "cron".into(),
-                    "edit".into(),
-                    cron_id.clone(),
-                    if enabled { "--enable" } else { "--disable" }.into(),
-                ],
-                timeout.map(|t| t.get()).unwrap_or(DEFAULT_CRON_TIMEOUT),
-            ),
+            CronBackend::Openclaw { program, timeout } => {
+                let program = program.clone().unwrap_or_else(|| "openclaw".into());
+                let limit = step
+                    .timeout
+                    .map(|t| t.get())
+                    .or(timeout.map(|t| t.get()))
+                    .unwrap_or(DEFAULT_CRON_TIMEOUT);
+                let states = self.cron_states(&program, limit, &inv.cancel).await;
+                let unknown =
+                    json!({"lane": lane.id, "cron_id": cron_id, "enabled": enabled, "changed": false});
+                match states.as_ref().map(|s| s.get(&cron_id).copied()) {
+                    Ok(Some(state)) => current = Some(state),
+                    Ok(None) => {
+                        return StepResult::failed(
+                            format!(
+                                "cron job {cron_id} of lane `{}` is not listed by `{program} cron list --all --json`; nothing changed",
+                                lane.id
+                            ),
+                            unknown,
+                        );
+                    }
+                    Err(e) => {
+                        return StepResult::failed(
+                            format!("reading the cron jobs failed, nothing changed: {e}"),
+                            unknown,
+                        );
+                    }
+                }
+                (
+                    vec![
+                        program,
+                        "cron".into(),
+                        "edit".into(),
+                        cron_id.clone(),
+                        if enabled { "--enable" } else { "--disable" }.into(),
+                    ],
+                    limit,
+                )
+            }
             CronBackend::Command { argv, timeout } => {
                 let lane_value = to_mj(&serde_json::to_value(lane).unwrap_or(Json::Null));
                 let backend_context = minijinja::context! { lane => lane_value, cron_id => cron_id.clone(), enabled => enabled };
@@ -1461,7 +1496,13 @@ impl Engine {
         let mut output = json!({
             "lane": lane.id, "cron_id": cron_id, "enabled": enabled, "reason": reason,
             "command": argv, "applied": false, "dry_run": inv.plan,
+            "was_enabled": current, "changed": current.is_none_or(|c| c != enabled),
         });
+        // Already in the wanted state: no edit (re-enabling resets openclaw's error count).
+        if current == Some(enabled) {
+            output["command"] = Json::Null;
+            return StepResult::ok(output);
+        }
         if inv.plan && step.effect != Some(Effect::Read) {
             return self.planned(step, path, output);
         }
@@ -1490,6 +1531,12 @@ impl Engine {
         match error {
             None => {
                 output["applied"] = Json::Bool(true);
+                if let CronBackend::Openclaw { program, .. } = &registry.cron_backend {
+                    let program = program.as_deref().unwrap_or("openclaw");
+                    if let Some(Ok(states)) = self.cron_jobs.lock().await.get_mut(program) {
+                        states.insert(cron_id.clone(), enabled);
+                    }
+                }
                 StepResult::ok(output)
             }
             Some(error) => {
@@ -1497,6 +1544,50 @@ impl Engine {
                 StepResult::failed(error, output)
             }
         }
+    }
+}
+
+impl Engine {
+    /// The job states of the `openclaw` backend `program`, read with one
+    /// `cron list --all --json` the first time a run needs them (also in a dry run: it
+    /// only reads). The lock is held during the read, so concurrent toggles share it.
+    async fn cron_states(
+        &self,
+        program: &str,
+        timeout: std::time::Duration,
+        cancel: &CancellationToken,
+    ) -> Result<steps::cron::JobStates, String> {
+        let mut cache = self.cron_jobs.lock().await;
+        if let Some(known) = cache.get(program) {
+            return known.clone();
+        }
+        let spec = steps::exec::CommandSpec {
+            argv: steps::cron::list_argv(program),
+            env: Vec::new(),
+            cwd: None,
+            stdin: None,
+            timeout,
+            max_output_bytes: 4 * 1024 * 1024,
+        };
+        let read = match steps::hooks::run_command(self.options.hooks.as_deref(), &spec, cancel).await {
+            Ok(done) if done.exit_code == Some(0) => steps::cron::parse_jobs(&done.stdout),
+            Ok(done) if done.timed_out => {
+                Err(format!("`{program} cron list` timed out after {}s", timeout.as_secs()))
+            }
+            Ok(done) => {
+                let code = done.exit_code.map(|c| c.to_string()).unwrap_or_else(|| "a signal".into());
+                Err(format!(
+                    "`{program} cron list` failed (exit {code}): {}",
+                    steps::cron::list_failure(&done.stdout, &done.stderr)
+                ))
+            }
+            Err(e) => Err(e),
+        };
+        // A cancelled read is not remembered as the run's answer.
+        if !cancel.is_cancelled() {
+            cache.insert(program.to_string(), read.clone());
+        }
+        read
     }
 }
 

@@ -43,7 +43,9 @@ pub enum LanesKind {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum CronBackend {
-    /// Runs exactly `openclaw cron edit <cron id> --enable|--disable`, nothing else.
+    /// Reads the jobs' state once per run with `openclaw cron list --all --json`, then
+    /// runs exactly `openclaw cron edit <cron id> --enable|--disable` for a job whose
+    /// `enabled` flag differs, nothing else (an already matching job is left alone).
     Openclaw {
         /// Program to run (default `openclaw`, looked up on PATH).
         #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -2,6 +2,7 @@
 //! concrete action (a request, a command) that can be described for a dry run, then
 //! executes it. Control-flow kinds (set, switch, for_each, call, ...) live in the engine.
 
+pub mod cron;
 pub mod exec;
 pub mod hooks;
 pub mod http;

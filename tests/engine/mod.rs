@@ -554,6 +554,12 @@ fn registry(case: &Case, backend: &str) {
 }
 
 /// A fake `openclaw` on PATH that records its arguments and exits with `code`.
+/// What the fake `openclaw cron list --all --json` answers (the real CLI's shape):
+/// local's cron disabled, cloud's enabled.
+const JOBS: &str = r#"{"jobs": [{"id": "6b09bed4-cfbe-4c35-bbee-2b66c5ef17aa", "name": "L", "enabled": false}, {"id": "8a6daaff-641b-4e1c-a263-f3814b043539", "name": "C", "enabled": true}], "total": 2, "hasMore": false}"#;
+
+/// A fake `openclaw` logging its arguments to `calls.log`: the list answers [`JOBS`],
+/// any other command fails with `code` (0: succeeds).
 fn fake_openclaw(case: &Case, code: i32) -> String {
     let bin = case.path("bin");
     std::fs::create_dir_all(&bin).expect("mkdir");
@@ -561,7 +567,7 @@ fn fake_openclaw(case: &Case, code: i32) -> String {
     std::fs::write(
         &script,
         format!(
-            "#!/bin/sh\necho \"$@\" >> \"{}\"\necho 'gateway unreachable' >&2\nexit {code}\n",
+            "#!/bin/sh\necho \"$@\" >> \"{}\"\nif [ \"$*\" = \"cron list --all --json\" ]; then\n  echo '{JOBS}'\n  exit 0\nfi\necho 'gateway unreachable' >&2\nexit {code}\n",
             case.path("calls.log").display()
         ),
     )
@@ -582,7 +588,8 @@ fn cron_runs_exactly_openclaw_cron_edit() {
     let output = case.run(&["-o", "json", "-i", "lane=local", "-i", "on=true"], &[("PATH", &path)]);
     assert_eq!(code(&output), 0, "{}", stderr(&output));
     let calls = std::fs::read_to_string(case.path("calls.log")).expect("called");
-    assert_eq!(calls, "cron edit 6b09bed4-cfbe-4c35-bbee-2b66c5ef17aa --enable\n");
+    // The state is read first; local's cron is disabled, so one edit follows.
+    assert_eq!(calls, "cron list --all --json\ncron edit 6b09bed4-cfbe-4c35-bbee-2b66c5ef17aa --enable\n");
     let result = finished(&events(&output))["outputs"]["result"].clone();
     assert_eq!(result["applied"], true);
     assert_eq!(result["enabled"], true);
@@ -595,7 +602,7 @@ fn cron_runs_exactly_openclaw_cron_edit() {
     assert_eq!(code(&output), 1);
     assert!(step(&events(&output), "toggle")["error"].as_str().unwrap_or_default().contains("not a UUID"));
     let calls = std::fs::read_to_string(case.path("calls.log")).expect("called");
-    assert_eq!(calls.lines().count(), 1, "nothing ran");
+    assert_eq!(calls.lines().count(), 2, "nothing ran");
 }
 
 #[test]
@@ -607,15 +614,64 @@ fn a_failed_cron_toggle_is_a_failed_step() {
     assert_eq!(code(&output), 1);
     let error = step(&events(&output), "toggle")["error"].as_str().unwrap_or_default().to_string();
     assert!(error.contains("exit 3") && error.contains("gateway unreachable"), "{error}");
-    // A dry run shows the exact command and runs nothing.
-    let dry = case.run(&["--dry-run", "-o", "json", "-i", "lane=cloud", "-i", "on=true"], &[("PATH", &path)]);
+    // A dry run reads the state and shows the exact edit it would send, without sending it.
+    let dry =
+        case.run(&["--dry-run", "-o", "json", "-i", "lane=cloud", "-i", "on=false"], &[("PATH", &path)]);
     assert_eq!(code(&dry), 0);
     let plan = events(&dry).into_iter().find(|e| e["event"] == "step_planned").expect("plan");
     assert_eq!(
         plan["action"]["command"],
-        json!(["openclaw", "cron", "edit", "8a6daaff-641b-4e1c-a263-f3814b043539", "--enable"])
+        json!(["openclaw", "cron", "edit", "8a6daaff-641b-4e1c-a263-f3814b043539", "--disable"])
     );
-    assert_eq!(std::fs::read_to_string(case.path("calls.log")).expect("log").lines().count(), 1);
+    let calls = std::fs::read_to_string(case.path("calls.log")).expect("log");
+    assert_eq!(calls.lines().filter(|l| l.starts_with("cron edit")).count(), 1, "{calls}");
+    // A dry run whose job is already in the wanted state plans nothing.
+    let dry = case.run(&["--dry-run", "-o", "json", "-i", "lane=cloud", "-i", "on=true"], &[("PATH", &path)]);
+    assert_eq!(code(&dry), 0, "{}", stderr(&dry));
+    assert!(events(&dry).iter().all(|e| e["event"] != "step_planned"));
+    assert_eq!(finished(&events(&dry))["outputs"]["result"]["changed"], false);
+}
+
+#[test]
+fn a_cron_already_in_the_wanted_state_is_not_edited() {
+    let case = Case::new(CRON_WORKFLOW);
+    registry(&case, "{type: openclaw}");
+    let path = fake_openclaw(&case, 0);
+    let output = case.run(&["-o", "json", "-i", "lane=cloud", "-i", "on=true"], &[("PATH", &path)]);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let result = finished(&events(&output))["outputs"]["result"].clone();
+    assert_eq!(result["changed"], false);
+    assert_eq!(result["was_enabled"], true);
+    assert_eq!(std::fs::read_to_string(case.path("calls.log")).expect("called"), "cron list --all --json\n");
+}
+
+#[test]
+fn a_failed_cron_list_fails_the_toggle_with_one_line_and_edits_nothing() {
+    let case = Case::new(CRON_WORKFLOW);
+    registry(&case, "{type: openclaw}");
+    let bin = case.path("bin");
+    std::fs::create_dir_all(&bin).expect("mkdir");
+    let script = bin.join("openclaw");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho \"$@\" >> \"{}\"\necho '{{\"ok\": false, \"error\": {{\"type\": \"cli_error\", \"message\": \"Gateway not reachable\"}}}}'\necho 'Gateway not reachable' >&2\necho 'second line' >&2\nexit 1\n",
+            case.path("calls.log").display()
+        ),
+    )
+    .expect("write");
+    let mut permissions = std::fs::metadata(&script).expect("meta").permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o755);
+    std::fs::set_permissions(&script, permissions).expect("chmod");
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let output = case.run(&["-o", "json", "-i", "lane=local", "-i", "on=true"], &[("PATH", &path)]);
+    assert_eq!(code(&output), 1);
+    let error = step(&events(&output), "toggle")["error"].as_str().unwrap_or_default().to_string();
+    assert_eq!(
+        error,
+        "reading the cron jobs failed, nothing changed: `openclaw cron list` failed (exit 1): Gateway not reachable"
+    );
+    assert_eq!(std::fs::read_to_string(case.path("calls.log")).expect("called"), "cron list --all --json\n");
 }
 
 #[test]
@@ -835,8 +891,12 @@ fn heartbeat_and_worker_preflight_against_a_stateful_dispatch() {
     let out = stdout(&beat);
     assert!(out.contains("cloud lane needs attention; leaving cron unchanged"), "{out}");
     let requests = dispatch.server.requests();
-    assert_eq!(requests[0].method, "POST");
-    assert_eq!(requests[0].path(), "/api/agents/saffron/heartbeat");
+    // The heartbeat POST runs alongside the probes and the grooming read (one
+    // `parallel` block), so it is not necessarily the first request; it is sent once.
+    assert_eq!(
+        requests.iter().filter(|r| r.method == "POST" && r.path() == "/api/agents/saffron/heartbeat").count(),
+        1
+    );
     assert!(
         requests
             .iter()

@@ -433,11 +433,21 @@ fn answer(state: &Arc<Mutex<State>>, request: &Request) -> Response {
 }
 
 /// Write fake `gh` and `openclaw` into `dir`; `openclaw cron edit ID --enable|--disable`
-/// appends `ID enabled|disabled` to `cron-state.log` there. Returns the PATH to use.
+/// appends `ID enabled|disabled` to `cron-state.log` there, and `openclaw cron list
+/// --all --json` lists the jobs' current state. Returns the PATH to use.
 pub fn fake_programs(dir: &Path) -> String {
     let bin = dir.join("bin");
     std::fs::create_dir_all(&bin).expect("mkdir bin");
     let state = dir.join("cron-state.log");
+    // The jobs' state before any edit: the shipped lanes' local and cloud crons
+    // enabled, frontier's disabled. `cron list --all --json` answers from this seed and
+    // the edits after it, in the real CLI's shape (shared/spec/openclaw-cron.md).
+    let seed = dir.join("cron-seed.log");
+    std::fs::write(
+        &seed,
+        "6b09bed4-cfbe-4c35-bbee-2b66c5ef17aa enabled\n8a6daaff-641b-4e1c-a263-f3814b043539 enabled\n1723278d-2eaa-435b-9fda-0efe8febb30b disabled\n",
+    )
+    .expect("write cron seed");
     let write = |name: &str, body: String| {
         let path = bin.join(name);
         std::fs::write(&path, body).expect("write program");
@@ -448,8 +458,10 @@ pub fn fake_programs(dir: &Path) -> String {
     write(
         "openclaw",
         format!(
-            "#!/bin/sh\n[ \"$1 $2\" = \"cron edit\" ] || exit 2\ncase \"$4\" in --enable) s=enabled;; --disable) s=disabled;; *) exit 2;; esac\necho \"$3 $s\" >> '{}'\n",
-            state.display()
+            "#!/bin/sh\nif [ \"$*\" = \"cron list --all --json\" ]; then\n  cat '{seed}' '{state}' 2>/dev/null | awk '{LIST}'\n  exit 0\nfi\n[ \"$1 $2\" = \"cron edit\" ] || exit 2\ncase \"$4\" in --enable) s=enabled;; --disable) s=disabled;; *) exit 2;; esac\necho \"$3 $s\" >> '{state}'\n",
+            seed = seed.display(),
+            state = state.display(),
+            LIST = LIST_JOBS,
         ),
     );
     write(
@@ -460,7 +472,12 @@ pub fn fake_programs(dir: &Path) -> String {
     format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default())
 }
 
-/// The last state each cron id was set to.
+/// awk program printing `ID enabled|disabled` lines (last one per id wins) as the
+/// `{"jobs": [...]}` answer of `openclaw cron list --all --json`.
+const LIST_JOBS: &str = r#"{ if (!($1 in s)) ids[n++] = $1; s[$1] = $2 }
+END { printf "{\"jobs\": ["; for (i = 0; i < n; i++) printf "%s{\"id\": \"%s\", \"name\": \"job %d\", \"enabled\": %s}", (i ? ", " : ""), ids[i], i, (s[ids[i]] == "enabled" ? "true" : "false"); printf "], \"total\": %d, \"offset\": 0, \"limit\": 200, \"hasMore\": false}\n", n }"#;
+
+/// The last state each cron id was set to by an edit.
 pub fn cron_state(dir: &Path) -> HashMap<String, String> {
     let text = std::fs::read_to_string(dir.join("cron-state.log")).unwrap_or_default();
     text.lines()
