@@ -20,8 +20,19 @@ fn root() -> PathBuf {
 /// `runner ARGS...` run in `dir`.
 fn runner_in(dir: &Path, args: &[&str]) -> Output {
     let mut command = assert_cmd::cargo::cargo_bin_cmd!("runner");
-    command.current_dir(dir).args(args).env("NO_COLOR", "1").env_remove("RUST_LOG");
+    command
+        .current_dir(dir)
+        .args(args)
+        .env("NO_COLOR", "1")
+        .env_remove("RUST_LOG")
+        .env("RUNNER_STATE_DIR", test_state_dir());
     command.output().expect("runner runs")
+}
+
+/// The state directory (locks, run history) of runs started by tests without one of
+/// their own: under cargo's scratch folder for tests, never the user's own state.
+fn test_state_dir() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("state")
 }
 
 /// `runner ARGS...` run in the crate root.

@@ -373,7 +373,10 @@ fn colour_follows_clicolor_force_no_color_and_term_dumb() {
     assert!(!run(&[("CLICOLOR_FORCE", "1"), ("NO_COLOR", "1")]).contains('\x1b'), "NO_COLOR wins");
     let json = {
         let mut command = Command::new(assert_cmd::cargo::cargo_bin!("runner"));
-        command.current_dir(root()).args(["run", "examples/hello.yaml", "-o", "json"]);
+        command
+            .current_dir(root())
+            .args(["run", "examples/hello.yaml", "-o", "json"])
+            .env("RUNNER_STATE_DIR", crate::test_state_dir());
         stdout(&output_within(command, Duration::from_secs(60)))
     };
     for line in json.lines() {
