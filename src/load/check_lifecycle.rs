@@ -192,19 +192,7 @@ pub fn check_lifecycle(loader: &mut Loader, layers: &Layers, lifecycle: &Lifecyc
         let top = &layers.files[0];
         let at = layers.at("/roles");
         let (name, document) = (at.name.clone(), at.document.clone());
-        match loader.load_reference(
-            &top.path,
-            &name,
-            &document,
-            "/roles",
-            relative,
-            FileKind::Roles,
-            "roles file",
-            false,
-        ) {
-            Some(Loaded::Roles(roles)) => Some(roles),
-            _ => None,
-        }
+        load_workflow_roles(loader, &top.path, &name, &document, relative)
     });
     check_policies(loader, layers, lifecycle);
     let mut labels: HashMap<String, &str> = HashMap::new();
@@ -684,7 +672,7 @@ pub fn load_lifecycle(
     Some((lifecycle, roles))
 }
 
-/// Load the roles file a workflow names.
+/// Load the roles file a workflow (or a lifecycle) names, reported at its `roles:` line.
 pub fn load_workflow_roles(
     loader: &mut Loader,
     path: &Path,
