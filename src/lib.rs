@@ -7,6 +7,7 @@ pub mod diagnostics;
 pub mod engine;
 pub mod exit;
 pub mod fsutil;
+pub mod graph;
 pub mod history;
 pub mod import;
 pub mod lifecycle;

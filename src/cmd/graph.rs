@@ -10,11 +10,11 @@ pub fn run(args: &GraphArgs, out: &mut Out) -> i32 {
     let mut loader = Loader::new();
     match loader.load(&args.file) {
         Ok(Some(Loaded::Lifecycle(lifecycle))) => {
-            out.out(&crate::lifecycle::mermaid_lifecycle(&lifecycle));
+            out.out(&crate::graph::mermaid_lifecycle(&lifecycle));
             exit::OK
         }
         Ok(Some(Loaded::Workflow(workflow))) => {
-            out.out(&crate::lifecycle::mermaid_workflow(&workflow));
+            out.out(&crate::graph::mermaid_workflow(&workflow));
             exit::OK
         }
         Ok(Some(other)) => {

@@ -10,7 +10,8 @@ use super::yaml::{Document, escape_pointer};
 use super::{Loaded, Loader, sibling};
 use crate::diagnostics::{did_you_mean, one_of};
 use crate::model::FileKind;
-use crate::model::lifecycle::{Lifecycle, Roles, State, StateType, Transition};
+use crate::model::lifecycle::{Lifecycle, State, StateType, Transition};
+use crate::model::roles::Roles;
 
 /// CSS colour names a state's `color` may use.
 const CSS_COLOURS: &[&str] = &[
@@ -514,7 +515,7 @@ fn check_route(loader: &mut Loader, layers: &Layers, lifecycle: &Lifecycle, key:
 fn check_level_name(
     loader: &mut Loader,
     layers: &Layers,
-    role: &crate::model::lifecycle::Role,
+    role: &crate::model::roles::Role,
     at: &str,
     name: &str,
     allow_ends: bool,

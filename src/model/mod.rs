@@ -5,6 +5,7 @@ pub mod duration;
 pub mod lanes;
 pub mod lifecycle;
 pub mod prompts;
+pub mod roles;
 pub mod schedule;
 pub mod step;
 pub mod test_file;
@@ -12,8 +13,9 @@ pub mod workflow;
 
 pub use duration::Duration;
 pub use lanes::LaneRegistry;
-pub use lifecycle::{Lifecycle, Roles};
+pub use lifecycle::Lifecycle;
 pub use prompts::PromptManifest;
+pub use roles::Roles;
 pub use schedule::Schedule;
 pub use step::{Step, StepKind};
 pub use test_file::TestFile;
