@@ -7,7 +7,25 @@ use std::fmt::Write as _;
 use annotate_snippets::{AnnotationKind, Group, Level, Renderer, Snippet};
 use serde::Serialize;
 
-use crate::load::yaml::Range;
+/// A position in the source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Pos {
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column, in characters.
+    pub col: usize,
+    /// Byte offset.
+    pub offset: usize,
+}
+
+/// A byte range with its start position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Range {
+    /// Where it starts.
+    pub start: Pos,
+    /// Byte offset just past the end.
+    pub end: usize,
+}
 
 /// A second place that explains a diagnostic (first definition, alias use site).
 #[derive(Debug, Clone, PartialEq, Eq)]

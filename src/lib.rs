@@ -14,6 +14,7 @@ pub mod lifecycle;
 pub mod load;
 pub mod mermaid;
 pub mod model;
+pub mod output;
 pub mod render;
 pub mod report;
 pub mod schedule;

@@ -29,7 +29,7 @@ pub fn run(args: &ListArgs, out: &mut Out) -> i32 {
             return exit::NOINPUT;
         }
         if path.is_dir() {
-            files.extend(super::validate::yaml_files(path));
+            files.extend(crate::load::yaml_files(path));
         } else {
             files.push(path.clone());
         }

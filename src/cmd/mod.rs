@@ -17,7 +17,7 @@ pub mod completions;
 pub mod list;
 pub mod man;
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 
 use crate::cli::{Cli, ColorChoice, Command};
 use crate::exit;
@@ -70,25 +70,8 @@ where
     }
 }
 
-/// Writes to stdout and stderr, ignoring a closed pipe (`runner ... | head`).
-#[derive(Debug, Default)]
-pub struct Out;
-
-impl Out {
-    /// Print to stdout.
-    pub fn out(&mut self, text: &str) {
-        let mut stdout = std::io::stdout().lock();
-        let _ = stdout.write_all(text.as_bytes());
-        let _ = stdout.flush();
-    }
-
-    /// Print to stderr.
-    pub fn err(&mut self, text: &str) {
-        let mut stderr = std::io::stderr().lock();
-        let _ = stderr.write_all(text.as_bytes());
-        let _ = stderr.flush();
-    }
-}
+// `Out` lives below every layer that prints (the scheduler logs through it too).
+pub use crate::output::Out;
 
 /// Whether to colour output written to a stream. `auto` follows the conventions
 /// anstream follows (via anstyle-query): `NO_COLOR` set -> no colour; else

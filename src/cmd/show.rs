@@ -6,7 +6,7 @@ use crate::engine::lock::default_state_dir;
 use crate::exit;
 use crate::history;
 use crate::report::human::duration;
-use crate::report::run_report::{RunReport, StepRecord};
+use crate::report::run_report::RunReport;
 
 /// Run `runner show`.
 pub fn run(args: &ShowArgs, out: &mut Out) -> i32 {
@@ -49,27 +49,8 @@ pub fn run(args: &ShowArgs, out: &mut Out) -> i32 {
     exit::OK
 }
 
-/// How deep a step path is nested: `probe[2].queue` is 1 (dots outside brackets).
-pub fn depth(path: &str) -> usize {
-    let mut level = 0usize;
-    let mut brackets = 0usize;
-    for c in path.chars() {
-        match c {
-            '[' => brackets += 1,
-            ']' => brackets = brackets.saturating_sub(1),
-            '.' if brackets == 0 => level += 1,
-            _ => {}
-        }
-    }
-    level
-}
-
-/// The steps in the order they started (parents before their children).
-pub fn by_start(report: &RunReport) -> Vec<&StepRecord> {
-    let mut steps: Vec<&StepRecord> = report.steps.iter().collect();
-    steps.sort_by(|a, b| a.start_ms.cmp(&b.start_ms).then(depth(&a.path).cmp(&depth(&b.path))));
-    steps
-}
+// Shared with the HTML timeline, so they live with the run report.
+pub use crate::report::run_report::{by_start, depth};
 
 /// The run as text: a header, the inputs, then one line per step (start offset,
 /// duration, status, the step nested under its parent), errors and plans below.

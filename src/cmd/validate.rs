@@ -180,30 +180,8 @@ fn check_file(loader: &mut Loader, path: &Path) {
     }
 }
 
-/// Every *.yaml / *.yml under `dir`, sorted, skipping hidden directories and `target`.
-pub fn yaml_files(dir: &Path) -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(current) = pending.pop() {
-        let Ok(entries) = std::fs::read_dir(&current) else { continue };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with('.') {
-                continue;
-            }
-            if path.is_dir() {
-                if name != "target" {
-                    pending.push(path);
-                }
-            } else if name.ends_with(".yaml") || name.ends_with(".yml") {
-                found.push(normalize(&path));
-            }
-        }
-    }
-    found.sort();
-    found
-}
+// The file walk is shared with `runner test` and `runner list`, so it lives in the loader.
+pub use crate::load::yaml_files;
 
 /// Warnings as `warning[code]: file:line:col: message` lines with their hint.
 fn render_warnings(warnings: &[Diagnostic]) -> String {

@@ -7,10 +7,10 @@ use std::fmt::Write as _;
 
 use serde_json::Value;
 
-use crate::cmd::show::{by_start, depth};
 use crate::engine::events::StepStatus;
 use crate::report::human::duration;
 use crate::report::run_report::RunReport;
+use crate::report::run_report::{by_start, depth};
 
 const STYLE: &str = "body{font:14px system-ui,sans-serif;margin:1.5em;color:#222}\
 h1{font-size:1.3em;margin:0 0 .3em}table.meta td{padding:1px 12px 1px 0;vertical-align:top}\

@@ -125,6 +125,31 @@ pub fn display(path: &Path) -> String {
     path.to_string_lossy().into_owned()
 }
 
+/// Every *.yaml / *.yml under `dir`, sorted, skipping hidden directories and `target`.
+pub fn yaml_files(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(current) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&current) else { continue };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') {
+                continue;
+            }
+            if path.is_dir() {
+                if name != "target" {
+                    pending.push(path);
+                }
+            } else if name.ends_with(".yaml") || name.ends_with(".yml") {
+                found.push(normalize(&path));
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
 impl Loader {
     /// A fresh loader.
     pub fn new() -> Self {

@@ -20,25 +20,9 @@ pub const MAX_DEPTH: usize = 128;
 /// The most nodes a document may expand to (after aliases and merges).
 pub const MAX_NODES: usize = 1_000_000;
 
-/// A position in the source.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Pos {
-    /// 1-based line.
-    pub line: usize,
-    /// 1-based column, in characters.
-    pub col: usize,
-    /// Byte offset.
-    pub offset: usize,
-}
-
-/// A byte range with its start position.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Range {
-    /// Where it starts.
-    pub start: Pos,
-    /// Byte offset just past the end.
-    pub end: usize,
-}
+// The position types live in `diagnostics` (below the loader); re-exported here
+// because every YAML node carries them.
+pub use crate::diagnostics::{Pos, Range};
 
 /// Where a value sits in the source.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

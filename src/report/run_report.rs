@@ -277,3 +277,25 @@ impl RunStatus {
         matches!(self, RunStatus::Ok | RunStatus::Skipped)
     }
 }
+
+/// How deep a step path is nested: `probe[2].queue` is 1 (dots outside brackets).
+pub fn depth(path: &str) -> usize {
+    let mut level = 0usize;
+    let mut brackets = 0usize;
+    for c in path.chars() {
+        match c {
+            '[' => brackets += 1,
+            ']' => brackets = brackets.saturating_sub(1),
+            '.' if brackets == 0 => level += 1,
+            _ => {}
+        }
+    }
+    level
+}
+
+/// The steps in the order they started (parents before their children).
+pub fn by_start(report: &RunReport) -> Vec<&StepRecord> {
+    let mut steps: Vec<&StepRecord> = report.steps.iter().collect();
+    steps.sort_by(|a, b| a.start_ms.cmp(&b.start_ms).then(depth(&a.path).cmp(&depth(&b.path))));
+    steps
+}

@@ -141,7 +141,7 @@ impl Log {
             }
             text
         };
-        let mut out = crate::cmd::Out;
+        let mut out = crate::output::Out;
         if self.json {
             out.out(&format!("{text}\n"));
         } else {

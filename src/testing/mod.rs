@@ -243,7 +243,7 @@ pub fn test_files(path: &Path) -> Vec<PathBuf> {
     if path.is_file() {
         return vec![path.to_path_buf()];
     }
-    crate::cmd::validate::yaml_files(path)
+    crate::load::yaml_files(path)
         .into_iter()
         .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().ends_with(".test.yaml")))
         .collect()
