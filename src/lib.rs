@@ -5,6 +5,7 @@ pub mod cli;
 pub mod cmd;
 pub mod diagnostics;
 pub mod engine;
+pub mod error;
 pub mod exit;
 pub mod fsutil;
 pub mod graph;

@@ -5,12 +5,12 @@ use clap::CommandFactory as _;
 
 use crate::cli::{Cli, CompletionsArgs};
 use crate::cmd::Out;
-use crate::exit;
+use crate::error::Error;
 
 /// Run `runner completions`.
-pub fn run(args: &CompletionsArgs, out: &mut Out) -> i32 {
+pub fn run(args: &CompletionsArgs, out: &mut Out) -> Result<(), Error> {
     out.out(&script(args.shell));
-    exit::OK
+    Ok(())
 }
 
 /// The completion script for `shell`.

@@ -2,40 +2,31 @@
 
 use crate::cli::GraphArgs;
 use crate::cmd::Out;
-use crate::exit;
+use crate::error::Error;
 use crate::load::{Loaded, Loader, ReadError, display};
 
 /// Run `runner graph`.
-pub fn run(args: &GraphArgs, out: &mut Out) -> i32 {
+pub fn run(args: &GraphArgs, out: &mut Out) -> Result<(), Error> {
     let mut loader = Loader::new();
     match loader.load(&args.file) {
         Ok(Some(Loaded::Lifecycle(lifecycle))) => {
             out.out(&crate::graph::mermaid_lifecycle(&lifecycle));
-            exit::OK
+            Ok(())
         }
         Ok(Some(Loaded::Workflow(workflow))) => {
             out.out(&crate::graph::mermaid_workflow(&workflow));
-            exit::OK
+            Ok(())
         }
-        Ok(Some(other)) => {
-            out.err(&format!(
-                "runner: graph draws lifecycles and workflows; {} is a {} file\n",
-                display(&args.file),
-                other.kind().name()
-            ));
-            exit::USAGE
-        }
-        Ok(None) | Err(ReadError::Reported) => {
-            out.err(&super::render_problems(
-                &mut loader,
-                super::stderr_color(crate::cli::ColorChoice::Auto),
-                "nothing was done",
-            ));
-            exit::DATAERR
-        }
-        Err(ReadError::Missing) => {
-            out.err(&format!("runner: no such file: {}\n", display(&args.file)));
-            exit::NOINPUT
-        }
+        Ok(Some(other)) => Err(Error::Usage(format!(
+            "graph draws lifecycles and workflows; {} is a {} file",
+            display(&args.file),
+            other.kind().name()
+        ))),
+        Ok(None) | Err(ReadError::Reported) => Err(Error::problems(super::render_problems(
+            &mut loader,
+            super::stderr_color(crate::cli::ColorChoice::Auto),
+            "nothing was done",
+        ))),
+        Err(ReadError::Missing) => Err(Error::NoInput(format!("no such file: {}", display(&args.file)))),
     }
 }

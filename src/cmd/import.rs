@@ -8,7 +8,7 @@ use serde_json::Value;
 use crate::cli::ImportDevclawArgs;
 use crate::cmd::Out;
 use crate::diagnostics::Diagnostic;
-use crate::exit;
+use crate::error::Error;
 use crate::import::devclaw::{Note, convert};
 use crate::load::{Loader, ReadError, display};
 
@@ -18,41 +18,37 @@ fn yaml(value: &Value, source: &str) -> Result<String, String> {
 }
 
 /// Run `runner import devclaw`.
-pub fn devclaw(args: &ImportDevclawArgs, out: &mut Out) -> i32 {
+pub fn devclaw(args: &ImportDevclawArgs, out: &mut Out) -> Result<(), Error> {
     let mut loader = Loader::new();
     let name = display(&args.workflow);
     let text = match loader.read(&args.workflow) {
         Ok(text) => text,
         Err(ReadError::Missing) => {
-            out.err(&format!("runner: no such file: {name}\n"));
-            return exit::NOINPUT;
+            return Err(Error::NoInput(format!("no such file: {name}")));
         }
         Err(ReadError::Reported) => {
-            out.err(&super::render_problems(
+            return Err(Error::problems(super::render_problems(
                 &mut loader,
                 super::stderr_color(crate::cli::ColorChoice::Auto),
                 "nothing was imported",
-            ));
-            return exit::DATAERR;
+            )));
         }
     };
     let document = match crate::load::yaml::parse(&text) {
         Ok(document) => document,
         Err(e) => {
             loader.diagnostics.push(Diagnostic::new(&name, e.range, "yaml", e.message).with_hint(e.hint));
-            out.err(&super::render_problems(
+            return Err(Error::problems(super::render_problems(
                 &mut loader,
                 super::stderr_color(crate::cli::ColorChoice::Auto),
                 "nothing was imported",
-            ));
-            return exit::DATAERR;
+            )));
         }
     };
     let conversion = match convert(&document, &name) {
         Ok(c) => c,
         Err(e) => {
-            out.err(&format!("runner: {name}:{e}; nothing was imported\n"));
-            return exit::DATAERR;
+            return Err(Error::Invalid(format!("{name}:{e}; nothing was imported")));
         }
     };
     let mut files: Vec<(PathBuf, String)> = Vec::new();
@@ -64,8 +60,7 @@ pub fn devclaw(args: &ImportDevclawArgs, out: &mut Out) -> i32 {
             files.push((args.out.join("roles.yaml"), roles));
         }
         (Err(e), _) | (_, Err(e)) => {
-            out.err(&format!("runner: cannot write YAML: {e}\n"));
-            return exit::SOFTWARE;
+            return Err(Error::Internal(format!("cannot write YAML: {e}")));
         }
     }
     for (relative, text) in &conversion.checks {
@@ -75,27 +70,24 @@ pub fn devclaw(args: &ImportDevclawArgs, out: &mut Out) -> i32 {
         let existing: Vec<String> =
             files.iter().filter(|(p, _)| p.exists()).map(|(p, _)| display(p)).collect();
         if !existing.is_empty() {
-            out.err(&format!(
-                "runner: would overwrite {}; give --force or another --out; nothing was imported\n",
+            return Err(Error::Usage(format!(
+                "would overwrite {}; give --force or another --out; nothing was imported",
                 existing.join(", ")
-            ));
-            return exit::USAGE;
+            )));
         }
     }
     for (path, text) in &files {
         if let Some(dir) = path.parent()
             && let Err(e) = std::fs::create_dir_all(dir)
         {
-            out.err(&format!("runner: cannot create {}: {e}\n", display(dir)));
-            return exit::FAILURE;
+            return Err(Error::Failed(format!("cannot create {}: {e}", display(dir))));
         }
         if let Err(e) = crate::fsutil::write_atomic(path, text.as_bytes()) {
-            out.err(&format!("runner: cannot write {}: {e}\n", display(path)));
-            return exit::FAILURE;
+            return Err(Error::Failed(format!("cannot write {}: {e}", display(path))));
         }
     }
     out.out(&report(&name, &files.iter().map(|(p, _)| display(p)).collect::<Vec<_>>(), &conversion.notes));
-    exit::OK
+    Ok(())
 }
 
 /// The import report: files written, then every note with its position.

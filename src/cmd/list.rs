@@ -7,26 +7,27 @@ use serde_json::{Value, json};
 
 use crate::cli::{ListArgs, OutputFormat};
 use crate::cmd::Out;
+use crate::error::Error;
 use crate::exit;
 use crate::load::{Loaded, Loader, display, normalize};
 use crate::model::Workflow;
 use crate::model::workflow::InputDef;
 
 /// Run `runner list`.
-pub fn run(args: &ListArgs, out: &mut Out) -> i32 {
+pub fn run(args: &ListArgs, out: &mut Out) -> Result<(), Error> {
     let mut paths: Vec<PathBuf> = args.paths.iter().map(|p| normalize(p)).collect();
     if paths.is_empty() {
         paths = ["workflows", "examples"].iter().map(PathBuf::from).filter(|p| p.is_dir()).collect();
         if paths.is_empty() {
-            out.err("runner: nothing to list: no workflows/ or examples/ here; name a directory\n");
-            return exit::NOINPUT;
+            return Err(Error::NoInput(
+                "nothing to list: no workflows/ or examples/ here; name a directory".into(),
+            ));
         }
     }
     let mut files = Vec::new();
     for path in &paths {
         if !path.exists() {
-            out.err(&format!("runner: no such file or directory: {}\n", display(path)));
-            return exit::NOINPUT;
+            return Err(Error::NoInput(format!("no such file or directory: {}", display(path))));
         }
         if path.is_dir() {
             files.extend(crate::load::yaml_files(path));
@@ -56,7 +57,7 @@ pub fn run(args: &ListArgs, out: &mut Out) -> i32 {
         }
         OutputFormat::Human => out.out(&human(&rows)),
     }
-    if rows.iter().any(|r| r.problems > 0) { exit::DATAERR } else { exit::OK }
+    Error::status(if rows.iter().any(|r| r.problems > 0) { exit::DATAERR } else { exit::OK })
 }
 
 struct Row {

@@ -7,21 +7,18 @@ use clap::CommandFactory as _;
 
 use crate::cli::{Cli, ManArgs};
 use crate::cmd::Out;
-use crate::exit;
+use crate::error::Error;
 
 /// Run `runner man`.
-pub fn run(args: &ManArgs, out: &mut Out) -> i32 {
+pub fn run(args: &ManArgs, out: &mut Out) -> Result<(), Error> {
     match &args.write {
         None => {
             out.out(&page(&Cli::command()));
-            exit::OK
+            Ok(())
         }
         Some(dir) => match write_all(dir, out) {
-            Ok(()) => exit::OK,
-            Err(e) => {
-                out.err(&format!("runner: cannot write man pages to {}: {e}\n", dir.display()));
-                exit::SOFTWARE
-            }
+            Ok(()) => Ok(()),
+            Err(e) => Err(Error::Internal(format!("cannot write man pages to {}: {e}", dir.display()))),
         },
     }
 }

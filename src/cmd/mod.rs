@@ -1,4 +1,5 @@
-//! Command implementations. Each returns an exit code; output goes through [`Out`].
+//! Command implementations. Each returns `Result<(), Error>`; output goes through
+//! [`Out`]. [`run`] is the one place that prints an [`Error`] and maps it to the exit code.
 
 pub mod graph;
 pub mod import;
@@ -20,27 +21,39 @@ pub mod man;
 use std::io::IsTerminal;
 
 use crate::cli::{Cli, ColorChoice, Command};
+use crate::error::Error;
 use crate::exit;
 
-/// Run a parsed command line and return the exit code.
+/// Run a parsed command line and return the exit code: the one place that prints
+/// a command's error and maps it to the process exit code.
 pub fn run(cli: Cli) -> i32 {
     let mut out = Out;
+    match dispatch(cli, &mut out) {
+        Ok(()) => exit::OK,
+        Err(error) => {
+            out.err(&error.report());
+            error.code()
+        }
+    }
+}
+
+fn dispatch(cli: Cli, out: &mut Out) -> Result<(), Error> {
     match cli.command {
-        Command::Validate(args) => validate::run(&args, &mut out),
-        Command::Render(args) => render::run(&args, &mut out),
-        Command::Run(args) => run::run(&args, &mut out),
-        Command::Test(args) => test::run(&args, &mut out),
-        Command::Roles(crate::cli::RolesCommand::Select(args)) => roles::select(&args, &mut out),
-        Command::Graph(args) => graph::run(&args, &mut out),
-        Command::Schema(args) => schema::run(&args, &mut out),
-        Command::Schedule(args) => schedule::run(&args, &mut out),
-        Command::Runs(args) => runs::run(&args, &mut out),
-        Command::Show(args) => show::run(&args, &mut out),
-        Command::ShowConfig(args) => show_config::run(&args, &mut out),
-        Command::Import(crate::cli::ImportCommand::Devclaw(args)) => import::devclaw(&args, &mut out),
-        Command::List(args) => list::run(&args, &mut out),
-        Command::Completions(args) => completions::run(&args, &mut out),
-        Command::Man(args) => man::run(&args, &mut out),
+        Command::Validate(args) => validate::run(&args, out),
+        Command::Render(args) => render::run(&args, out),
+        Command::Run(args) => run::run(&args, out),
+        Command::Test(args) => test::run(&args, out),
+        Command::Roles(crate::cli::RolesCommand::Select(args)) => roles::select(&args, out),
+        Command::Graph(args) => graph::run(&args, out),
+        Command::Schema(args) => schema::run(&args, out),
+        Command::Schedule(args) => schedule::run(&args, out),
+        Command::Runs(args) => runs::run(&args, out),
+        Command::Show(args) => show::run(&args, out),
+        Command::ShowConfig(args) => show_config::run(&args, out),
+        Command::Import(crate::cli::ImportCommand::Devclaw(args)) => import::devclaw(&args, out),
+        Command::List(args) => list::run(&args, out),
+        Command::Completions(args) => completions::run(&args, out),
+        Command::Man(args) => man::run(&args, out),
     }
 }
 

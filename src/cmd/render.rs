@@ -10,6 +10,7 @@ use serde_json::Value;
 use crate::cli::RenderArgs;
 use crate::cmd::Out;
 use crate::diagnostics;
+use crate::error::Error;
 use crate::exit;
 use crate::load::{Loaded, Loader, ReadError, display, normalize, sibling, yaml};
 use crate::model::lanes::LaneRegistry;
@@ -25,43 +26,37 @@ struct Job {
     origin: (PathBuf, String),
 }
 
-/// Why the command stops early.
-enum Stop {
-    Code(i32),
-}
-
 /// Run `runner render`.
-pub fn run(args: &RenderArgs, out: &mut Out) -> i32 {
+pub fn run(args: &RenderArgs, out: &mut Out) -> Result<(), Error> {
     let mut loader = Loader::new();
     let result =
         if args.all { render_all(args, out, &mut loader) } else { render_one(args, out, &mut loader) };
-    let code = match result {
-        Ok(code) => code,
-        Err(Stop::Code(code)) => code,
-    };
-    if !loader.diagnostics.is_empty() {
-        out.err(&super::render_problems(
-            &mut loader,
-            super::stderr_color(args.color),
-            "nothing was rendered",
-        ));
-        return if code == exit::OK { exit::DATAERR } else { code };
+    if loader.diagnostics.is_empty() {
+        return result;
     }
-    code
+    // The reason the command stopped (if it has one) comes before the problems found.
+    let (mut text, code) = match &result {
+        Ok(()) => (String::new(), exit::DATAERR),
+        Err(error) => (error.report(), error.code()),
+    };
+    text.push_str(&super::render_problems(
+        &mut loader,
+        super::stderr_color(args.color),
+        "nothing was rendered",
+    ));
+    Err(Error::Problems { text, code })
 }
 
-fn render_one(args: &RenderArgs, out: &mut Out, loader: &mut Loader) -> Result<i32, Stop> {
+fn render_one(args: &RenderArgs, out: &mut Out, loader: &mut Loader) -> Result<(), Error> {
     let Some(template) = args.template.as_deref().map(normalize) else {
-        out.err("runner: render needs a TEMPLATE or --all\n");
-        return Ok(exit::USAGE);
+        return Err(Error::Usage("render needs a TEMPLATE or --all".into()));
     };
     let text = match loader.read(&template) {
         Ok(text) => text,
         Err(ReadError::Missing) => {
-            out.err(&format!("runner: no such template: {}\n", display(&template)));
-            return Ok(exit::NOINPUT);
+            return Err(Error::NoInput(format!("no such template: {}", display(&template))));
         }
-        Err(ReadError::Reported) => return Ok(exit::DATAERR),
+        Err(ReadError::Reported) => return Err(Error::Exit(exit::DATAERR)),
     };
     if args.list {
         return match render::placeholders(&text) {
@@ -72,14 +67,14 @@ fn render_one(args: &RenderArgs, out: &mut Out, loader: &mut Loader) -> Result<i
                     listing.push('\n');
                 }
                 out.out(&listing);
-                Ok(exit::OK)
+                Ok(())
             }
             Err(error) => {
                 crate::load::check_prompts::push_problem(
                     loader,
                     &render::problem_from_error(&template, &text, &error),
                 );
-                Ok(exit::DATAERR)
+                Err(Error::Exit(exit::DATAERR))
             }
         };
     }
@@ -91,7 +86,7 @@ fn render_one(args: &RenderArgs, out: &mut Out, loader: &mut Loader) -> Result<i
         }
     };
     let manifest = match &manifest_path {
-        Some(path) => Some(load_manifest(loader, out, path)?),
+        Some(path) => Some(load_manifest(loader, path)?),
         None => None,
     };
     let mut vars: IndexMap<String, Value> = IndexMap::new();
@@ -102,14 +97,15 @@ fn render_one(args: &RenderArgs, out: &mut Out, loader: &mut Loader) -> Result<i
             vars.extend(entry.vars.clone());
         }
     }
-    let registry = registry_for(args, loader, out, manifest.as_ref(), manifest_path.as_deref())?;
-    extra_values(args, loader, out, &mut vars)?;
+    let registry = registry_for(args, loader, manifest.as_ref(), manifest_path.as_deref())?;
+    extra_values(args, loader, &mut vars)?;
     let lane = match &args.lane {
         None => None,
         Some(id) => {
             let Some(registry) = &registry else {
-                out.err("runner: --lane needs a lane registry: give --lanes FILE or a prompts.yaml that names one\n");
-                return Ok(exit::USAGE);
+                return Err(Error::Usage(
+                    "--lane needs a lane registry: give --lanes FILE or a prompts.yaml that names one".into(),
+                ));
             };
             match registry.lane(id) {
                 Some(lane) => Some(lane.clone()),
@@ -117,11 +113,10 @@ fn render_one(args: &RenderArgs, out: &mut Out, loader: &mut Loader) -> Result<i
                     let hint = diagnostics::did_you_mean(id, registry.ids())
                         .map(|h| format!(" ({h})"))
                         .unwrap_or_default();
-                    out.err(&format!(
-                        "runner: no lane `{id}` in the registry; lanes: {}{hint}\n",
+                    return Err(Error::Usage(format!(
+                        "no lane `{id}` in the registry; lanes: {}{hint}",
                         render::lane_list(registry)
-                    ));
-                    return Ok(exit::USAGE);
+                    )));
                 }
             }
         }
@@ -134,48 +129,42 @@ fn render_one(args: &RenderArgs, out: &mut Out, loader: &mut Loader) -> Result<i
             for problem in problems {
                 crate::load::check_prompts::push_problem(loader, &problem);
             }
-            return Ok(exit::DATAERR);
+            return Err(Error::Exit(exit::DATAERR));
         }
     };
     match (&args.out, args.check) {
-        (Some(path), true) => Ok(check_drift(out, &[(display(path), path.clone(), rendered)])),
+        (Some(path), true) => check_drift(out, &[(display(path), path.clone(), rendered)]),
         (None, true) => {
-            out.err("runner: --check needs --out FILE (or --all --out-dir DIR) to compare with\n");
-            Ok(exit::USAGE)
+            Err(Error::Usage("--check needs --out FILE (or --all --out-dir DIR) to compare with".into()))
         }
         (Some(path), false) => match crate::fsutil::write_atomic(path, rendered.as_bytes()) {
-            Ok(()) => Ok(exit::OK),
-            Err(e) => {
-                out.err(&format!("runner: cannot write {}: {e}\n", path.display()));
-                Ok(exit::SOFTWARE)
-            }
+            Ok(()) => Ok(()),
+            Err(e) => Err(Error::Internal(format!("cannot write {}: {e}", path.display()))),
         },
         (None, false) => {
             out.out(&rendered);
-            Ok(exit::OK)
+            Ok(())
         }
     }
 }
 
-fn render_all(args: &RenderArgs, out: &mut Out, loader: &mut Loader) -> Result<i32, Stop> {
+fn render_all(args: &RenderArgs, out: &mut Out, loader: &mut Loader) -> Result<(), Error> {
     let Some(out_dir) = &args.out_dir else {
-        out.err("runner: --all needs --out-dir DIR\n");
-        return Ok(exit::USAGE);
+        return Err(Error::Usage("--all needs --out-dir DIR".into()));
     };
     let manifest_path = normalize(
         &args.manifest.clone().unwrap_or_else(|| PathBuf::from("cron-prompts").join(MANIFEST_NAME)),
     );
     if !manifest_path.is_file() {
-        out.err(&format!(
-            "runner: no prompt manifest at {}; give --manifest FILE\n",
+        return Err(Error::NoInput(format!(
+            "no prompt manifest at {}; give --manifest FILE",
             display(&manifest_path)
-        ));
-        return Ok(exit::NOINPUT);
+        )));
     }
-    let manifest = load_manifest(loader, out, &manifest_path)?;
-    let registry = registry_for(args, loader, out, Some(&manifest), Some(&manifest_path))?;
+    let manifest = load_manifest(loader, &manifest_path)?;
+    let registry = registry_for(args, loader, Some(&manifest), Some(&manifest_path))?;
     let mut extra = IndexMap::new();
-    extra_values(args, loader, out, &mut extra)?;
+    extra_values(args, loader, &mut extra)?;
     let mut jobs: Vec<Job> = Vec::new();
     if let Some(registry) = &registry {
         let registry_path = match &args.lanes {
@@ -207,12 +196,11 @@ fn render_all(args: &RenderArgs, out: &mut Out, loader: &mut Loader) -> Result<i
                 match env.render_str(pattern, minijinja::Value::from(minijinja::value::Serde(&context))) {
                     Ok(name) => name,
                     Err(error) => {
-                        out.err(&format!(
-                            "runner: cannot render the output name of {}: {}\n",
+                        return Err(Error::Invalid(format!(
+                            "cannot render the output name of {}: {}",
                             entry.template,
                             crate::template::describe_error(&error)
-                        ));
-                        return Ok(exit::DATAERR);
+                        )));
                     }
                 }
             }
@@ -226,8 +214,7 @@ fn render_all(args: &RenderArgs, out: &mut Out, loader: &mut Loader) -> Result<i
         let text = match loader.read(&job.template) {
             Ok(text) => text,
             Err(ReadError::Missing) => {
-                out.err(&format!("runner: no such template: {}\n", display(&job.template)));
-                return Ok(exit::NOINPUT);
+                return Err(Error::NoInput(format!("no such template: {}", display(&job.template))));
             }
             Err(ReadError::Reported) => continue,
         };
@@ -256,24 +243,23 @@ fn render_all(args: &RenderArgs, out: &mut Out, loader: &mut Loader) -> Result<i
         }
     }
     if !loader.diagnostics.is_empty() {
-        return Ok(exit::DATAERR);
+        return Err(Error::Exit(exit::DATAERR));
     }
     if args.check {
-        return Ok(check_drift(out, &rendered));
+        return check_drift(out, &rendered);
     }
     for (name, path, text) in &rendered {
         if let Err(e) = crate::fsutil::write_atomic(path, text.as_bytes()) {
-            out.err(&format!("runner: cannot write {name}: {e}\n"));
-            return Ok(exit::SOFTWARE);
+            return Err(Error::Internal(format!("cannot write {name}: {e}")));
         }
     }
     let noun = if rendered.len() == 1 { "file" } else { "files" };
     out.out(&format!("rendered {} {noun} into {}\n", rendered.len(), display(out_dir)));
-    Ok(exit::OK)
+    Ok(())
 }
 
 /// Compare rendered text with the files on disk; print a diff per drifted file.
-fn check_drift(out: &mut Out, rendered: &[(String, PathBuf, String)]) -> i32 {
+fn check_drift(out: &mut Out, rendered: &[(String, PathBuf, String)]) -> Result<(), Error> {
     let mut drifted = 0;
     let mut report = String::new();
     for (name, path, expected) in rendered {
@@ -300,35 +286,31 @@ fn check_drift(out: &mut Out, rendered: &[(String, PathBuf, String)]) -> i32 {
     if drifted == 0 {
         let noun = if rendered.len() == 1 { "file" } else { "files" };
         out.out(&format!("ok: {} rendered {noun} up to date\n", rendered.len()));
-        exit::OK
+        Ok(())
     } else {
         let noun = if drifted == 1 { "file" } else { "files" };
         report.push_str(&format!(
             "error: {drifted} {noun} out of date; run the same command without --check to update\n"
         ));
         out.out(&report);
-        exit::FAILURE
+        Err(Error::Exit(exit::FAILURE))
     }
 }
 
-fn load_manifest(loader: &mut Loader, out: &mut Out, path: &Path) -> Result<PromptManifest, Stop> {
+fn load_manifest(loader: &mut Loader, path: &Path) -> Result<PromptManifest, Error> {
     match loader.load_shallow::<PromptManifest>(path, FileKind::Prompts) {
         Ok(Some(manifest)) => Ok(manifest),
-        Ok(None) | Err(ReadError::Reported) => Err(Stop::Code(exit::DATAERR)),
-        Err(ReadError::Missing) => {
-            out.err(&format!("runner: no such manifest: {}\n", display(path)));
-            Err(Stop::Code(exit::NOINPUT))
-        }
+        Ok(None) | Err(ReadError::Reported) => Err(Error::Exit(exit::DATAERR)),
+        Err(ReadError::Missing) => Err(Error::NoInput(format!("no such manifest: {}", display(path)))),
     }
 }
 
 fn registry_for(
     args: &RenderArgs,
     loader: &mut Loader,
-    out: &mut Out,
     manifest: Option<&PromptManifest>,
     manifest_path: Option<&Path>,
-) -> Result<Option<Arc<LaneRegistry>>, Stop> {
+) -> Result<Option<Arc<LaneRegistry>>, Error> {
     let path = match (&args.lanes, manifest.and_then(|m| m.lanes.as_ref()), manifest_path) {
         (Some(path), _, _) => normalize(path),
         (None, Some(relative), Some(manifest_path)) => sibling(manifest_path, relative),
@@ -336,19 +318,13 @@ fn registry_for(
     };
     match loader.load(&path) {
         Ok(Some(Loaded::Lanes(registry))) => Ok(Some(registry)),
-        Ok(Some(other)) => {
-            out.err(&format!(
-                "runner: {} is a {} file, not a lane registry\n",
-                display(&path),
-                other.kind().name()
-            ));
-            Err(Stop::Code(exit::DATAERR))
-        }
-        Ok(None) | Err(ReadError::Reported) => Err(Stop::Code(exit::DATAERR)),
-        Err(ReadError::Missing) => {
-            out.err(&format!("runner: no such lane registry: {}\n", display(&path)));
-            Err(Stop::Code(exit::NOINPUT))
-        }
+        Ok(Some(other)) => Err(Error::Invalid(format!(
+            "{} is a {} file, not a lane registry",
+            display(&path),
+            other.kind().name()
+        ))),
+        Ok(None) | Err(ReadError::Reported) => Err(Error::Exit(exit::DATAERR)),
+        Err(ReadError::Missing) => Err(Error::NoInput(format!("no such lane registry: {}", display(&path)))),
     }
 }
 
@@ -356,17 +332,15 @@ fn registry_for(
 fn extra_values(
     args: &RenderArgs,
     loader: &mut Loader,
-    out: &mut Out,
     vars: &mut IndexMap<String, Value>,
-) -> Result<(), Stop> {
+) -> Result<(), Error> {
     for file in &args.vars {
         let text = match loader.read(file) {
             Ok(text) => text,
             Err(ReadError::Missing) => {
-                out.err(&format!("runner: no such vars file: {}\n", display(file)));
-                return Err(Stop::Code(exit::NOINPUT));
+                return Err(Error::NoInput(format!("no such vars file: {}", display(file))));
             }
-            Err(ReadError::Reported) => return Err(Stop::Code(exit::DATAERR)),
+            Err(ReadError::Reported) => return Err(Error::Exit(exit::DATAERR)),
         };
         let name = display(file);
         match yaml::parse(&text) {
@@ -384,12 +358,12 @@ fn extra_values(
                         ),
                         None,
                     );
-                    return Err(Stop::Code(exit::DATAERR));
+                    return Err(Error::Exit(exit::DATAERR));
                 }
             },
             Err(e) => {
                 loader.report_range(&name, e.range, "yaml", e.message, e.hint);
-                return Err(Stop::Code(exit::DATAERR));
+                return Err(Error::Exit(exit::DATAERR));
             }
         }
     }
@@ -399,8 +373,7 @@ fn extra_values(
                 vars.insert(key, Value::String(value));
             }
             Err(message) => {
-                out.err(&format!("runner: --set {message}\n"));
-                return Err(Stop::Code(exit::USAGE));
+                return Err(Error::Usage(format!("--set {message}")));
             }
         }
     }
@@ -410,8 +383,7 @@ fn extra_values(
                 vars.insert(name.clone(), Value::String(value));
             }
             Err(_) => {
-                out.err(&format!("runner: --env {name}: the environment variable is not set\n"));
-                return Err(Stop::Code(exit::USAGE));
+                return Err(Error::Usage(format!("--env {name}: the environment variable is not set")));
             }
         }
     }

@@ -3,41 +3,40 @@
 use crate::cli::{OutputFormat, SelectArgs};
 use crate::cmd::Out;
 use crate::diagnostics::{did_you_mean, one_of};
-use crate::exit;
+use crate::error::Error;
 use crate::load::{Loaded, Loader, ReadError, display};
 
 /// Run `runner roles select`.
-pub fn select(args: &SelectArgs, out: &mut Out) -> i32 {
+pub fn select(args: &SelectArgs, out: &mut Out) -> Result<(), Error> {
     let mut loader = Loader::new();
     let roles = match loader.load(&args.roles) {
         Ok(Some(Loaded::Roles(roles))) => roles,
         Ok(Some(other)) => {
-            out.err(&format!(
-                "runner: {} is a {} file, not a roles file\n",
+            return Err(Error::Invalid(format!(
+                "{} is a {} file, not a roles file",
                 display(&args.roles),
                 other.kind().name()
-            ));
-            return exit::DATAERR;
+            )));
         }
         Ok(None) | Err(ReadError::Reported) => {
-            out.err(&super::render_problems(
+            return Err(Error::problems(super::render_problems(
                 &mut loader,
                 super::stderr_color(crate::cli::ColorChoice::Auto),
                 "nothing was done",
-            ));
-            return exit::DATAERR;
+            )));
         }
         Err(ReadError::Missing) => {
-            out.err(&format!("runner: no such roles file: {} (give --roles FILE)\n", display(&args.roles)));
-            return exit::NOINPUT;
+            return Err(Error::NoInput(format!(
+                "no such roles file: {} (give --roles FILE)",
+                display(&args.roles)
+            )));
         }
     };
     let Some((role_id, _)) = crate::lifecycle::find_role(&roles, &args.role) else {
         let ids: Vec<&str> = roles.roles.keys().map(String::as_str).collect();
         let hint =
             did_you_mean(&args.role, ids.iter().copied()).map(|h| format!(" ({h})")).unwrap_or_default();
-        out.err(&format!("runner: no role `{}`; roles: {}{hint}\n", args.role, one_of(&ids)));
-        return exit::USAGE;
+        return Err(Error::Usage(format!("no role `{}`; roles: {}{hint}", args.role, one_of(&ids))));
     };
     let body = match (&args.body, &args.body_file) {
         (Some(body), _) => body.clone(),
@@ -47,16 +46,14 @@ pub fn select(args: &SelectArgs, out: &mut Out) -> i32 {
             {
                 Ok(text) => text,
                 Err(e) => {
-                    out.err(&format!("runner: cannot read the body from stdin: {e}\n"));
-                    return exit::NOINPUT;
+                    return Err(Error::NoInput(format!("cannot read the body from stdin: {e}")));
                 }
             }
         }
         (None, Some(path)) => match crate::fsutil::read_text(path, crate::fsutil::MAX_READ_BYTES) {
             Ok(text) => text,
             Err(e) => {
-                out.err(&format!("runner: cannot read {}: {e}\n", display(path)));
-                return exit::NOINPUT;
+                return Err(Error::NoInput(format!("cannot read {}: {e}", display(path))));
             }
         },
         (None, None) => String::new(),
@@ -64,8 +61,7 @@ pub fn select(args: &SelectArgs, out: &mut Out) -> i32 {
     let labels: Vec<String> =
         args.labels.iter().map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect();
     let Some(chosen) = crate::lifecycle::select_level_in(&roles, role_id, &args.title, &body, &labels) else {
-        out.err(&format!("runner: no role `{}`\n", args.role));
-        return exit::USAGE;
+        return Err(Error::Usage(format!("no role `{}`", args.role)));
     };
     match args.output {
         OutputFormat::Json => {
@@ -78,5 +74,5 @@ pub fn select(args: &SelectArgs, out: &mut Out) -> i32 {
             ));
         }
     }
-    exit::OK
+    Ok(())
 }

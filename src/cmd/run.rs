@@ -14,6 +14,7 @@ use crate::engine::events::{Event, Fanout, Sink};
 use crate::engine::lock::default_state_dir;
 use crate::engine::project::{Project, ProjectError};
 use crate::engine::run::{CancelReason, Engine, Options, parse_cli_inputs};
+use crate::error::Error;
 use crate::exit;
 use crate::load::{Loader, ReadError};
 use crate::model::{FileKind, TestFile};
@@ -33,14 +34,13 @@ impl Sink for Shared {
 }
 
 /// Run `runner run`.
-pub fn run(args: &RunArgs, out: &mut Out) -> i32 {
+pub fn run(args: &RunArgs, out: &mut Out) -> Result<(), Error> {
     let mut raw_inputs = Vec::new();
     for input in &args.inputs {
         match input.split_once('=') {
             Some((key, value)) if !key.is_empty() => raw_inputs.push((key.to_string(), value.to_string())),
             _ => {
-                out.err(&format!("runner: --input `{input}` is not KEY=VALUE\n"));
-                return exit::USAGE;
+                return Err(Error::Usage(format!("--input `{input}` is not KEY=VALUE")));
             }
         }
     }
@@ -48,12 +48,14 @@ pub fn run(args: &RunArgs, out: &mut Out) -> i32 {
     let (project, main) = match Project::load(&mut loader, &args.file) {
         Ok(loaded) => loaded,
         Err(ProjectError::Missing(path)) => {
-            out.err(&format!("runner: no such workflow: {}\n", path.display()));
-            return exit::NOINPUT;
+            return Err(Error::NoInput(format!("no such workflow: {}", path.display())));
         }
         Err(ProjectError::Invalid) => {
-            out.err(&super::render_problems(&mut loader, super::stderr_color(args.color), "nothing was run"));
-            return exit::DATAERR;
+            return Err(Error::problems(super::render_problems(
+                &mut loader,
+                super::stderr_color(args.color),
+                "nothing was run",
+            )));
         }
     };
     let collector = Arc::new(Collector::default());
@@ -104,8 +106,7 @@ pub fn run(args: &RunArgs, out: &mut Out) -> i32 {
                 if code == exit::NOINPUT {
                     text.push_str(&format!("runner: no such recording: {}\n", replay.display()));
                 }
-                out.err(&text);
-                return code;
+                return Err(Error::Problems { text, code });
             }
         }
     }
@@ -113,8 +114,7 @@ pub fn run(args: &RunArgs, out: &mut Out) -> i32 {
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
-            out.err(&format!("runner: cannot start the runtime: {e}\n"));
-            return exit::SOFTWARE;
+            return Err(Error::Internal(format!("cannot start the runtime: {e}")));
         }
     };
     let result = runtime.block_on(async {
@@ -126,7 +126,7 @@ pub fn run(args: &RunArgs, out: &mut Out) -> i32 {
         if code != exit::OK {
             out.err(&format!("runner: cannot write the recording {}\n", path.display()));
             if result.exit_code == exit::OK {
-                return code;
+                return Err(Error::Exit(code));
             }
         }
     }
@@ -156,11 +156,11 @@ pub fn run(args: &RunArgs, out: &mut Out) -> i32 {
         if let Err(e) = crate::fsutil::write_atomic(path, text.as_bytes()) {
             out.err(&format!("runner: cannot write the report {}: {e}\n", path.display()));
             if result.exit_code == exit::OK {
-                return exit::SOFTWARE;
+                return Err(Error::Exit(exit::SOFTWARE));
             }
         }
     }
-    result.exit_code
+    Error::status(result.exit_code)
 }
 
 /// Hooks answering from a recording's first case (and its defaults), plus its env.

@@ -5,30 +5,28 @@ use std::time::SystemTime;
 use crate::cli::{OutputFormat, RunsArgs};
 use crate::cmd::Out;
 use crate::engine::lock::default_state_dir;
-use crate::exit;
+use crate::error::Error;
 use crate::history::{self, Entry};
 use crate::report::human::duration;
 
 const STATUSES: [&str; 4] = ["ok", "failed", "cancelled", "skipped"];
 
 /// Run `runner runs`.
-pub fn run(args: &RunsArgs, out: &mut Out) -> i32 {
+pub fn run(args: &RunsArgs, out: &mut Out) -> Result<(), Error> {
     let state_dir = args.state_dir.clone().unwrap_or_else(default_state_dir);
     if let Some(status) = &args.status
         && !STATUSES.contains(&status.as_str())
     {
-        out.err(&format!(
-            "runner: unknown status `{status}`; expected one of {}\n",
+        return Err(Error::Usage(format!(
+            "unknown status `{status}`; expected one of {}",
             crate::diagnostics::one_of(&STATUSES)
-        ));
-        return exit::USAGE;
+        )));
     }
     let since = match args.since.as_deref().map(|s| since_id(s, SystemTime::now())) {
         None => None,
         Some(Ok(cutoff)) => Some(cutoff),
         Some(Err(message)) => {
-            out.err(&format!("runner: --since: {message}\n"));
-            return exit::USAGE;
+            return Err(Error::Usage(format!("--since: {message}")));
         }
     };
     let dir = history::dir(&state_dir);
@@ -50,7 +48,7 @@ pub fn run(args: &RunsArgs, out: &mut Out) -> i32 {
         }
         OutputFormat::Human => out.out(&table(&shown, total, &dir.display().to_string())),
     }
-    exit::OK
+    Ok(())
 }
 
 /// The human table.

@@ -9,34 +9,29 @@ use serde_json::json;
 use crate::cli::{OutputFormat, ScheduleArgs};
 use crate::cmd::Out;
 use crate::engine::lock::default_state_dir;
-use crate::exit;
+use crate::error::Error;
 use crate::load::{Loaded, Loader, ReadError};
 use crate::model::Schedule;
 use crate::schedule::service::{self, Config, Service};
 
 /// Run `runner schedule`.
-pub fn run(args: &ScheduleArgs, out: &mut Out) -> i32 {
+pub fn run(args: &ScheduleArgs, out: &mut Out) -> Result<(), Error> {
     let stop_timeout = match crate::model::duration::parse_duration(&args.stop_timeout) {
         Ok(d) => d.get(),
         Err(e) => {
-            out.err(&format!("runner: --stop-timeout: {e}\n"));
-            return exit::USAGE;
+            return Err(Error::Usage(format!("--stop-timeout: {e}")));
         }
     };
-    let (schedule, workflow_names) = match load(&args.file, args, out) {
-        Ok(loaded) => loaded,
-        Err(code) => return code,
-    };
+    let (schedule, workflow_names) = load(&args.file, args)?;
     if let Some(count) = args.next {
         let from = match args.from.as_deref() {
             None => Utc::now(),
             Some(text) => match DateTime::parse_from_rfc3339(text) {
                 Ok(t) => t.with_timezone(&Utc),
                 Err(e) => {
-                    out.err(&format!(
-                        "runner: --from `{text}`: {e}; expected a time like 2026-10-25T00:00:00Z\n"
-                    ));
-                    return exit::USAGE;
+                    return Err(Error::Usage(format!(
+                        "--from `{text}`: {e}; expected a time like 2026-10-25T00:00:00Z"
+                    )));
                 }
             },
         };
@@ -45,8 +40,7 @@ pub fn run(args: &ScheduleArgs, out: &mut Out) -> i32 {
     let exe = match std::env::current_exe() {
         Ok(exe) => exe,
         Err(e) => {
-            out.err(&format!("runner: cannot find the runner executable: {e}\n"));
-            return exit::SOFTWARE;
+            return Err(Error::Internal(format!("cannot find the runner executable: {e}")));
         }
     };
     let config = Config {
@@ -60,22 +54,18 @@ pub fn run(args: &ScheduleArgs, out: &mut Out) -> i32 {
     let service = match Service::new(&schedule, config) {
         Ok(service) => service,
         Err(message) => {
-            out.err(&format!("runner: {message}\n"));
-            return exit::DATAERR;
+            return Err(Error::Invalid(message));
         }
     };
     match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(runtime) => runtime.block_on(service.run()),
-        Err(e) => {
-            out.err(&format!("runner: cannot start the runtime: {e}\n"));
-            exit::SOFTWARE
-        }
+        Ok(runtime) => Error::status(runtime.block_on(service.run())),
+        Err(e) => Err(Error::Internal(format!("cannot start the runtime: {e}"))),
     }
 }
 
 /// Load and fully validate the schedule (and the workflows it names); also each
 /// entry's workflow name.
-fn load(file: &Path, args: &ScheduleArgs, out: &mut Out) -> Result<(Schedule, Vec<String>), i32> {
+fn load(file: &Path, args: &ScheduleArgs) -> Result<(Schedule, Vec<String>), Error> {
     let mut loader = Loader::new();
     match loader.load(file) {
         Ok(Some(Loaded::Schedule(schedule))) => {
@@ -89,26 +79,17 @@ fn load(file: &Path, args: &ScheduleArgs, out: &mut Out) -> Result<(Schedule, Ve
                 .collect();
             Ok(((*schedule).clone(), names))
         }
-        Ok(Some(other)) => {
-            out.err(&format!(
-                "runner: {} is a {} file; expected a schedule (`kind: schedule`)\n",
-                file.display(),
-                other.kind().name()
-            ));
-            Err(exit::DATAERR)
-        }
-        Ok(None) | Err(ReadError::Reported) => {
-            out.err(&super::render_problems(
-                &mut loader,
-                super::stderr_color(args.color),
-                "nothing was scheduled",
-            ));
-            Err(exit::DATAERR)
-        }
-        Err(ReadError::Missing) => {
-            out.err(&format!("runner: no such schedule: {}\n", file.display()));
-            Err(exit::NOINPUT)
-        }
+        Ok(Some(other)) => Err(Error::Invalid(format!(
+            "{} is a {} file; expected a schedule (`kind: schedule`)",
+            file.display(),
+            other.kind().name()
+        ))),
+        Ok(None) | Err(ReadError::Reported) => Err(Error::problems(super::render_problems(
+            &mut loader,
+            super::stderr_color(args.color),
+            "nothing was scheduled",
+        ))),
+        Err(ReadError::Missing) => Err(Error::NoInput(format!("no such schedule: {}", file.display()))),
     }
 }
 
@@ -120,12 +101,11 @@ fn next(
     from: DateTime<Utc>,
     output: OutputFormat,
     out: &mut Out,
-) -> i32 {
+) -> Result<(), Error> {
     let plans = match service::plans(schedule) {
         Ok(plans) => plans,
         Err(message) => {
-            out.err(&format!("runner: {message}\n"));
-            return exit::DATAERR;
+            return Err(Error::Invalid(message));
         }
     };
     let mut listing = Vec::new();
@@ -177,5 +157,5 @@ fn next(
             out.out(&text);
         }
     }
-    exit::OK
+    Ok(())
 }

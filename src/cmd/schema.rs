@@ -2,30 +2,28 @@
 
 use crate::cli::SchemaArgs;
 use crate::cmd::Out;
-use crate::exit;
+use crate::error::Error;
 use serde_json::{Map, Value};
 
 use crate::model::FileKind;
 use crate::model::duration::DURATION_PATTERN;
 
 /// Run `runner schema`.
-pub fn run(args: &SchemaArgs, out: &mut Out) -> i32 {
+pub fn run(args: &SchemaArgs, out: &mut Out) -> Result<(), Error> {
     if let Some(dir) = &args.write {
         for kind in FileKind::ALL {
             let path = dir.join(kind.schema_file());
             if let Err(e) = crate::fsutil::write_atomic(&path, published_text(kind).as_bytes()) {
-                out.err(&format!("runner: cannot write {}: {e}\n", path.display()));
-                return exit::SOFTWARE;
+                return Err(Error::Internal(format!("cannot write {}: {e}", path.display())));
             }
             out.out(&format!("wrote {}\n", path.display()));
         }
         let path = dir.join(RUN_REPORT_FILE);
         if let Err(e) = crate::fsutil::write_atomic(&path, run_report_text().as_bytes()) {
-            out.err(&format!("runner: cannot write {}: {e}\n", path.display()));
-            return exit::SOFTWARE;
+            return Err(Error::Internal(format!("cannot write {}: {e}", path.display())));
         }
         out.out(&format!("wrote {}\n", path.display()));
-        return exit::OK;
+        return Ok(());
     }
     match &args.kind {
         None => {
@@ -38,25 +36,24 @@ pub fn run(args: &SchemaArgs, out: &mut Out) -> i32 {
                 "run-report"
             ));
             out.out(&text);
-            exit::OK
+            Ok(())
         }
         Some(name) if name == "run-report" => {
             out.out(&run_report_text());
-            exit::OK
+            Ok(())
         }
         Some(name) => match FileKind::from_name(name) {
             Some(kind) => {
                 out.out(&published_text(kind));
-                exit::OK
+                Ok(())
             }
             None => {
                 let mut names: Vec<&str> = FileKind::ALL.iter().map(|k| k.name()).collect();
                 names.push("run-report");
-                out.err(&format!(
-                    "runner: unknown file kind `{name}`; expected one of {}\n",
+                Err(Error::Usage(format!(
+                    "unknown file kind `{name}`; expected one of {}",
                     crate::diagnostics::one_of(&names)
-                ));
-                exit::USAGE
+                )))
             }
         },
     }

@@ -3,26 +3,24 @@
 use crate::cli::{OutputFormat, ShowArgs};
 use crate::cmd::Out;
 use crate::engine::lock::default_state_dir;
-use crate::exit;
+use crate::error::Error;
 use crate::history;
 use crate::report::human::duration;
 use crate::report::run_report::RunReport;
 
 /// Run `runner show`.
-pub fn run(args: &ShowArgs, out: &mut Out) -> i32 {
+pub fn run(args: &ShowArgs, out: &mut Out) -> Result<(), Error> {
     let state_dir = args.state_dir.clone().unwrap_or_else(default_state_dir);
     let path = match history::find(&state_dir, &args.run) {
         Ok(path) => path,
         Err(message) => {
-            out.err(&format!("runner: {message}\n"));
-            return exit::NOINPUT;
+            return Err(Error::NoInput(message));
         }
     };
     let report = match history::read(&path) {
         Ok(report) => report,
         Err(message) => {
-            out.err(&format!("runner: {message}\n"));
-            return exit::DATAERR;
+            return Err(Error::Invalid(message));
         }
     };
     if let Some(file) = &args.html {
@@ -30,12 +28,9 @@ pub fn run(args: &ShowArgs, out: &mut Out) -> i32 {
         return match crate::fsutil::write_atomic(file, page.as_bytes()) {
             Ok(()) => {
                 out.err(&format!("wrote {}\n", file.display()));
-                exit::OK
+                Ok(())
             }
-            Err(e) => {
-                out.err(&format!("runner: cannot write {}: {e}\n", file.display()));
-                exit::SOFTWARE
-            }
+            Err(e) => Err(Error::Internal(format!("cannot write {}: {e}", file.display()))),
         };
     }
     match args.output {
@@ -46,7 +41,7 @@ pub fn run(args: &ShowArgs, out: &mut Out) -> i32 {
         }
         OutputFormat::Human => out.out(&tree(&report)),
     }
-    exit::OK
+    Ok(())
 }
 
 // Shared with the HTML timeline, so they live with the run report.

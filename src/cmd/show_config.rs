@@ -2,41 +2,37 @@
 
 use crate::cli::{ConfigFormat, ShowConfigArgs};
 use crate::cmd::Out;
-use crate::exit;
+use crate::error::Error;
 use crate::load::{Loaded, Loader, ReadError, display};
 
 /// Run `runner show-config`.
-pub fn run(args: &ShowConfigArgs, out: &mut Out) -> i32 {
+pub fn run(args: &ShowConfigArgs, out: &mut Out) -> Result<(), Error> {
     let mut loader = Loader::new();
     let value = match loader.load(&args.file) {
         Ok(Some(Loaded::Lifecycle(lifecycle))) => serde_json::to_value(&*lifecycle),
         Ok(Some(Loaded::Roles(roles))) => serde_json::to_value(&*roles),
         Ok(Some(other)) => {
-            out.err(&format!(
-                "runner: show-config prints lifecycles and roles files; {} is a {} file\n",
+            return Err(Error::Usage(format!(
+                "show-config prints lifecycles and roles files; {} is a {} file",
                 display(&args.file),
                 other.kind().name()
-            ));
-            return exit::USAGE;
+            )));
         }
         Ok(None) | Err(ReadError::Reported) => {
-            out.err(&super::render_problems(
+            return Err(Error::problems(super::render_problems(
                 &mut loader,
                 super::stderr_color(crate::cli::ColorChoice::Auto),
                 "nothing was printed",
-            ));
-            return exit::DATAERR;
+            )));
         }
         Err(ReadError::Missing) => {
-            out.err(&format!("runner: no such file: {}\n", display(&args.file)));
-            return exit::NOINPUT;
+            return Err(Error::NoInput(format!("no such file: {}", display(&args.file))));
         }
     };
     let value = match value {
         Ok(value) => value,
         Err(e) => {
-            out.err(&format!("runner: cannot print the merged result: {e}\n"));
-            return exit::SOFTWARE;
+            return Err(Error::Internal(format!("cannot print the merged result: {e}")));
         }
     };
     let text = match args.output {
@@ -50,11 +46,8 @@ pub fn run(args: &ShowConfigArgs, out: &mut Out) -> i32 {
     match text {
         Ok(text) => {
             out.out(&text);
-            exit::OK
+            Ok(())
         }
-        Err(e) => {
-            out.err(&format!("runner: cannot print the merged result: {e}\n"));
-            exit::SOFTWARE
-        }
+        Err(e) => Err(Error::Internal(format!("cannot print the merged result: {e}"))),
     }
 }

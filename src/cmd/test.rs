@@ -7,12 +7,13 @@ use std::time::Instant;
 
 use crate::cli::{OutputFormat, TestArgs};
 use crate::cmd::{Out, use_color};
+use crate::error::Error;
 use crate::exit;
 use crate::load::{Loaded, Loader, display, normalize};
 use crate::testing;
 
 /// Run `runner test`.
-pub fn run(args: &TestArgs, out: &mut Out) -> i32 {
+pub fn run(args: &TestArgs, out: &mut Out) -> Result<(), Error> {
     let mut paths: Vec<PathBuf> = args.paths.iter().map(|p| normalize(p)).collect();
     if paths.is_empty() {
         paths = ["workflows", "examples"].iter().map(PathBuf::from).filter(|p| p.is_dir()).collect();
@@ -20,14 +21,12 @@ pub fn run(args: &TestArgs, out: &mut Out) -> i32 {
     let mut files = Vec::new();
     for path in &paths {
         if !path.exists() {
-            out.err(&format!("runner: no such file or directory: {}\n", display(path)));
-            return exit::NOINPUT;
+            return Err(Error::NoInput(format!("no such file or directory: {}", display(path))));
         }
         files.extend(testing::test_files(path));
     }
     if files.is_empty() {
-        out.err("runner: no *.test.yaml files found\n");
-        return exit::NOINPUT;
+        return Err(Error::NoInput("no *.test.yaml files found".into()));
     }
     let color = use_color(args.color, std::io::stdout().is_terminal());
     let paint =
@@ -48,12 +47,11 @@ pub fn run(args: &TestArgs, out: &mut Out) -> i32 {
         }
     }
     if !loader.diagnostics.is_empty() {
-        out.err(&super::render_problems(
+        return Err(Error::problems(super::render_problems(
             &mut loader,
             color,
             "no test ran (problems in the test files or their workflows)",
-        ));
-        return exit::DATAERR;
+        )));
     }
     let (mut passed, mut failed) = (0usize, 0usize);
     let json = args.output == OutputFormat::Json;
@@ -112,15 +110,14 @@ pub fn run(args: &TestArgs, out: &mut Out) -> i32 {
     if let Some(path) = &args.junit
         && let Err(e) = crate::fsutil::write_atomic(path, junit(&suites).as_bytes())
     {
-        out.err(&format!("runner: cannot write {}: {e}\n", path.display()));
-        return exit::SOFTWARE;
+        return Err(Error::Internal(format!("cannot write {}: {e}", path.display())));
     }
     if json {
         out.out(&format!("{}\n", to_json(&suites, passed, failed)));
     } else {
         out.out(&format!("{passed} passed, {failed} failed\n"));
     }
-    if failed > 0 { exit::FAILURE } else { exit::OK }
+    Error::status(if failed > 0 { exit::FAILURE } else { exit::OK })
 }
 
 /// One test file's results.

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use crate::cli::{ValidateArgs, ValidateOutput};
 use crate::cmd::{Out, stderr_color};
 use crate::diagnostics::{self, Diagnostic, Sources};
+use crate::error::Error;
 use crate::exit;
 use crate::load::{Loader, ReadError, display, normalize};
 
@@ -12,13 +13,12 @@ use crate::load::{Loader, ReadError, display, normalize};
 pub const DEFAULT_DIRS: [&str; 3] = ["workflows", "cron-prompts", "examples"];
 
 /// Run `runner validate`.
-pub fn run(args: &ValidateArgs, out: &mut Out) -> i32 {
+pub fn run(args: &ValidateArgs, out: &mut Out) -> Result<(), Error> {
     let mut paths: Vec<PathBuf> = args.paths.iter().map(|p| normalize(p)).collect();
     if paths.is_empty() {
         paths = DEFAULT_DIRS.iter().map(PathBuf::from).filter(|p| p.is_dir()).collect();
         if paths.is_empty() {
-            out.err("runner: nothing to validate: no workflows/, cron-prompts/ or examples/ here; name files or directories\n");
-            return exit::NOINPUT;
+            return Err(Error::NoInput("nothing to validate: no workflows/, cron-prompts/ or examples/ here; name files or directories".into()));
         }
     }
     let mut missing = Vec::new();
@@ -76,12 +76,13 @@ pub fn run(args: &ValidateArgs, out: &mut Out) -> i32 {
         out.err(&format!("runner: no such file or directory: {}\n", display(path)));
     }
     out.err(&render_warnings(&warnings));
+    // Each problem and missing path is printed above; only the code is left.
     if !missing.is_empty() {
-        exit::NOINPUT
+        Err(Error::Exit(exit::NOINPUT))
     } else if found.is_empty() {
-        exit::OK
+        Ok(())
     } else {
-        exit::DATAERR
+        Err(Error::Exit(exit::DATAERR))
     }
 }
 
