@@ -100,13 +100,12 @@ pub fn run(args: &RunArgs, out: &mut Out) -> Result<(), Error> {
                 options.env = Some(merged);
                 options.hooks = Some(Arc::new(hooks));
             }
-            Err(code) => {
+            Err(error) => {
+                // The recording's own problems first, then why nothing was run.
                 let mut text =
                     super::render_problems(&mut loader, super::stderr_color(args.color), "nothing was run");
-                if code == exit::NOINPUT {
-                    text.push_str(&format!("runner: no such recording: {}\n", replay.display()));
-                }
-                return Err(Error::Problems { text, code });
+                text.push_str(&error.report());
+                return Err(Error::Problems { text, code: error.code() });
             }
         }
     }
@@ -121,14 +120,15 @@ pub fn run(args: &RunArgs, out: &mut Out) -> Result<(), Error> {
         watch_signals(&engine);
         engine.run_main(&main, &raw_inputs).await
     });
-    if let (Some(path), Some(recorder)) = (&args.record, &recorder) {
-        let code = write_recording(&engine, recorder, path, &main, &raw_inputs, args.dry_run, &result);
-        if code != exit::OK {
-            out.err(&format!("runner: cannot write the recording {}\n", path.display()));
-            if result.exit_code == exit::OK {
-                return Err(Error::Exit(code));
-            }
+    if let (Some(path), Some(recorder)) = (&args.record, &recorder)
+        && let Err(error) =
+            write_recording(&engine, recorder, path, &main, &raw_inputs, args.dry_run, &result)
+    {
+        // A failed run keeps its own exit code; the lost recording is worth a line.
+        if result.exit_code == exit::OK {
+            return Err(error);
         }
+        out.err(&error.report());
     }
     if !args.no_history || args.report.is_some() {
         let inputs = engine
@@ -154,23 +154,27 @@ pub fn run(args: &RunArgs, out: &mut Out) -> Result<(), Error> {
         let report = collector.report();
         let text = serde_json::to_string_pretty(&report).unwrap_or_default() + "\n";
         if let Err(e) = crate::fsutil::write_atomic(path, text.as_bytes()) {
-            out.err(&format!("runner: cannot write the report {}: {e}\n", path.display()));
+            let error = Error::Internal(format!("cannot write the report {}: {e}", path.display()));
             if result.exit_code == exit::OK {
-                return Err(Error::Exit(exit::SOFTWARE));
+                return Err(error);
             }
+            out.err(&error.report());
         }
     }
     Error::status(result.exit_code)
 }
 
 /// Hooks answering from a recording's first case (and its defaults), plus its env.
-fn replay_hooks(loader: &mut Loader, file: &Path) -> Result<(FixtureHooks, Vec<(String, String)>), i32> {
+/// On error, the loader holds the recording's problems (if any).
+fn replay_hooks(loader: &mut Loader, file: &Path) -> Result<(FixtureHooks, Vec<(String, String)>), Error> {
     let tests = match loader.load_shallow::<TestFile>(file, FileKind::Test) {
         Ok(Some(tests)) => tests,
-        Ok(None) | Err(ReadError::Reported) => return Err(exit::DATAERR),
-        Err(ReadError::Missing) => return Err(exit::NOINPUT),
+        Ok(None) | Err(ReadError::Reported) => return Err(Error::Exit(exit::DATAERR)),
+        Err(ReadError::Missing) => {
+            return Err(Error::NoInput(format!("no such recording: {}", file.display())));
+        }
     };
-    let Some(case) = tests.cases.first() else { return Err(exit::DATAERR) };
+    let Some(case) = tests.cases.first() else { return Err(Error::Exit(exit::DATAERR)) };
     let mut http = case.fixtures.http.clone();
     let mut commands = case.fixtures.commands.clone();
     let mut env: Vec<(String, String)> =
@@ -192,8 +196,9 @@ fn write_recording(
     raw_inputs: &[(String, String)],
     dry_run: bool,
     result: &crate::engine::run::RunResult,
-) -> i32 {
-    let Some(unit) = engine.project().unit(main) else { return exit::SOFTWARE };
+) -> Result<(), Error> {
+    let failed = || Error::Internal(format!("cannot write the recording {}", path.display()));
+    let Some(unit) = engine.project().unit(main) else { return Err(failed()) };
     let inputs = parse_cli_inputs(&unit.workflow, unit.registry.as_deref(), raw_inputs)
         .map(|m| m.into_iter().collect())
         .unwrap_or_default();
@@ -217,11 +222,8 @@ fn write_recording(
         outputs: result.outputs.clone(),
     };
     match recorder.to_test_file(facts, &engine.masker()) {
-        Ok(text) => match crate::fsutil::write_atomic(path, text.as_bytes()) {
-            Ok(()) => exit::OK,
-            Err(_) => exit::SOFTWARE,
-        },
-        Err(_) => exit::SOFTWARE,
+        Ok(text) => crate::fsutil::write_atomic(path, text.as_bytes()).map_err(|_| failed()),
+        Err(_) => Err(failed()),
     }
 }
 
