@@ -9,6 +9,7 @@ pub mod exit;
 pub mod fsutil;
 pub mod history;
 pub mod import;
+pub mod k8s;
 pub mod lifecycle;
 pub mod load;
 pub mod mermaid;

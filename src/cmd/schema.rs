@@ -314,6 +314,7 @@ mod tests {
                 "for_each",
                 "guard",
                 "http",
+                "kubernetes",
                 "parallel",
                 "render",
                 "return",

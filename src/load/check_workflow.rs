@@ -23,6 +23,10 @@ use crate::template::{self, expression_variables, template_variables};
 #[path = "check_stages.rs"]
 mod check_stages;
 
+// The `kubernetes` step is checked in its own file.
+#[path = "check_kubernetes.rs"]
+mod check_kubernetes;
+
 /// Names templates may not use for loop variables: they are taken.
 const RESERVED: &[&str] = &[
     "inputs",
@@ -315,6 +319,7 @@ impl Checker<'_> {
             );
         }
         match &step.kind {
+            StepKind::Kubernetes(k8s) => self.check_kubernetes(k8s, pointer, scope),
             StepKind::Http(http) => self.check_http(http, pointer, scope),
             StepKind::Exec(exec) => {
                 for (index, arg) in exec.argv.iter().enumerate() {

@@ -1,0 +1,261 @@
+//! The `kubernetes` cron backend and the `kubernetes` step against the fake Kubernetes
+//! API (TLS with a CA made in the test, bearer token, content types checked).
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::super::fake::kubernetes::{Kubernetes, TOKEN};
+use super::{CRON_WORKFLOW, Case, code, events, finished, registry, stderr, stdout, step};
+
+const BACKEND: &str = "{type: kubernetes, timeout: 5s}";
+
+fn env(fake: &Kubernetes) -> Vec<(String, String)> {
+    fake.env()
+}
+
+fn run(case: &Case, args: &[&str], fake: &Kubernetes) -> std::process::Output {
+    let env = env(fake);
+    let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    case.run(args, &pairs)
+}
+
+fn no_token(output: &std::process::Output) {
+    assert!(!stdout(output).contains(TOKEN), "token in stdout: {}", stdout(output));
+    assert!(!stderr(output).contains(TOKEN), "token in stderr: {}", stderr(output));
+}
+
+#[test]
+fn suspend_and_resume_patch_spec_suspend_only_when_it_differs() {
+    let fake = Kubernetes::start(&[("fleet/worker-local", false), ("fleet/worker-cloud", true)]);
+    let case = Case::new(CRON_WORKFLOW);
+    registry(&case, BACKEND);
+
+    // Disable local (running): GET then one merge patch.
+    let output = run(&case, &["-o", "json", "-i", "lane=local", "-i", "on=false"], &fake);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    assert_eq!(fake.suspended("fleet/worker-local"), Some(true));
+    let result = finished(&events(&output))["outputs"]["result"].clone();
+    assert_eq!(result["changed"], true);
+    assert_eq!(result["applied"], true);
+    assert_eq!(result["was_enabled"], true);
+    assert_eq!(result["namespace"], "fleet", "from the service account's namespace file");
+    // Resume cloud (suspended).
+    let output = run(&case, &["-i", "lane=cloud", "-i", "on=true"], &fake);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    assert_eq!(fake.suspended("fleet/worker-cloud"), Some(false));
+    assert_eq!(
+        fake.calls(),
+        [
+            "GET /apis/batch/v1/namespaces/fleet/cronjobs/worker-local",
+            "PATCH /apis/batch/v1/namespaces/fleet/cronjobs/worker-local",
+            "GET /apis/batch/v1/namespaces/fleet/cronjobs/worker-cloud",
+            "PATCH /apis/batch/v1/namespaces/fleet/cronjobs/worker-cloud",
+        ]
+    );
+    assert!(fake.complaints().is_empty(), "{:?}", fake.complaints());
+    no_token(&output);
+}
+
+#[test]
+fn already_in_state_sends_no_patch() {
+    let fake = Kubernetes::start(&[("fleet/worker-local", true)]);
+    let case = Case::new(CRON_WORKFLOW);
+    registry(&case, BACKEND);
+    let output = run(&case, &["-o", "json", "-i", "lane=local", "-i", "on=false"], &fake);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let result = finished(&events(&output))["outputs"]["result"].clone();
+    assert_eq!((result["changed"].clone(), result["applied"].clone()), (json!(false), json!(false)));
+    assert_eq!(fake.calls(), ["GET /apis/batch/v1/namespaces/fleet/cronjobs/worker-local"]);
+}
+
+#[test]
+fn dry_run_shows_the_exact_patch_and_sends_none() {
+    let fake = Kubernetes::start(&[("fleet/worker-local", false)]);
+    let case = Case::new(CRON_WORKFLOW);
+    registry(&case, "{type: kubernetes, namespace: fleet, cronjob: \"runner-{{ lane.id }}\"}");
+    fake.state.lock().expect("state").cronjobs.insert(
+        "fleet/runner-local".into(),
+        json!({"metadata": {"name": "runner-local"}, "spec": {"suspend": false}}),
+    );
+    let output = run(&case, &["--dry-run", "-o", "json", "-i", "lane=local", "-i", "on=false"], &fake);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let planned = events(&output).into_iter().find(|e| e["event"] == "step_planned").expect("planned");
+    assert_eq!(
+        planned["action"]["patch"],
+        json!({"method": "PATCH", "path": "/apis/batch/v1/namespaces/fleet/cronjobs/runner-local",
+               "content_type": "application/merge-patch+json", "body": {"spec": {"suspend": true}}})
+    );
+    assert_eq!(fake.calls(), ["GET /apis/batch/v1/namespaces/fleet/cronjobs/runner-local"]);
+    assert_eq!(fake.suspended("fleet/runner-local"), Some(false));
+}
+
+#[test]
+fn api_errors_are_one_line_and_never_show_the_token() {
+    let case = Case::new(CRON_WORKFLOW);
+    registry(&case, BACKEND);
+    // 403
+    let fake = Kubernetes::start(&[("fleet/worker-local", false)]);
+    fake.fail_with(
+        403,
+        "Forbidden",
+        &format!(
+            "cronjobs.batch \"worker-local\" is forbidden: token {TOKEN} cannot get\nin namespace fleet"
+        ),
+    );
+    let output = run(&case, &["-i", "lane=local", "-i", "on=false"], &fake);
+    assert_eq!(code(&output), 1);
+    let text = stderr(&output);
+    assert!(
+        text.contains("reading CronJob fleet/worker-local failed, nothing changed: Kubernetes API: 403 Forbidden on GET /apis/batch/v1/namespaces/fleet/cronjobs/worker-local: cronjobs.batch \"worker-local\" is forbidden: token *** cannot get in namespace fleet"),
+        "{text}"
+    );
+    no_token(&output);
+    // 404: no such CronJob.
+    let fake = Kubernetes::start(&[]);
+    let output = run(&case, &["-i", "lane=local", "-i", "on=false"], &fake);
+    assert_eq!(code(&output), 1);
+    assert!(stderr(&output).contains("404 Not Found on GET /apis/batch/v1/namespaces/fleet/cronjobs/worker-local: cronjobs.batch \"worker-local\" not found"), "{}", stderr(&output));
+    // A malformed CronJob is not written on a guess.
+    let fake = Kubernetes::start(&[("fleet/worker-local", false)]);
+    fake.state.lock().expect("state").cronjobs.get_mut("fleet/worker-local").expect("cj")["spec"]["suspend"] =
+        json!("no");
+    let output = run(&case, &["-i", "lane=local", "-i", "on=false"], &fake);
+    assert_eq!(code(&output), 1);
+    assert!(stderr(&output).contains("non-boolean spec.suspend; nothing changed"), "{}", stderr(&output));
+    // 409 on the patch (the GET succeeds).
+    let fake = Kubernetes::start(&[("fleet/worker-local", false)]);
+    fake.fail_writes(
+        409,
+        "Conflict",
+        "Operation cannot be fulfilled on cronjobs.batch \"worker-local\": the object has been modified",
+    );
+    let output = run(&case, &["-i", "lane=local", "-i", "on=false"], &fake);
+    assert_eq!(code(&output), 1);
+    assert!(
+        stderr(&output).contains("patching CronJob fleet/worker-local failed: Kubernetes API: 409 Conflict on PATCH /apis/batch/v1/namespaces/fleet/cronjobs/worker-local: Operation cannot be fulfilled"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(fake.suspended("fleet/worker-local"), Some(false));
+}
+
+#[test]
+fn api_down_and_slow_api_fail_within_the_timeout() {
+    let case = Case::new(CRON_WORKFLOW);
+    registry(&case, "{type: kubernetes, timeout: 1s}");
+    // Down: nothing listens on the port any more.
+    let fake = Kubernetes::start(&[("fleet/worker-local", false)]);
+    let mut env = fake.env();
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("addr").port().to_string()
+    };
+    env[1].1 = closed;
+    let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let output = case.run(&["-i", "lane=local", "-i", "on=false"], &pairs);
+    assert_eq!(code(&output), 1);
+    assert!(stderr(&output).contains("is unreachable"), "{}", stderr(&output));
+    // Slow: answers after 4s, the backend's limit is 1s.
+    fake.set_delay(Duration::from_secs(4));
+    let started = std::time::Instant::now();
+    let output = run(&case, &["-i", "lane=local", "-i", "on=false"], &fake);
+    assert_eq!(code(&output), 1);
+    assert!(stderr(&output).contains("did not answer"), "{}", stderr(&output));
+    assert!(started.elapsed() < Duration::from_secs(4), "the timeout ended it");
+    assert_eq!(fake.suspended("fleet/worker-local"), Some(false));
+}
+
+#[test]
+fn the_cluster_ca_is_the_only_trust_root() {
+    let fake = Kubernetes::start(&[("fleet/worker-local", false)]);
+    let other = Kubernetes::start(&[]);
+    // The service account dir of `other` holds another CA (and the same token).
+    let mut env = fake.env();
+    env[2].1 = other.sa_path().display().to_string();
+    let case = Case::new(CRON_WORKFLOW);
+    registry(&case, BACKEND);
+    let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let output = case.run(&["-i", "lane=local", "-i", "on=false"], &pairs);
+    assert_eq!(code(&output), 1);
+    assert!(stderr(&output).contains("is unreachable"), "{}", stderr(&output));
+    assert!(fake.calls().is_empty(), "nothing reached the API through an untrusted certificate");
+}
+
+const JOB_WORKFLOW: &str = r#"name: t
+inputs:
+  issue: {type: integer}
+steps:
+  - id: job
+    type: kubernetes
+    action: create
+    manifest:
+      apiVersion: batch/v1
+      kind: Job
+      metadata:
+        name: "worker-{{ inputs.issue }}"
+        labels: {issue: "{{ inputs.issue }}"}
+      spec:
+        ttlSecondsAfterFinished: 600
+        template:
+          spec:
+            restartPolicy: Never
+            containers: [{name: w, image: "example/worker:1"}]
+    wait: {condition: Complete, timeout: 20s}
+outputs:
+  job: "{{ steps.job.output }}"
+"#;
+
+#[test]
+fn the_step_creates_applies_and_waits() {
+    let fake = Kubernetes::start(&[]);
+    let case = Case::new(JOB_WORKFLOW);
+    let output = run(&case, &["-o", "json", "-i", "issue=7"], &fake);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let job = finished(&events(&output))["outputs"]["job"].clone();
+    assert_eq!(
+        (job["name"].clone(), job["uid"].clone(), job["created"].clone(), job["condition"].clone()),
+        (json!("worker-7"), json!("uid-1"), json!(true), json!("Complete"))
+    );
+    assert_eq!(fake.jobs()[0]["metadata"]["labels"]["issue"], "7");
+    // Creating it again: 409 AlreadyExists, one line.
+    let output = run(&case, &["-i", "issue=7"], &fake);
+    assert_eq!(code(&output), 1);
+    assert!(
+        stderr(&output).contains("409 Conflict on POST /apis/batch/v1/namespaces/fleet/jobs: jobs.batch \"worker-7\" already exists"),
+        "{}",
+        stderr(&output)
+    );
+    // Server-side apply: PATCH with the apply content type and a field manager.
+    let apply = Case::new(&JOB_WORKFLOW.replace("action: create", "action: apply"));
+    let output = run(&apply, &["-o", "json", "-i", "issue=8"], &fake);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    assert!(
+        fake.backend.requests().iter().any(|r| r.method == "PATCH"
+            && r.target == "/apis/batch/v1/namespaces/fleet/jobs/worker-8?fieldManager=runner"
+            && r.headers.get("content-type").map(String::as_str) == Some("application/apply-patch+yaml")),
+        "{:?}",
+        fake.calls()
+    );
+    assert!(fake.complaints().is_empty(), "{:?}", fake.complaints());
+    no_token(&output);
+}
+
+#[test]
+fn the_step_dry_run_shows_the_manifest() {
+    let fake = Kubernetes::start(&[]);
+    let case = Case::new(JOB_WORKFLOW);
+    let output = run(&case, &["--dry-run", "-o", "json", "-i", "issue=9"], &fake);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    assert_eq!(step(&events(&output), "job")["status"], "planned");
+    let action =
+        events(&output).into_iter().find(|e| e["event"] == "step_planned").expect("planned")["action"]
+            .clone();
+    assert_eq!(action["method"], "POST");
+    assert_eq!(action["path"], "/apis/batch/v1/namespaces/fleet/jobs");
+    assert_eq!(
+        action["manifest"]["metadata"],
+        json!({"name": "worker-9", "namespace": "fleet", "labels": {"issue": "9"}})
+    );
+    assert!(fake.calls().is_empty());
+}
