@@ -17,6 +17,8 @@ pub mod completions;
 pub mod list;
 pub mod man;
 
+pub mod export;
+
 use std::io::{IsTerminal, Write};
 
 use crate::cli::{Cli, ColorChoice, Command};
@@ -41,6 +43,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::List(args) => list::run(&args, &mut out),
         Command::Completions(args) => completions::run(&args, &mut out),
         Command::Man(args) => man::run(&args, &mut out),
+        Command::Export(crate::cli::ExportCommand::Kubernetes(args)) => export::kubernetes(&args, &mut out),
     }
 }
 

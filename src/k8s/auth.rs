@@ -17,7 +17,8 @@ use serde::Deserialize;
 pub const SERVICE_ACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
 
 /// Environment variable overriding [`SERVICE_ACCOUNT_DIR`] (tests, sidecars that mount
-/// the token elsewhere).
+/// the token elsewhere). A relative path is taken from the workflow's directory, so a
+/// `runner test` fixture can point at a directory next to the test file.
 pub const SERVICE_ACCOUNT_DIR_ENV: &str = "RUNNER_K8S_SERVICE_ACCOUNT_DIR";
 
 /// Environment variable allowing `insecure-skip-tls-verify: true` of a kubeconfig.
@@ -57,10 +58,10 @@ impl fmt::Debug for Cluster {
 
 impl Cluster {
     /// Find the cluster: in-cluster when `KUBERNETES_SERVICE_HOST` is set, else the
-    /// kubeconfig. `env` is the run's environment.
-    pub fn discover(env: &dyn Fn(&str) -> Option<String>) -> Result<Cluster, String> {
+    /// kubeconfig. `env` is the run's environment; `base` the workflow's directory.
+    pub fn discover(env: &dyn Fn(&str) -> Option<String>, base: &Path) -> Result<Cluster, String> {
         if let Some(host) = env("KUBERNETES_SERVICE_HOST") {
-            return in_cluster(&host, env);
+            return in_cluster(&host, env, base);
         }
         let path = match env("KUBECONFIG") {
             Some(list) => {
@@ -83,8 +84,9 @@ fn read_text(path: &Path, what: &str) -> Result<String, String> {
     std::fs::read_to_string(path).map_err(|e| format!("cannot read the {what} {}: {e}", path.display()))
 }
 
-fn in_cluster(host: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Cluster, String> {
-    let dir = env(SERVICE_ACCOUNT_DIR_ENV).map_or_else(|| PathBuf::from(SERVICE_ACCOUNT_DIR), PathBuf::from);
+fn in_cluster(host: &str, env: &dyn Fn(&str) -> Option<String>, base: &Path) -> Result<Cluster, String> {
+    let dir =
+        env(SERVICE_ACCOUNT_DIR_ENV).map_or_else(|| PathBuf::from(SERVICE_ACCOUNT_DIR), |d| base.join(d));
     let port = env("KUBERNETES_SERVICE_PORT").unwrap_or_else(|| "443".into());
     if port.parse::<u16>().is_err() {
         return Err(format!("KUBERNETES_SERVICE_PORT is not a port number: `{port}`"));
@@ -324,25 +326,30 @@ mod tests {
         std::fs::write(dir.path().join("ca.crt"), "PEM").expect("write");
         std::fs::write(dir.path().join("namespace"), "fleet\n").expect("write");
         let sa = dir.path().display().to_string();
-        let cluster = Cluster::discover(&env(&[
-            ("KUBERNETES_SERVICE_HOST", "10.0.0.1"),
-            ("KUBERNETES_SERVICE_PORT", "6443"),
-            (SERVICE_ACCOUNT_DIR_ENV, &sa),
-        ]))
+        let cluster = Cluster::discover(
+            &env(&[
+                ("KUBERNETES_SERVICE_HOST", "10.0.0.1"),
+                ("KUBERNETES_SERVICE_PORT", "6443"),
+                (SERVICE_ACCOUNT_DIR_ENV, &sa),
+            ]),
+            Path::new("/"),
+        )
         .expect("in-cluster");
         assert_eq!(cluster.server, "https://10.0.0.1:6443");
         assert_eq!(cluster.token.as_deref(), Some("tok-123456"));
         assert_eq!(cluster.namespace.as_deref(), Some("fleet"));
         assert!(!format!("{cluster:?}").contains("tok-123456"));
-        let v6 = Cluster::discover(&env(&[
-            ("KUBERNETES_SERVICE_HOST", "fd00::1"),
-            (SERVICE_ACCOUNT_DIR_ENV, &sa),
-        ]))
+        let v6 = Cluster::discover(
+            &env(&[("KUBERNETES_SERVICE_HOST", "fd00::1"), (SERVICE_ACCOUNT_DIR_ENV, &sa)]),
+            Path::new("/"),
+        )
         .expect("v6");
         assert_eq!(v6.server, "https://[fd00::1]:443");
-        let missing =
-            Cluster::discover(&env(&[("KUBERNETES_SERVICE_HOST", "h"), (SERVICE_ACCOUNT_DIR_ENV, "/nope")]))
-                .unwrap_err();
+        let missing = Cluster::discover(
+            &env(&[("KUBERNETES_SERVICE_HOST", "h"), (SERVICE_ACCOUNT_DIR_ENV, "/nope")]),
+            Path::new("/"),
+        )
+        .unwrap_err();
         assert!(missing.contains("service-account token /nope/token"), "{missing}");
     }
 
@@ -356,7 +363,8 @@ mod tests {
         )
         .expect("write");
         let kubeconfig = path.display().to_string();
-        let cluster = Cluster::discover(&env(&[("KUBECONFIG", &kubeconfig)])).expect("kubeconfig");
+        let cluster =
+            Cluster::discover(&env(&[("KUBECONFIG", &kubeconfig)]), Path::new("/")).expect("kubeconfig");
         assert_eq!(cluster.server, "https://two:6443");
         assert_eq!(cluster.ca_pem.as_deref(), Some(b"PEM".as_slice()));
         assert_eq!(cluster.token.as_deref(), Some("secret-two"));

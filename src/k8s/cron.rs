@@ -191,7 +191,7 @@ pub async fn run_step(
         plan: request.plan,
         timeout: request.timeout,
     };
-    self::toggle(Cluster::discover(env), &toggle, ctx.hooks).await
+    self::toggle(Cluster::discover(env, ctx.dir), &toggle, ctx.hooks).await
 }
 
 #[cfg(test)]

@@ -10,3 +10,4 @@
 pub mod auth;
 pub mod client;
 pub mod cron;
+pub mod export;

@@ -102,7 +102,7 @@ pub fn prepare(
     let api_version =
         text_at(&manifest, "/apiVersion").ok_or("manifest: `apiVersion` is missing or empty")?.to_string();
     let kind = text_at(&manifest, "/kind").ok_or("manifest: `kind` is missing or empty")?.to_string();
-    let cluster = Cluster::discover(env);
+    let cluster = Cluster::discover(env, ctx.dir);
     let namespace = match text_at(&manifest, "/metadata/namespace") {
         Some(ns) => ns.to_string(),
         None => match &step.namespace {

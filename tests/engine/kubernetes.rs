@@ -259,3 +259,209 @@ fn the_step_dry_run_shows_the_manifest() {
     );
     assert!(fake.calls().is_empty());
 }
+
+// ---------------------------------------------------------------------------
+// The bridge example end to end: fake Dispatch + fake Kubernetes API.
+
+fn bridge(dispatch: &super::super::fake::dispatch::Dispatch, fake: &Kubernetes) -> std::process::Output {
+    let state = tempfile::tempdir().expect("tempdir");
+    let mut command = std::process::Command::new(assert_cmd::cargo::cargo_bin!("runner"));
+    command
+        .current_dir(super::super::root())
+        .args(["run", "examples/kubernetes-bridge/bridge.yaml", "-o", "json"])
+        .env("NO_COLOR", "1")
+        .env("RUNNER_STATE_DIR", state.path())
+        .env("DISPATCH_URL", &dispatch.server.url)
+        .env("DISPATCH_AGENT_TOKEN", "dispatch-secret-token")
+        .env("WORKER_IMAGE", "example/worker:2");
+    for (key, value) in fake.env() {
+        command.env(key, value);
+    }
+    command.output().expect("runner runs")
+}
+
+#[test]
+fn the_bridge_claims_and_creates_a_job_per_lane() {
+    let dispatch = super::super::fake::dispatch::Dispatch::start(Duration::ZERO);
+    dispatch.add_ready("local", "iss-7", "o/demo", 7);
+    let fake = Kubernetes::start(&[]);
+    let output = bridge(&dispatch, &fake);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let lanes = finished(&events(&output))["outputs"]["lanes"].clone();
+    assert_eq!(lanes[0]["result"], "job-created", "{lanes}");
+    assert_eq!(lanes[0]["job"], "worker-local-7-00001");
+    assert_eq!(lanes[1], json!({"lane": "cloud", "result": "idle"}));
+    let jobs = fake.jobs();
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(
+        jobs[0]["metadata"]["labels"],
+        json!({"runner.dev/lane": "local", "runner.dev/repo": "o.demo", "runner.dev/issue": "7"})
+    );
+    assert_eq!(jobs[0]["spec"]["ttlSecondsAfterFinished"], 86400);
+    assert!(jobs[0]["metadata"].get("ownerReferences").is_none(), "owner-less");
+    assert_eq!(jobs[0]["spec"]["template"]["spec"]["containers"][0]["image"], "example/worker:2");
+    assert_eq!(
+        dispatch.state.lock().expect("state").claims.get("iss-7").map(String::as_str),
+        Some("bridge-local")
+    );
+    assert!(fake.complaints().is_empty(), "{:?}", fake.complaints());
+    no_token(&output);
+    assert!(!stdout(&output).contains("dispatch-secret-token"));
+}
+
+#[test]
+fn the_bridge_releases_the_claim_when_the_job_cannot_be_created() {
+    let dispatch = super::super::fake::dispatch::Dispatch::start(Duration::ZERO);
+    dispatch.add_ready("local", "iss-7", "o/demo", 7);
+    let fake = Kubernetes::start(&[]);
+    fake.fail_writes(403, "Forbidden", "jobs.batch is forbidden: cannot create resource \"jobs\"");
+    let output = bridge(&dispatch, &fake);
+    assert_eq!(code(&output), 1, "{}", stderr(&output));
+    let error = finished(&events(&output))["error"].as_str().unwrap_or_default().to_string();
+    assert!(
+        error.contains("the worker Job for o/demo#7 was not created (Kubernetes API: 403 Forbidden on POST /apis/batch/v1/namespaces/fleet/jobs"),
+        "{error}"
+    );
+    assert!(!error.contains('\n'), "one line: {error}");
+    assert!(dispatch.state.lock().expect("state").claims.is_empty(), "the claim was released");
+    assert!(fake.jobs().is_empty());
+    no_token(&output);
+}
+
+// ---------------------------------------------------------------------------
+// `runner export kubernetes`
+
+fn export(schedule: &str, env: &[(&str, &str)]) -> std::process::Output {
+    let mut command = std::process::Command::new(assert_cmd::cargo::cargo_bin!("runner"));
+    command
+        .current_dir(super::super::root())
+        .args(["export", "kubernetes", schedule, "--image", "ghcr.io/example/runner:0.1.0", "-n", "fleet"])
+        .args(["--label", "team=fleet"])
+        .env("NO_COLOR", "1");
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    command.output().expect("runner runs")
+}
+
+fn documents(output: &std::process::Output) -> Vec<serde_json::Value> {
+    serde_saphyr::from_multiple::<serde_json::Value>(&stdout(output)).expect("a YAML stream")
+}
+
+/// Deserialise into the official type, serialise back: equal means no field was
+/// unknown to the type (k8s-openapi ignores unknown fields) and every value has its type.
+fn strict<T: serde::de::DeserializeOwned + serde::Serialize>(doc: &serde_json::Value) {
+    let typed: T = serde_json::from_value(doc.clone()).unwrap_or_else(|e| panic!("{e}: {doc}"));
+    let back = serde_json::to_value(&typed).expect("serialise");
+    assert_eq!(&back, doc, "the object round-trips through {}", std::any::type_name::<T>());
+}
+
+fn check_official_types(docs: &[serde_json::Value]) {
+    use k8s_openapi::api::{batch::v1 as batch, core::v1 as core, rbac::v1 as rbac};
+    for doc in docs {
+        match doc["kind"].as_str().unwrap_or_default() {
+            "ConfigMap" => strict::<core::ConfigMap>(doc),
+            "ServiceAccount" => strict::<core::ServiceAccount>(doc),
+            "CronJob" => strict::<batch::CronJob>(doc),
+            "Role" => strict::<rbac::Role>(doc),
+            "RoleBinding" => strict::<rbac::RoleBinding>(doc),
+            other => panic!("unexpected kind {other}"),
+        }
+    }
+}
+
+#[test]
+fn the_shipped_schedule_exports_deterministic_manifests() {
+    let output = export("workflows/schedule.yaml", &[]);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    assert_eq!(stdout(&export("workflows/schedule.yaml", &[])), stdout(&output), "deterministic");
+    let mut docs = documents(&output);
+    check_official_types(&docs);
+    let kinds: Vec<&str> = docs.iter().map(|d| d["kind"].as_str().unwrap_or_default()).collect();
+    assert_eq!(kinds, ["ConfigMap", "CronJob", "CronJob", "CronJob", "CronJob"], "openclaw backend: no RBAC");
+    // The files are snapshotted by name only: their text is the repository's.
+    if let Some(data) = docs[0]["data"].as_object_mut() {
+        for value in data.values_mut() {
+            *value = json!("[file]");
+        }
+    }
+    let text: String =
+        docs.iter().map(|d| format!("---\n{}", serde_saphyr::to_string(d).expect("yaml"))).collect();
+    insta::assert_snapshot!("export_kubernetes_shipped_schedule", text);
+}
+
+#[test]
+fn the_bridge_export_grants_exactly_what_it_needs() {
+    let output = export("examples/kubernetes-bridge/schedule.yaml", &[]);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let docs = documents(&output);
+    check_official_types(&docs);
+    let kinds: Vec<&str> = docs.iter().map(|d| d["kind"].as_str().unwrap_or_default()).collect();
+    assert_eq!(kinds, ["ConfigMap", "ServiceAccount", "Role", "RoleBinding", "CronJob"]);
+    assert_eq!(
+        docs[2]["rules"],
+        json!([
+            {"apiGroups": ["batch"], "resources": ["cronjobs"], "resourceNames": ["worker-cloud", "worker-local"], "verbs": ["get", "patch"]},
+            {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["create"]},
+        ])
+    );
+    let files: Vec<&String> = docs[0]["data"].as_object().expect("data").keys().collect();
+    assert_eq!(
+        files,
+        [
+            "examples__kubernetes-bridge__bridge-lane.yaml",
+            "examples__kubernetes-bridge__bridge.yaml",
+            "examples__kubernetes-bridge__lanes.yaml",
+            "examples__kubernetes-bridge__schedule.yaml",
+            "examples__kubernetes-bridge__worker.md",
+        ]
+    );
+    let cronjob = &docs[4];
+    let pod = &cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"];
+    assert_eq!(pod["serviceAccountName"], "runner-runner");
+    assert_eq!(pod["containers"][0]["args"], json!(["run", "examples/kubernetes-bridge/bridge.yaml"]));
+    assert_eq!(cronjob["spec"]["concurrencyPolicy"], "Forbid");
+    assert_eq!(cronjob["spec"]["jobTemplate"]["spec"]["activeDeadlineSeconds"], 90);
+    assert_eq!(cronjob["metadata"]["labels"]["team"], "fleet");
+}
+
+#[test]
+fn the_export_references_secrets_and_never_holds_their_values() {
+    let value = "sk-live-0123456789abcdef";
+    let output = export(
+        "examples/kubernetes-bridge/schedule.yaml",
+        &[("DISPATCH_AGENT_TOKEN", value), ("KUBERNETES_SERVICE_HOST", "127.0.0.1")],
+    );
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    assert!(!stdout(&output).contains(value));
+    let docs = documents(&output);
+    let env = &docs[4]["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["env"];
+    assert!(
+        env.as_array().expect("env").contains(&json!({"name": "DISPATCH_AGENT_TOKEN", "valueFrom":
+            {"secretKeyRef": {"name": "runner-secrets", "key": "DISPATCH_AGENT_TOKEN", "optional": false}}})),
+        "{env}"
+    );
+}
+
+#[test]
+fn export_refuses_what_kubernetes_cannot_schedule() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("wf.yaml"), "name: t\nsteps:\n  - type: emit\n    text: hi\n")
+        .expect("write");
+    std::fs::write(
+        dir.path().join("schedule.yaml"),
+        "kind: schedule\nentries:\n  - {id: every, workflow: wf.yaml, cron: '@every 5m'}\n  - {id: secs, workflow: wf.yaml, cron: '0 */5 * * * *'}\n",
+    )
+    .expect("write");
+    let output = std::process::Command::new(assert_cmd::cargo::cargo_bin!("runner"))
+        .current_dir(dir.path())
+        .args(["export", "kubernetes", "schedule.yaml", "--image", "r:1", "--namespace", "Bad_NS"])
+        .output()
+        .expect("runs");
+    assert_eq!(code(&output), 65);
+    assert_eq!(stdout(&output), "");
+    let text = stderr(&output);
+    assert!(text.contains("--namespace `Bad_NS` is not a DNS label"), "{text}");
+    assert!(text.contains("entry `every`: cron `@every 5m` has no Kubernetes CronJob form"), "{text}");
+    assert!(text.contains("entry `secs`: cron `0 */5 * * * *` has no Kubernetes CronJob form"), "{text}");
+}

@@ -130,9 +130,16 @@ fn answer_locked(state: &mut State, request: &Request) -> Response {
             let Ok(mut job) = serde_json::from_str::<Value>(&request.body) else {
                 return status(400, "BadRequest", "body is not JSON");
             };
-            let Some(name) = job.pointer("/metadata/name").and_then(Value::as_str).map(str::to_string) else {
+            let generated = job
+                .pointer("/metadata/generateName")
+                .and_then(Value::as_str)
+                .map(|prefix| format!("{prefix}{:05}", state.uid + 1));
+            let Some(name) =
+                job.pointer("/metadata/name").and_then(Value::as_str).map(str::to_string).or(generated)
+            else {
                 return status(422, "Invalid", "metadata.name: Required value");
             };
+            job["metadata"]["name"] = json!(name);
             let key = format!("{ns}/{name}");
             if state.jobs.contains_key(&key) {
                 return status(409, "AlreadyExists", &format!("jobs.batch \"{name}\" already exists"));
