@@ -1509,7 +1509,18 @@ impl Engine {
                     timeout: step.timeout.or(*timeout).map_or(DEFAULT_CRON_TIMEOUT, |t| t.get()),
                     plan: inv.plan && step.effect != Some(Effect::Read),
                 };
-                return match crate::k8s::cron::run_step(&ctx, &request, &|name| self.env_var(name)).await {
+                return match crate::k8s::cron::run_step(
+                    &ctx,
+                    &request,
+                    &|name| self.env_var(name),
+                    &|token| {
+                        if let Ok(mut known) = self.masker.write() {
+                            known.add(token);
+                        }
+                    },
+                )
+                .await
+                {
                     crate::k8s::cron::Toggled::Ok(output) => StepResult::ok(output),
                     crate::k8s::cron::Toggled::Planned(output) => self.planned(step, path, output),
                     crate::k8s::cron::Toggled::Failed(error, output) => StepResult::failed(error, output),

@@ -158,11 +158,13 @@ pub struct StepRequest<'a> {
     pub plan: bool,
 }
 
-/// Render the CronJob name, find the credentials and toggle.
+/// Render the CronJob name, find the credentials (handing the token to `secret`, the
+/// engine's masker, before any request) and toggle.
 pub async fn run_step(
     ctx: &StepCtx<'_>,
     request: &StepRequest<'_>,
     env: &(dyn Fn(&str) -> Option<String> + Sync),
+    secret: &(dyn Fn(&str) + Sync),
 ) -> Toggled {
     let lane_value = to_mj(&serde_json::to_value(request.lane).unwrap_or(Json::Null));
     let names = minijinja::context! { lane => lane_value, cron_id => request.cron_id };
@@ -191,7 +193,11 @@ pub async fn run_step(
         plan: request.plan,
         timeout: request.timeout,
     };
-    self::toggle(Cluster::discover(env, ctx.dir), &toggle, ctx.hooks).await
+    let cluster = Cluster::discover(env, ctx.dir);
+    if let Some(token) = cluster.as_ref().ok().and_then(|c| c.token.as_deref()) {
+        secret(token);
+    }
+    self::toggle(cluster, &toggle, ctx.hooks).await
 }
 
 #[cfg(test)]

@@ -465,3 +465,38 @@ fn export_refuses_what_kubernetes_cannot_schedule() {
     assert!(text.contains("entry `every`: cron `@every 5m` has no Kubernetes CronJob form"), "{text}");
     assert!(text.contains("entry `secs`: cron `0 */5 * * * *` has no Kubernetes CronJob form"), "{text}");
 }
+
+#[test]
+fn a_kubeconfig_current_context_works_too() {
+    let fake = Kubernetes::start(&[("ops/worker-local", false)]);
+    let case = Case::new(CRON_WORKFLOW);
+    registry(&case, BACKEND);
+    case.write(
+        "kubeconfig",
+        &format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: fake\ncontexts:\n- name: fake\n  context: {{cluster: c, user: u, namespace: ops}}\nclusters:\n- name: c\n  cluster: {{server: '{}', certificate-authority: {}}}\nusers:\n- name: u\n  user: {{token: {TOKEN}}}\n",
+            fake.url,
+            fake.sa_path().join("ca.crt").display()
+        ),
+    );
+    let kubeconfig = case.path("kubeconfig").display().to_string();
+    let output = case.run(&["-i", "lane=local", "-i", "on=false"], &[("KUBECONFIG", &kubeconfig)]);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    assert_eq!(fake.suspended("ops/worker-local"), Some(true), "the context's namespace");
+    no_token(&output);
+}
+
+#[test]
+fn a_recording_never_holds_the_token() {
+    let fake = Kubernetes::start(&[("fleet/worker-local", false)]);
+    fake.fail_with(403, "Forbidden", &format!("token {TOKEN} may not patch"));
+    let case = Case::new(CRON_WORKFLOW);
+    registry(&case, BACKEND);
+    let recording = case.path("recorded.test.yaml").display().to_string();
+    let output = run(&case, &["--record", &recording, "-i", "lane=local", "-i", "on=false"], &fake);
+    assert_eq!(code(&output), 1);
+    let recorded = std::fs::read_to_string(&recording).expect("recording written");
+    assert!(recorded.contains("/apis/batch/v1/namespaces/fleet/cronjobs/worker-local"), "{recorded}");
+    assert!(!recorded.contains(TOKEN), "{recorded}");
+    no_token(&output);
+}
