@@ -104,6 +104,50 @@ pub enum Command {
     /// `runner man | man -l -` reads it; `runner man --write man` regenerates the
     /// committed pages.
     Man(ManArgs),
+    /// Export a schedule for another scheduler.
+    ///
+    /// `runner export kubernetes` writes a schedule's CronJobs, the ConfigMap of the
+    /// files they need and, when required, the ServiceAccount, Role and RoleBinding,
+    /// as one YAML stream for `kubectl apply -f -`.
+    #[command(subcommand)]
+    Export(ExportCommand),
+}
+
+/// `runner export ...`.
+#[derive(Debug, Subcommand)]
+pub enum ExportCommand {
+    /// A schedule file as Kubernetes manifests (YAML stream on stdout): a ConfigMap
+    /// with the workflows, lane registries and prompts, one CronJob per entry, and the
+    /// RBAC the `kubernetes` cron backend and `kubernetes` steps need. Secrets are
+    /// referenced from a Secret (--secret-name), never read. Paths are taken relative
+    /// to the current directory, which must hold every file.
+    Kubernetes(ExportKubernetesArgs),
+}
+
+/// `runner export kubernetes`.
+#[derive(Debug, Args)]
+pub struct ExportKubernetesArgs {
+    /// The schedule file.
+    #[arg(default_value = "workflows/schedule.yaml")]
+    pub file: PathBuf,
+    /// Container image holding the `runner` binary, e.g. `ghcr.io/acme/runner:0.1.0`.
+    #[arg(long, value_name = "IMAGE")]
+    pub image: String,
+    /// Namespace of every object.
+    #[arg(long, short = 'n', value_name = "NS", default_value = "default")]
+    pub namespace: String,
+    /// Prefix of every object name.
+    #[arg(long, value_name = "PREFIX", default_value = "runner-")]
+    pub name_prefix: String,
+    /// Extra label on every object and pod (repeatable).
+    #[arg(long = "label", short = 'l', value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
+    /// The Secret whose keys (the declared secrets' env var names) become env vars.
+    #[arg(long, value_name = "NAME", default_value = "runner-secrets")]
+    pub secret_name: String,
+    /// When to use colour in diagnostics.
+    #[arg(long, value_enum, default_value_t)]
+    pub color: ColorChoice,
 }
 
 /// `runner show-config`.

@@ -7,6 +7,7 @@ pub mod diagnostics;
 pub mod engine;
 pub mod error;
 pub mod exit;
+pub mod export;
 pub mod fsutil;
 pub mod graph;
 pub mod history;

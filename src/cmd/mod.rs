@@ -18,6 +18,8 @@ pub mod completions;
 pub mod list;
 pub mod man;
 
+pub mod export;
+
 use std::io::IsTerminal;
 
 use crate::cli::{Cli, ColorChoice, Command};
@@ -54,6 +56,7 @@ fn dispatch(cli: Cli, out: &mut Out) -> Result<(), Error> {
         Command::List(args) => list::run(&args, out),
         Command::Completions(args) => completions::run(&args, out),
         Command::Man(args) => man::run(&args, out),
+        Command::Export(crate::cli::ExportCommand::Kubernetes(args)) => export::kubernetes(&args, out),
     }
 }
 

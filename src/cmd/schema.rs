@@ -311,6 +311,7 @@ mod tests {
                 "for_each",
                 "guard",
                 "http",
+                "kubernetes",
                 "parallel",
                 "render",
                 "return",

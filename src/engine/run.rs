@@ -957,6 +957,27 @@ impl Engine {
                 StepKind::Stages(stages) => self.run_stages(inv, stages, scope, path, flow).await,
                 StepKind::Return(ret) => self.run_return(ret, &context, flow),
                 StepKind::Parallel(parallel) => self.run_parallel(inv, parallel, scope, path, flow).await,
+                StepKind::Kubernetes(k8s) => {
+                    let timeout = step.timeout.map(|t| t.get()).unwrap_or(steps::kubernetes::DEFAULT_TIMEOUT);
+                    let masker = self.masker();
+                    let ctx = self.ctx(inv, &context, &masker, timeout);
+                    let prepared = match steps::kubernetes::prepare(&ctx, k8s, &|name| self.env_var(name)) {
+                        Ok(p) => p,
+                        Err(e) => return StepResult::failed(e, Json::Null),
+                    };
+                    if let (Some(token), Ok(mut known)) = (prepared.token(), self.masker.write()) {
+                        known.add(token);
+                    }
+                    if inv.plan && step.effect != Some(Effect::Read) {
+                        return self.planned(step, path, prepared.describe());
+                    }
+                    let retry_allowed = prepared.action == crate::model::kubernetes::KubernetesAction::Apply
+                        || step.retry.as_ref().is_some_and(|r| r.unsafe_methods);
+                    self.attempts(inv, step, path, retry_allowed, timeout, || {
+                        steps::kubernetes::execute(&ctx, &prepared)
+                    })
+                    .await
+                }
             }
         })
     }
@@ -1475,6 +1496,40 @@ impl Engine {
                     limit,
                 )
             }
+            CronBackend::Kubernetes { namespace, cronjob, timeout } => {
+                let masker = self.masker();
+                let ctx = self.ctx(inv, context, &masker, DEFAULT_CRON_TIMEOUT);
+                let request = crate::steps::kubernetes::cron::StepRequest {
+                    lane,
+                    cron_id: &cron_id,
+                    enabled,
+                    reason: reason.as_deref(),
+                    namespace: namespace.as_deref(),
+                    cronjob: cronjob.as_deref(),
+                    timeout: step.timeout.or(*timeout).map_or(DEFAULT_CRON_TIMEOUT, |t| t.get()),
+                    plan: inv.plan && step.effect != Some(Effect::Read),
+                };
+                return match crate::steps::kubernetes::cron::run_step(
+                    &ctx,
+                    &request,
+                    &|name| self.env_var(name),
+                    &|token| {
+                        if let Ok(mut known) = self.masker.write() {
+                            known.add(token);
+                        }
+                    },
+                )
+                .await
+                {
+                    crate::steps::kubernetes::cron::Toggled::Ok(output) => StepResult::ok(output),
+                    crate::steps::kubernetes::cron::Toggled::Planned(output) => {
+                        self.planned(step, path, output)
+                    }
+                    crate::steps::kubernetes::cron::Toggled::Failed(error, output) => {
+                        StepResult::failed(error, output)
+                    }
+                };
+            }
             CronBackend::Command { argv, timeout } => {
                 let lane_value = to_mj(&serde_json::to_value(lane).unwrap_or(Json::Null));
                 let backend_context = minijinja::context! { lane => lane_value, cron_id => cron_id.clone(), enabled => enabled };
@@ -1592,7 +1647,7 @@ impl Engine {
 }
 
 fn is_external(kind: &StepKind) -> bool {
-    matches!(kind, StepKind::Http(_) | StepKind::Exec(_) | StepKind::Cron(_))
+    matches!(kind, StepKind::Http(_) | StepKind::Exec(_) | StepKind::Cron(_) | StepKind::Kubernetes(_))
 }
 
 fn config_error(message: String) -> RunResult {

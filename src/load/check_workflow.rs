@@ -27,6 +27,10 @@ mod check_workflow_steps;
 #[path = "check_workflow_templates.rs"]
 mod check_workflow_templates;
 
+// The `kubernetes` step is checked in its own file.
+#[path = "check_kubernetes.rs"]
+mod check_kubernetes;
+
 /// Names templates may not use for loop variables: they are taken.
 const RESERVED: &[&str] = &[
     "inputs",
@@ -319,6 +323,7 @@ impl Checker<'_> {
             );
         }
         match &step.kind {
+            StepKind::Kubernetes(k8s) => self.check_kubernetes(k8s, pointer, scope),
             StepKind::Http(http) => self.check_http(http, pointer, scope),
             StepKind::Exec(exec) => {
                 for (index, arg) in exec.argv.iter().enumerate() {

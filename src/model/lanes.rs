@@ -65,7 +65,29 @@ pub enum CronBackend {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         timeout: Option<Duration>,
     },
+    /// Each lane's worker is a Kubernetes CronJob: reads it (GET) and, only when its
+    /// `spec.suspend` differs from the wanted state, sends one JSON merge patch
+    /// `{"spec": {"suspend": <not enabled>}}`. Authenticates as the in-cluster service
+    /// account, else the kubeconfig's current context (`KUBECONFIG`); needs `get` and
+    /// `patch` on those CronJobs (`runner export kubernetes` writes that Role).
+    Kubernetes {
+        /// Namespace of the CronJobs (default: the service account's or context's
+        /// namespace, else `default`): a DNS label.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"), length(max = 63))]
+        namespace: Option<String>,
+        /// The CronJob's name, a template that sees `lane` and `cron_id` (default
+        /// `worker-{{ lane.id }}`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cronjob: Option<Template>,
+        /// Time limit of each API request (default `30s`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        timeout: Option<Duration>,
+    },
 }
+
+/// The CronJob name template of the `kubernetes` cron backend when none is given.
+pub const DEFAULT_CRONJOB_NAME: &str = "worker-{{ lane.id }}";
 
 /// One worker lane.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]

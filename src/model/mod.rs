@@ -2,6 +2,7 @@
 //! schema descriptions editors show on hover, so they are written for users.
 
 pub mod duration;
+pub mod kubernetes;
 pub mod lanes;
 pub mod lifecycle;
 pub mod prompts;

@@ -130,6 +130,8 @@ pub enum StepKind {
     Return(ReturnStep),
     /// Run the steps at the same time; each is recorded under its id as usual.
     Parallel(ParallelStep),
+    /// Create or server-side-apply a templated Kubernetes object (effect `write`).
+    Kubernetes(super::kubernetes::KubernetesStep),
 }
 
 impl StepKind {
@@ -152,6 +154,7 @@ impl StepKind {
             StepKind::Stages(_) => "stages",
             StepKind::Return(_) => "return",
             StepKind::Parallel(_) => "parallel",
+            StepKind::Kubernetes(_) => "kubernetes",
         }
     }
 }

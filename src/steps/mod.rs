@@ -6,6 +6,7 @@ pub mod cron;
 pub mod exec;
 pub mod hooks;
 pub mod http;
+pub mod kubernetes;
 pub mod stages;
 pub mod supervise;
 

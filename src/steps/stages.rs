@@ -321,7 +321,7 @@ pub fn writes(step: &Step) -> bool {
             Some(effect) => effect == Effect::Write,
             None => !http.method.is_read(),
         },
-        StepKind::Exec(_) | StepKind::Cron(_) => step.effect != Some(Effect::Read),
+        StepKind::Exec(_) | StepKind::Cron(_) | StepKind::Kubernetes(_) => step.effect != Some(Effect::Read),
         StepKind::Render(render) => render.out.is_some() && step.effect != Some(Effect::Read),
         StepKind::Call(call) => !call.plan,
         StepKind::Switch(switch) => {

@@ -41,7 +41,7 @@ const LAYERS: &[&[&str]] = &[
     // Past runs on disk.
     &["history"],
     // Things that drive the engine: the scheduler, offline workflow tests.
-    &["schedule", "testing"],
+    &["schedule", "testing", "export"],
     // The command line.
     &["cmd", "cli"],
 ];

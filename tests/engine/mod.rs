@@ -970,4 +970,5 @@ mod devclaw;
 mod fleet;
 mod hardening_load;
 mod hardening_net;
+mod kubernetes;
 mod layers;

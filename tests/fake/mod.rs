@@ -2,6 +2,7 @@
 //! its own on a free port, gives it a handler, and inspects what it received.
 
 pub mod dispatch;
+pub mod kubernetes;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
