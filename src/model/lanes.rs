@@ -57,6 +57,8 @@ pub enum CronBackend {
     /// Runs a command of your own. Each argv entry is a template that sees `lane`,
     /// `cron_id` and `enabled` (a boolean), e.g.
     /// `[crontab-toggle, "{{ cron_id }}", "{{ 'on' if enabled else 'off' }}"]`.
+    /// With `list`, the jobs' state is read once per run first and only a job whose
+    /// state differs is switched, as with `openclaw`.
     Command {
         /// Program and arguments (templates, one argument each).
         #[schemars(length(min = 1))]
@@ -64,6 +66,15 @@ pub enum CronBackend {
         /// Time limit for the command (default `30s`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         timeout: Option<Duration>,
+        /// A command that lists the jobs' state (program and arguments, plain text, run
+        /// without a shell), e.g. `[crontab-toggle, list, --json]`. It must exit 0 and
+        /// print one JSON object on stdout: `{"jobs": [{"id": "<cron id>", "enabled":
+        /// true|false}, ...]}` (other fields are ignored; the shape of `openclaw cron
+        /// list --all --json`). A lane whose cron id is not listed fails its `cron` step
+        /// and nothing is changed. Without `list`, every `cron` step runs `argv`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(length(min = 1))]
+        list: Option<Vec<String>>,
     },
 }
 

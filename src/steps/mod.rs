@@ -8,6 +8,7 @@ pub mod hooks;
 pub mod http;
 pub mod stages;
 pub mod supervise;
+pub mod width;
 
 use std::path::Path;
 use std::time::Duration;
