@@ -333,7 +333,7 @@ impl Engine {
                 );
             }
             if let Some(registry) = &unit.registry {
-                scope.set("lanes", to_mj(&serde_json::to_value(&registry.lanes).unwrap_or(Json::Null)));
+                scope.set("lanes", registry.lanes_value());
                 let lanes = registry.clone();
                 self.eval.add_global(
                     "get_lane",

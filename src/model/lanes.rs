@@ -29,6 +29,12 @@ pub struct LaneRegistry {
     /// Each lane's `terminal.clear` text is accepted before these rules are tried.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub terminal_contract: Vec<GuardRule>,
+    /// `lanes` as a template value, built once: every workflow run (each probe, each
+    /// preflight it calls) shares it instead of converting the whole list again, which
+    /// made memory grow with lanes x concurrent runs.
+    #[serde(skip)]
+    #[schemars(skip)]
+    lanes_value: std::sync::OnceLock<minijinja::Value>,
 }
 
 /// The only `kind` of a lane registry.
@@ -197,6 +203,17 @@ impl LaneRegistry {
     /// The lane with this id.
     pub fn lane(&self, id: &str) -> Option<&Lane> {
         self.lanes.iter().find(|lane| lane.id == id)
+    }
+
+    /// The lanes as the template value `lanes`, converted once and then shared.
+    pub fn lanes_value(&self) -> minijinja::Value {
+        self.lanes_value
+            .get_or_init(|| {
+                minijinja::Value::from(minijinja::value::Serde(
+                    &serde_json::to_value(&self.lanes).unwrap_or_default(),
+                ))
+            })
+            .clone()
     }
 
     /// All lane ids, in order.
