@@ -2,8 +2,9 @@
 //! times as the run report collected them.
 //!
 //! Steps are compared with their siblings only: the steps directly inside the same
-//! block (a `parallel` block, a `for_each` — all its iterations together —, a stage,
-//! a called workflow, or the workflow's top level). A step always overlaps the steps
+//! step (a `parallel` block, a `for_each` — all its iterations together —, a `stages`
+//! step — all its stages together, so prefetched reads of later stages count —, a
+//! called workflow, or the workflow's top level). A step always overlaps the steps
 //! inside it, so comparing across levels would say nothing. Among siblings, steps
 //! whose `[start, end)` intervals chain together form one group; a group of two or
 //! more steps is reported. A step that took no measurable time overlaps nothing.
@@ -17,7 +18,7 @@ pub struct Overlap {
     /// The block the steps are directly inside: a step path (`gather`, `probes` for
     /// every iteration of a `for_each`), or empty for the workflow's top level.
     pub within: String,
-    /// The steps (paths), in the order they started. Each overlapped at least one other
+    /// The steps (paths), in the order they started (then ended). Each overlapped at least one other
     /// step of the list, and the list is connected: there is no moment between its
     /// first start and its last end when none of them was running.
     pub steps: Vec<String>,
@@ -66,11 +67,22 @@ fn last_separator(path: &str) -> Option<usize> {
     None
 }
 
+/// The nearest enclosing path that is itself a step of the run (a stage id, for one,
+/// is not), or empty for the top level.
+fn enclosing_step<'a>(path: &'a str, steps: &std::collections::HashSet<&str>) -> &'a str {
+    let mut candidate = parent(path);
+    while !candidate.is_empty() && !steps.contains(candidate) {
+        candidate = parent(candidate);
+    }
+    candidate
+}
+
 /// The groups of sibling steps that ran at the same time, ordered by block and start.
 pub fn overlaps(spans: &[Span]) -> Vec<Overlap> {
+    let steps: std::collections::HashSet<&str> = spans.iter().map(|s| s.path.as_str()).collect();
     let mut by_block: std::collections::BTreeMap<&str, Vec<&Span>> = std::collections::BTreeMap::new();
     for span in spans.iter().filter(|s| s.end_ms > s.start_ms) {
-        by_block.entry(parent(&span.path)).or_default().push(span);
+        by_block.entry(enclosing_step(&span.path, &steps)).or_default().push(span);
     }
     let mut found = Vec::new();
     for (within, mut siblings) in by_block {
@@ -149,6 +161,27 @@ mod tests {
                     end_ms: 85,
                 },
             ]
+        );
+    }
+
+    #[test]
+    fn steps_of_different_stages_are_siblings() {
+        // `decision.queue` and `decision.prfix` are stages, not steps: a prefetched read
+        // of the queue stage overlapping the PR-fix read is reported within `decision`.
+        let spans = [
+            span("decision", 0, 50),
+            span("decision.prfix.prfix", 1, 30),
+            span("decision.queue.queue", 1, 25),
+            span("decision.prfix.return#3", 30, 30),
+        ];
+        assert_eq!(
+            overlaps(&spans),
+            vec![Overlap {
+                within: "decision".into(),
+                steps: vec!["decision.queue.queue".into(), "decision.prfix.prfix".into()],
+                start_ms: 1,
+                end_ms: 30,
+            }]
         );
     }
 

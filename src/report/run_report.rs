@@ -56,10 +56,10 @@ pub struct RunReport {
     pub outputs: Value,
     /// Every step that finished or was planned, in the order they ended.
     pub steps: Vec<StepRecord>,
-    /// Which steps ran at the same time: groups of steps directly inside one block
-    /// (the top level, a `parallel` block, all iterations of a `for_each`, a stage, a
-    /// called workflow) whose run times overlapped, derived from when each step
-    /// started and ended. Absent when nothing overlapped.
+    /// Which steps ran at the same time: groups of steps directly inside one step (the
+    /// top level, a `parallel` block, all iterations of a `for_each`, all stages of a
+    /// `stages` step, a called workflow) whose run times overlapped, derived from when
+    /// each step started and ended. Absent when nothing overlapped.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub overlaps: Vec<super::overlap::Overlap>,
 }
