@@ -5,10 +5,18 @@
 //! - fan-out throughput: 1,000 HTTP calls with `parallel: 50` against a local fake
 //!   server with a fixed latency, compared with the ideal N / parallel x latency;
 //! - the shipped heartbeat (three lanes) against the fake Dispatch with 20 ms per
-//!   request, compared with the sequential sum of its requests.
+//!   request, compared with the sequential sum of its requests; the fake `gh` and
+//!   `openclaw` sleep 50 ms before answering, as a real CLI takes to start;
+//! - the same with the preflight's read-only stages prefetched (`--input prefetch=true`);
+//! - scale: the shipped workflows with a generated registry of 100 lanes, same fakes:
+//!   wall time, CPU time and peak memory of the `runner` process (from `/usr/bin/time`).
 //!
 //! Each figure is the mean of several runs. Nothing here is asserted: numbers go into
 //! the README.
+//!
+//! To compare with an older version, build it elsewhere and point the bench at it:
+//! `RUNNER_BENCH_BIN` (the `runner` binary) and `RUNNER_BENCH_WORKFLOWS` (its
+//! `workflows` folder; `RUNNER_BENCH_HEARTBEAT` names one heartbeat file).
 
 // A benchmark reports by printing; setup failures may panic.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic, clippy::print_stdout)]
@@ -21,6 +29,17 @@ mod fake;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+/// The `runner` binary measured: `RUNNER_BENCH_BIN`, else the one cargo built.
+fn runner() -> std::path::PathBuf {
+    std::env::var_os("RUNNER_BENCH_BIN").map_or_else(|| env!("CARGO_BIN_EXE_runner").into(), Into::into)
+}
+
+/// The workflows folder measured: `RUNNER_BENCH_WORKFLOWS`, else the shipped one.
+fn workflows() -> std::path::PathBuf {
+    std::env::var_os("RUNNER_BENCH_WORKFLOWS")
+        .map_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("workflows"), Into::into)
+}
+
 fn run(dir: &std::path::Path, file: &str) -> Duration {
     time(dir, &["run", file, "-q"])
 }
@@ -28,7 +47,7 @@ fn run(dir: &std::path::Path, file: &str) -> Duration {
 fn time(dir: &std::path::Path, args: &[&str]) -> Duration {
     let file = args.get(1).copied().unwrap_or_default();
     let started = Instant::now();
-    let status = Command::new(env!("CARGO_BIN_EXE_runner"))
+    let status = Command::new(runner())
         .current_dir(dir)
         .args(args)
         .env("RUNNER_STATE_DIR", dir.join("state"))
@@ -96,28 +115,60 @@ fn main() {
         100.0 * ideal.as_secs_f64() / fan.as_secs_f64(),
         server.max_in_flight()
     );
-    heartbeat(20);
-    heartbeat(100);
+    // The critical path (dependent round trips) is what grows with the latency:
+    // (time at 100 ms - time at 20 ms) / 80 ms.
+    for prefetch in [false, true] {
+        let (Some(fast), Some(slow)) = (heartbeat(20, prefetch), heartbeat(100, prefetch)) else { continue };
+        println!(
+            "heartbeat, prefetch {}: critical path ~{:.1} dependent requests ((t100 - t20) / 80 ms)",
+            if prefetch { "on" } else { "off" },
+            slow.saturating_sub(fast).as_secs_f64() / 0.080
+        );
+    }
+    scale(100);
 }
 
-fn heartbeat(latency_ms: u64) {
+/// How long the fake `gh` and `openclaw` take before they answer (a real CLI start).
+const CLI_START: &str = "0.05";
+
+/// The test suite's fake programs, each made to sleep [`CLI_START`] seconds first.
+fn slow_programs(dir: &std::path::Path) -> String {
+    let path = fake::dispatch::fake_programs(dir);
+    for name in ["gh", "openclaw"] {
+        let file = dir.join("bin").join(name);
+        let text = std::fs::read_to_string(&file).expect("fake program");
+        let body = text.strip_prefix("#!/bin/sh\n").expect("a sh script");
+        std::fs::write(&file, format!("#!/bin/sh\nsleep {CLI_START}\n{body}")).expect("write program");
+    }
+    path
+}
+
+fn heartbeat(latency_ms: u64, prefetch: bool) -> Option<Duration> {
     let dir = tempfile::tempdir().expect("tempdir");
-    let path = fake::dispatch::fake_programs(dir.path());
+    let path = slow_programs(dir.path());
     let latency = Duration::from_millis(latency_ms);
     let dispatch = fake::dispatch::Dispatch::start(latency);
     dispatch.add_ready("cloud", "iss-1", "o/widgets", 1);
     dispatch.set_active("saffron-frontier", "frontier", "o/widgets", 2);
     // RUNNER_BENCH_HEARTBEAT names another heartbeat file (e.g. an older version copied
     // next to the shipped one) to compare before and after with the same binary.
-    let file = std::env::var("RUNNER_BENCH_HEARTBEAT").unwrap_or_else(|_| "workflows/heartbeat.yaml".into());
-    let workflow = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
+    let workflow = std::env::var_os("RUNNER_BENCH_HEARTBEAT")
+        .map_or_else(|| workflows().join("heartbeat.yaml"), std::path::PathBuf::from);
+    let text = std::fs::read_to_string(&workflow).expect("heartbeat file");
+    if prefetch && !text.contains("prefetch") {
+        println!("heartbeat, 3 lanes, prefetch on: this heartbeat has no `prefetch` input; skipped");
+        return None;
+    }
+    // Passed only when on, so an older heartbeat without the input runs too.
+    let inputs: Vec<&str> = if prefetch { vec!["--input", "prefetch=true"] } else { Vec::new() };
     let edits =
         || std::fs::read_to_string(dir.path().join("cron-state.log")).map(|t| t.lines().count()).unwrap_or(0);
     let run = || {
         let started = Instant::now();
-        let status = Command::new(env!("CARGO_BIN_EXE_runner"))
+        let status = Command::new(runner())
             .current_dir(dir.path())
             .args(["run", workflow.to_str().expect("utf8"), "-q"])
+            .args(&inputs)
             .env("PATH", &path)
             .env("DISPATCH_URL", &dispatch.server.url)
             .env("DISPATCH_AGENT_TOKEN", "bench")
@@ -145,9 +196,10 @@ fn heartbeat(latency_ms: u64) {
     );
     let sequential = latency * per_run as u32;
     // Where the time goes: the slowest steps of one run, from the JSON events.
-    let events = Command::new(env!("CARGO_BIN_EXE_runner"))
+    let events = Command::new(runner())
         .current_dir(dir.path())
         .args(["run", workflow.to_str().expect("utf8"), "-o", "json"])
+        .args(&inputs)
         .env("PATH", &path)
         .env("DISPATCH_URL", &dispatch.server.url)
         .env("DISPATCH_AGENT_TOKEN", "bench")
@@ -164,14 +216,121 @@ fn heartbeat(latency_ms: u64) {
     let top: Vec<String> = steps.iter().take(5).map(|(ms, path)| format!("{path} {ms} ms")).collect();
     println!("  top-level steps: {}", top.join(", "));
     println!(
-        "heartbeat, 3 lanes, {} ms per request: {:.0} ms for {per_run} requests (sequential sum {:.0} ms; {:.1}x faster)",
+        "heartbeat, 3 lanes, {} ms per request, CLIs start in {} s, prefetch {}: {:.0} ms for {per_run} requests (sequential sum {:.0} ms; {:.1}x faster)",
         latency.as_millis(),
+        CLI_START,
+        if prefetch { "on" } else { "off" },
         ms(mean),
         ms(sequential),
         sequential.as_secs_f64() / mean.as_secs_f64()
     );
+    Some(mean)
 }
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
+}
+
+/// The shipped workflows against a generated registry of `lanes` lanes (each a copy of
+/// a shipped lane with its own id, agent and cron id), the fake Dispatch at 20 ms per
+/// request and the slow fake CLIs. Wall time, CPU time (user + system, the runner and
+/// the programs it ran) and peak memory come from GNU `/usr/bin/time`, mean of 3 runs
+/// after a warm-up (peak memory: the largest run).
+fn scale(lanes: usize) {
+    let time_program = std::path::Path::new("/usr/bin/time");
+    if !time_program.exists() {
+        println!("scale: /usr/bin/time not installed; skipped");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = slow_programs(dir.path());
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    // The workflows folder as shipped, with the generated registry in place of lanes.yaml.
+    let flows = dir.path().join("workflows");
+    std::fs::create_dir_all(&flows).expect("mkdir");
+    for entry in std::fs::read_dir(workflows()).expect("workflows") {
+        let entry = entry.expect("entry");
+        if entry.file_type().expect("type").is_file() {
+            std::fs::copy(entry.path(), flows.join(entry.file_name())).expect("copy");
+        }
+    }
+    let prompts = dir.path().join("cron-prompts");
+    std::fs::create_dir_all(&prompts).expect("mkdir");
+    for entry in std::fs::read_dir(root.join("cron-prompts")).expect("prompts") {
+        let entry = entry.expect("entry");
+        if entry.file_type().expect("type").is_file() {
+            std::fs::copy(entry.path(), prompts.join(entry.file_name())).expect("copy");
+        }
+    }
+    let (registry, cron_ids) = generated_registry(lanes);
+    std::fs::write(flows.join("lanes.yaml"), registry).expect("write registry");
+    // Every generated job known to the fake `openclaw`, every third one disabled.
+    let seed: String = cron_ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| format!("{id} {}\n", if i % 3 == 2 { "disabled" } else { "enabled" }))
+        .collect();
+    std::fs::write(dir.path().join("cron-seed.log"), seed).expect("write seed");
+
+    let dispatch = fake::dispatch::Dispatch::start(Duration::from_millis(20));
+    dispatch.add_ready("lane-001", "iss-1", "o/widgets", 1);
+    dispatch.set_active("agent-002", "lane-002", "o/widgets", 2);
+    let report = dir.path().join("time.txt");
+    let run = || {
+        let status = Command::new(time_program)
+            .current_dir(dir.path())
+            .args(["-f", "%e %U %S %M", "-o"])
+            .arg(&report)
+            .arg(runner())
+            .args(["run", "workflows/heartbeat.yaml", "-q"])
+            .env("PATH", &path)
+            .env("DISPATCH_URL", &dispatch.server.url)
+            .env("DISPATCH_AGENT_TOKEN", "bench")
+            .env("RUNNER_STATE_DIR", dir.path().join("state"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("runner runs");
+        assert!(status.success(), "heartbeat with {lanes} lanes failed");
+        let text = std::fs::read_to_string(&report).expect("time report");
+        let fields: Vec<f64> = text
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|f| f.parse().ok())
+            .collect();
+        assert_eq!(fields.len(), 4, "unexpected /usr/bin/time output: {text}");
+        (fields[0], fields[1] + fields[2], fields[3] / 1024.0)
+    };
+    run(); // warm-up; also switches the crons whose seed state differs from the verdicts
+    let before = dispatch.server.requests().len();
+    let runs = 3;
+    let results: Vec<(f64, f64, f64)> = (0..runs).map(|_| run()).collect();
+    let per_run = (dispatch.server.requests().len() - before) / runs;
+    let wall = results.iter().map(|r| r.0).sum::<f64>() / runs as f64;
+    let cpu = results.iter().map(|r| r.1).sum::<f64>() / runs as f64;
+    let rss = results.iter().map(|r| r.2).fold(0.0, f64::max);
+    println!(
+        "scale: heartbeat, {lanes} lanes, 20 ms per request, CLIs start in {CLI_START} s: {wall:.2} s wall, {cpu:.2} s CPU, peak {rss:.0} MB; {per_run} requests per run, max {} in flight",
+        dispatch.server.max_in_flight()
+    );
+}
+
+/// A lane registry of `count` lanes in the shipped registry's shape, and their cron ids.
+fn generated_registry(count: usize) -> (String, Vec<String>) {
+    let shipped = std::fs::read_to_string(workflows().join("lanes.yaml")).expect("shipped registry");
+    // Everything after the lane list (final forms, terminal contract) is kept as is.
+    let tail = shipped.find("\nfinal_forms:").map(|at| &shipped[at..]).unwrap_or_default();
+    let mut text = String::from("kind: lanes\ncron_backend:\n  type: openclaw\nlanes:\n");
+    let mut ids = Vec::with_capacity(count);
+    for i in 1..=count {
+        let cron = format!("00000000-0000-4000-8000-{i:012}");
+        text.push_str(&format!(
+            "  - id: lane-{i:03}\n    agent: agent-{i:03}\n    model: m\n    purpose: Generated lane {i}.\n    cron: {{name: \"Lane {i}\", id: {cron}}}\n    runbook: r.md\n    prompt: ../cron-prompts/worker.md\n    terminal: {{clear: Lane {i} is clear.}}\n"
+        ));
+        ids.push(cron);
+    }
+    text.push_str(tail);
+    (text, ids)
 }

@@ -156,7 +156,7 @@ fn steps_chart(
                 let title = format!(
                     "{name} (for each {}{})",
                     each.items,
-                    each.parallel.map(|p| format!(", {p} at a time")).unwrap_or_default()
+                    each.parallel.as_ref().map(|p| format!(", {p} at a time")).unwrap_or_default()
                 );
                 out.push_str(&format!("{indent}    subgraph {node}[{}]\n", label(&title)));
                 *counter += 1;

@@ -85,7 +85,7 @@ pub struct Engine {
     project: Project,
     /// The `openclaw` cron backend's job states, read once per run and keyed by the
     /// backend's program (a failed read is kept too, so it is not retried per lane).
-    cron_jobs: tokio::sync::Mutex<HashMap<String, Result<steps::cron::JobStates, String>>>,
+    cron_jobs: tokio::sync::Mutex<HashMap<Vec<String>, Result<steps::cron::JobStates, String>>>,
 }
 
 impl Engine {
@@ -333,7 +333,7 @@ impl Engine {
                 );
             }
             if let Some(registry) = &unit.registry {
-                scope.set("lanes", to_mj(&serde_json::to_value(&registry.lanes).unwrap_or(Json::Null)));
+                scope.set("lanes", registry.lanes_value());
                 let lanes = registry.clone();
                 self.eval.add_global(
                     "get_lane",
@@ -1173,7 +1173,11 @@ impl Engine {
             }
         };
         let variable = each.as_name.clone().unwrap_or_else(|| "item".to_string());
-        let parallel = each.parallel.unwrap_or(1).max(1) as usize;
+        let parallel =
+            match crate::steps::width::resolve(&self.eval, each.parallel.as_ref(), &scope.context()) {
+                Ok(width) => width,
+                Err(e) => return StepResult::failed(format!("parallel: {e}"), Json::Null),
+            };
         let length = items.len();
         let iterations = items.into_iter().enumerate().map(|(index, item)| {
             let child = scope.child();
@@ -1464,7 +1468,7 @@ impl Engine {
                     .map(|t| t.get())
                     .or(timeout.map(|t| t.get()))
                     .unwrap_or(DEFAULT_CRON_TIMEOUT);
-                let states = self.cron_states(&program, limit, &inv.cancel).await;
+                let states = self.cron_states(&steps::cron::list_argv(&program), limit, &inv.cancel).await;
                 let unknown =
                     json!({"lane": lane.id, "cron_id": cron_id, "enabled": enabled, "changed": false});
                 match states.as_ref().map(|s| s.get(&cron_id).copied()) {
@@ -1530,7 +1534,21 @@ impl Engine {
                     }
                 };
             }
-            CronBackend::Command { argv, timeout } => {
+            CronBackend::Command { argv, timeout, list } => {
+                if let Some(list) = list {
+                    let limit = step.timeout.map(|t| t.get()).or(timeout.map(|t| t.get()));
+                    let states =
+                        self.cron_states(list, limit.unwrap_or(DEFAULT_CRON_TIMEOUT), &inv.cancel).await;
+                    match steps::cron::known_state(states, &cron_id, &lane.id, list) {
+                        Ok(state) => current = Some(state),
+                        Err(e) => {
+                            return StepResult::failed(
+                                e,
+                                json!({"lane": lane.id, "cron_id": cron_id, "enabled": enabled, "changed": false}),
+                            );
+                        }
+                    }
+                }
                 let lane_value = to_mj(&serde_json::to_value(lane).unwrap_or(Json::Null));
                 let backend_context = minijinja::context! { lane => lane_value, cron_id => cron_id.clone(), enabled => enabled };
                 let mut rendered = Vec::with_capacity(argv.len());
@@ -1586,11 +1604,18 @@ impl Engine {
         match error {
             None => {
                 output["applied"] = Json::Bool(true);
-                if let CronBackend::Openclaw { program, .. } = &registry.cron_backend {
-                    let program = program.as_deref().unwrap_or("openclaw");
-                    if let Some(Ok(states)) = self.cron_jobs.lock().await.get_mut(program) {
-                        states.insert(cron_id.clone(), enabled);
+                let list = match &registry.cron_backend {
+                    CronBackend::Openclaw { program, .. } => {
+                        Some(steps::cron::list_argv(program.as_deref().unwrap_or("openclaw")))
                     }
+                    CronBackend::Command { list, .. } => list.clone(),
+                    // The Kubernetes backend returns before running a command.
+                    CronBackend::Kubernetes { .. } => None,
+                };
+                if let Some(list) = list
+                    && let Some(Ok(states)) = self.cron_jobs.lock().await.get_mut(&list)
+                {
+                    states.insert(cron_id.clone(), enabled);
                 }
                 StepResult::ok(output)
             }
@@ -1603,21 +1628,23 @@ impl Engine {
 }
 
 impl Engine {
-    /// The job states of the `openclaw` backend `program`, read with one
-    /// `cron list --all --json` the first time a run needs them (also in a dry run: it
-    /// only reads). The lock is held during the read, so concurrent toggles share it.
+    /// The job states listed by the backend's list command `list` (`openclaw cron list
+    /// --all --json`, or a `command` backend's `list`), read once the first time a run
+    /// needs them (also in a dry run: it only reads). The lock is held during the read,
+    /// so concurrent toggles share it.
     async fn cron_states(
         &self,
-        program: &str,
+        list: &[String],
         timeout: std::time::Duration,
         cancel: &CancellationToken,
     ) -> Result<steps::cron::JobStates, String> {
         let mut cache = self.cron_jobs.lock().await;
-        if let Some(known) = cache.get(program) {
+        if let Some(known) = cache.get(list) {
             return known.clone();
         }
+        let program = steps::cron::list_label(list);
         let spec = steps::exec::CommandSpec {
-            argv: steps::cron::list_argv(program),
+            argv: list.to_vec(),
             env: Vec::new(),
             cwd: None,
             stdin: None,
@@ -1625,14 +1652,12 @@ impl Engine {
             max_output_bytes: 4 * 1024 * 1024,
         };
         let read = match steps::hooks::run_command(self.options.hooks.as_deref(), &spec, cancel).await {
-            Ok(done) if done.exit_code == Some(0) => steps::cron::parse_jobs(&done.stdout),
-            Ok(done) if done.timed_out => {
-                Err(format!("`{program} cron list` timed out after {}s", timeout.as_secs()))
-            }
+            Ok(done) if done.exit_code == Some(0) => steps::cron::parse_jobs_of(&program, &done.stdout),
+            Ok(done) if done.timed_out => Err(format!("`{program}` timed out after {}s", timeout.as_secs())),
             Ok(done) => {
                 let code = done.exit_code.map(|c| c.to_string()).unwrap_or_else(|| "a signal".into());
                 Err(format!(
-                    "`{program} cron list` failed (exit {code}): {}",
+                    "`{program}` failed (exit {code}): {}",
                     steps::cron::list_failure(&done.stdout, &done.stderr)
                 ))
             }
@@ -1640,7 +1665,7 @@ impl Engine {
         };
         // A cancelled read is not remembered as the run's answer.
         if !cancel.is_cancelled() {
-            cache.insert(program.to_string(), read.clone());
+            cache.insert(list.to_vec(), read.clone());
         }
         read
     }

@@ -2,7 +2,6 @@
 //! that is exactly one `{{ expr }}` yields the expression's value (list, map, bool,
 //! number), anything else yields text.
 
-use std::collections::HashSet;
 use std::sync::RwLock;
 
 use minijinja::value::Serde;
@@ -39,7 +38,9 @@ pub struct Evaluator {
     env: RwLock<Environment<'static>>,
     /// Same as `env`, but every `{{ value }}` is percent-encoded: for URLs.
     url_env: RwLock<Environment<'static>>,
-    known: RwLock<HashSet<String>>,
+    /// What is compiled into `env` and `url_env` (src/template/cache.rs).
+    cache: template::cache::TemplateCache,
+    url_cache: template::cache::TemplateCache,
 }
 
 impl Default for Evaluator {
@@ -60,7 +61,12 @@ impl Evaluator {
             };
             out.write_str(&encode_component(&text)).map_err(minijinja::Error::from)
         });
-        Evaluator { env: RwLock::new(env), url_env: RwLock::new(url_env), known: RwLock::new(HashSet::new()) }
+        Evaluator {
+            env: RwLock::new(env),
+            url_env: RwLock::new(url_env),
+            cache: template::cache::TemplateCache::default(),
+            url_cache: template::cache::TemplateCache::default(),
+        }
     }
 
     /// Add a global (a function such as `get_lane`).
@@ -79,8 +85,7 @@ impl Evaluator {
         if !template::is_template(text) {
             return Ok(text.to_string());
         }
-        let env = self.url_env.read().map_err(|_| "template cache poisoned".to_string())?;
-        env.render_str(text, context).map_err(|e| template::describe_error(&e))
+        self.url_cache.render(&self.url_env, text, context).map_err(|e| template::describe_error(&e))
     }
 
     /// Render a template string to text.
@@ -88,27 +93,15 @@ impl Evaluator {
         if !template::is_template(text) {
             return Ok(text.to_string());
         }
-        let cached = self.known.read().map(|k| k.contains(text)).unwrap_or(false);
-        if !cached {
-            let mut env = self.env.write().map_err(|_| "template cache poisoned".to_string())?;
-            env.add_template_owned(text.to_string(), text.to_string())
-                .map_err(|e| template::describe_error(&e))?;
-            if let Ok(mut known) = self.known.write() {
-                known.insert(text.to_string());
-            }
-        }
-        let env = self.env.read().map_err(|_| "template cache poisoned".to_string())?;
-        let compiled = env.get_template(text).map_err(|e| template::describe_error(&e))?;
-        let rendered = compiled.render(context).map_err(|e| template::describe_error(&e))?;
+        let rendered =
+            self.cache.render(&self.env, text, context).map_err(|e| template::describe_error(&e))?;
         template::check_output(&rendered)?;
         Ok(rendered)
     }
 
     /// Evaluate a bare expression.
     pub fn eval(&self, expression: &str, context: &Value) -> Result<Value, String> {
-        let env = self.env.read().map_err(|_| "template cache poisoned".to_string())?;
-        let compiled = env.compile_expression(expression).map_err(|e| template::describe_error(&e))?;
-        compiled.eval(context).map_err(|e| template::describe_error(&e))
+        self.cache.eval(&self.env, expression, context).map_err(|e| template::describe_error(&e))
     }
 
     /// Evaluate a condition (`when`).

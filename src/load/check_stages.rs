@@ -83,6 +83,9 @@ impl Checker<'_> {
                 if let Some(default) = &stages.default {
                     self.check_dyn(default, &format!("{pointer}/default"), scope);
                 }
+                if let Some(when) = &stages.prefetch_when {
+                    self.check_expression(when, &format!("{pointer}/prefetch_when"), scope);
+                }
             }
             StepKind::Return(ret) => {
                 if let Some(value) = &ret.value {

@@ -401,6 +401,13 @@ impl Checker<'_> {
                 if let Some(output) = &each.output {
                     self.check_dyn(output, &format!("{pointer}/output"), &inner);
                 }
+                if let Some(crate::model::step::Width::Template(width)) = &each.parallel {
+                    self.check_dyn(
+                        &serde_json::Value::String(width.clone()),
+                        &format!("{pointer}/parallel"),
+                        scope,
+                    );
+                }
                 if let Some(until) = &each.until {
                     let mut after = scope.clone();
                     after.extra.insert("result".into());

@@ -29,6 +29,12 @@ pub struct LaneRegistry {
     /// Each lane's `terminal.clear` text is accepted before these rules are tried.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub terminal_contract: Vec<GuardRule>,
+    /// `lanes` as a template value, built once: every workflow run (each probe, each
+    /// preflight it calls) shares it instead of converting the whole list again, which
+    /// made memory grow with lanes x concurrent runs.
+    #[serde(skip)]
+    #[schemars(skip)]
+    lanes_value: std::sync::OnceLock<minijinja::Value>,
 }
 
 /// The only `kind` of a lane registry.
@@ -57,6 +63,8 @@ pub enum CronBackend {
     /// Runs a command of your own. Each argv entry is a template that sees `lane`,
     /// `cron_id` and `enabled` (a boolean), e.g.
     /// `[crontab-toggle, "{{ cron_id }}", "{{ 'on' if enabled else 'off' }}"]`.
+    /// With `list`, the jobs' state is read once per run first and only a job whose
+    /// state differs is switched, as with `openclaw`.
     Command {
         /// Program and arguments (templates, one argument each).
         #[schemars(length(min = 1))]
@@ -64,6 +72,15 @@ pub enum CronBackend {
         /// Time limit for the command (default `30s`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         timeout: Option<Duration>,
+        /// A command that lists the jobs' state (program and arguments, plain text, run
+        /// without a shell), e.g. `[crontab-toggle, list, --json]`. It must exit 0 and
+        /// print one JSON object on stdout: `{"jobs": [{"id": "<cron id>", "enabled":
+        /// true|false}, ...]}` (other fields are ignored; the shape of `openclaw cron
+        /// list --all --json`). A lane whose cron id is not listed fails its `cron` step
+        /// and nothing is changed. Without `list`, every `cron` step runs `argv`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(length(min = 1))]
+        list: Option<Vec<String>>,
     },
     /// Each lane's worker is a Kubernetes CronJob: reads it (GET) and, only when its
     /// `spec.suspend` differs from the wanted state, sends one JSON merge patch
@@ -208,6 +225,17 @@ impl LaneRegistry {
     /// The lane with this id.
     pub fn lane(&self, id: &str) -> Option<&Lane> {
         self.lanes.iter().find(|lane| lane.id == id)
+    }
+
+    /// The lanes as the template value `lanes`, converted once and then shared.
+    pub fn lanes_value(&self) -> minijinja::Value {
+        self.lanes_value
+            .get_or_init(|| {
+                minijinja::Value::from(minijinja::value::Serde(
+                    &serde_json::to_value(&self.lanes).unwrap_or_default(),
+                ))
+            })
+            .clone()
     }
 
     /// All lane ids, in order.

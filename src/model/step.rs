@@ -436,11 +436,12 @@ pub struct ForEachStep {
     #[serde(default, rename = "as", skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^[a-z_][a-z0-9_]*$"))]
     pub as_name: Option<String>,
-    /// How many items run at once (default 1: one after another). Results keep the
-    /// order of the items.
+    /// How many items run at once (default 1: one after another): a number, or a
+    /// template evaluated when the loop starts, e.g. `"{{ inputs.parallel or (lanes |
+    /// length) }}"`, so the width can come from inputs or the lane registry (clamped to
+    /// 1..=256). Results keep the order of the items.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1, max = 256))]
-    pub parallel: Option<u32>,
+    pub parallel: Option<Width>,
     /// Steps run for each item. Their ids are scoped to one iteration.
     #[schemars(length(min = 1))]
     pub steps: Vec<Step>,
@@ -626,6 +627,11 @@ pub struct StagesStep {
     /// The output when no stage decides (default `none`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default: Option<Dyn>,
+    /// Expression deciding, when the step starts, whether stages marked `prefetch`
+    /// are prefetched in this run (default: they always are), e.g. `inputs.prefetch`
+    /// to let the caller choose between fewer requests and a shorter critical path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefetch_when: Option<Expr>,
 }
 
 /// One stage of a `stages` step.
@@ -677,4 +683,29 @@ pub struct ParallelStep {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 256))]
     pub limit: Option<u32>,
+}
+
+/// A `for_each` width: a fixed count or a template yielding one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Width {
+    /// A fixed number of items at once.
+    Count(#[schemars(range(min = 1, max = 256))] u32),
+    /// A template yielding the number when the loop starts (a number below 1 means 1,
+    /// above 256 means 256).
+    Template(Template),
+}
+
+impl Width {
+    /// The largest width a loop may have.
+    pub const MAX: u32 = 256;
+}
+
+impl std::fmt::Display for Width {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Width::Count(count) => write!(f, "{count}"),
+            Width::Template(text) => f.write_str(text),
+        }
+    }
 }

@@ -3,6 +3,7 @@
 
 pub mod human;
 pub mod json;
+pub mod overlap;
 pub mod run_report;
 
 /// An RFC 3339 UTC timestamp (`2026-11-22T00:15:04.123Z`) for a system time.

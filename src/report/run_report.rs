@@ -56,6 +56,12 @@ pub struct RunReport {
     pub outputs: Value,
     /// Every step that finished or was planned, in the order they ended.
     pub steps: Vec<StepRecord>,
+    /// Which steps ran at the same time: groups of steps directly inside one step (the
+    /// top level, a `parallel` block, all iterations of a `for_each`, all stages of a
+    /// `stages` step, a called workflow) whose run times overlapped, derived from when
+    /// each step started and ended. Absent when nothing overlapped.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub overlaps: Vec<super::overlap::Overlap>,
 }
 
 /// What happened to the concurrency key.
@@ -120,6 +126,8 @@ pub struct Collector {
     retries: Mutex<Vec<(String, RetryRecord)>>,
     /// When each running step started, by path.
     starts: Mutex<HashMap<String, (SystemTime, Instant)>>,
+    /// Each finished step's span, for [`RunReport::overlaps`].
+    spans: Mutex<Vec<super::overlap::Span>>,
     begun: Instant,
 }
 
@@ -135,6 +143,7 @@ impl Default for Collector {
             }),
             retries: Mutex::new(Vec::new()),
             starts: Mutex::new(HashMap::new()),
+            spans: Mutex::new(Vec::new()),
             begun: Instant::now(),
         }
     }
@@ -174,8 +183,13 @@ impl Collector {
             .ok()
             .and_then(|mut starts| starts.remove(path))
             .unwrap_or_else(|| (SystemTime::now(), Instant::now()));
-        let offset = u64::try_from(at.saturating_duration_since(self.begun).as_millis()).unwrap_or(u64::MAX);
-        (super::timestamp(wall), offset)
+        (super::timestamp(wall), self.offset(at))
+    }
+
+    /// Milliseconds from the run's start to `at` (rounded down, so a step that ended
+    /// before another started never seems to overlap it).
+    fn offset(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.begun).as_millis()).unwrap_or(u64::MAX)
     }
 }
 
@@ -233,6 +247,10 @@ impl Sink for Collector {
                     })
                     .unwrap_or_default();
                 let (started_at, start_ms) = self.start_of(path);
+                if let Ok(mut spans) = self.spans.lock() {
+                    let end_ms = self.offset(Instant::now()).max(start_ms);
+                    spans.push(super::overlap::Span { path: path.clone(), start_ms, end_ms });
+                }
                 report.steps.push(StepRecord {
                     started_at,
                     start_ms,
@@ -255,6 +273,8 @@ impl Sink for Collector {
                 report.outputs = outputs.clone();
                 report.error = error.clone();
                 report.finished_at = super::timestamp(SystemTime::now());
+                report.overlaps =
+                    self.spans.lock().map(|spans| super::overlap::overlaps(&spans)).unwrap_or_default();
             }
             Event::StepStarted { path, .. } => {
                 if let Ok(mut starts) = self.starts.lock() {

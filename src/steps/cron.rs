@@ -24,22 +24,52 @@ pub fn list_argv(program: &str) -> Vec<String> {
 /// Jobs without a text id or a boolean `enabled` are an error (the state is unknown,
 /// so nothing may be changed on a guess).
 pub fn parse_jobs(stdout: &str) -> Result<JobStates, String> {
-    let value: Json = serde_json::from_str(stdout.trim())
-        .map_err(|e| format!("`openclaw cron list` printed no JSON ({e})"))?;
+    parse_jobs_of("openclaw cron list", stdout)
+}
+
+/// [`parse_jobs`] for any list command; `label` names it in errors (see [`list_label`]).
+pub fn parse_jobs_of(label: &str, stdout: &str) -> Result<JobStates, String> {
+    let value: Json =
+        serde_json::from_str(stdout.trim()).map_err(|e| format!("`{label}` printed no JSON ({e})"))?;
     let Some(jobs) = value.get("jobs").and_then(Json::as_array) else {
-        return Err("`openclaw cron list` printed no `jobs` list".into());
+        return Err(format!("`{label}` printed no `jobs` list"));
     };
     let mut states = JobStates::with_capacity(jobs.len());
     for (index, job) in jobs.iter().enumerate() {
         let Some(id) = job.get("id").and_then(Json::as_str) else {
-            return Err(format!("`openclaw cron list`: jobs[{index}] has no text `id`"));
+            return Err(format!("`{label}`: jobs[{index}] has no text `id`"));
         };
         let Some(enabled) = job.get("enabled").and_then(Json::as_bool) else {
-            return Err(format!("`openclaw cron list`: job {id} has no boolean `enabled`"));
+            return Err(format!("`{label}`: job {id} has no boolean `enabled`"));
         };
         states.insert(id.to_string(), enabled);
     }
     Ok(states)
+}
+
+/// How a list command is named in messages: the program and its arguments up to the
+/// first option (`openclaw cron list`).
+pub fn list_label(argv: &[String]) -> String {
+    let words: Vec<&str> = argv.iter().map(String::as_str).take_while(|a| !a.starts_with('-')).collect();
+    if words.is_empty() { argv.first().cloned().unwrap_or_default() } else { words.join(" ") }
+}
+
+/// The listed state of `cron_id` (lane `lane`), or why it is unknown: then nothing may
+/// be changed.
+pub fn known_state(
+    states: Result<JobStates, String>,
+    cron_id: &str,
+    lane: &str,
+    list: &[String],
+) -> Result<bool, String> {
+    match states.map(|s| s.get(cron_id).copied()) {
+        Ok(Some(state)) => Ok(state),
+        Ok(None) => Err(format!(
+            "cron job {cron_id} of lane `{lane}` is not listed by `{}`; nothing changed",
+            list.join(" ")
+        )),
+        Err(e) => Err(format!("reading the cron jobs failed, nothing changed: {e}")),
+    }
 }
 
 /// The one-line error of a list command that did not succeed. openclaw prints its JSON
@@ -86,5 +116,22 @@ mod tests {
     #[test]
     fn list_command() {
         assert_eq!(list_argv("oc"), ["oc", "cron", "list", "--all", "--json"]);
+        assert_eq!(list_label(&list_argv("oc")), "oc cron list");
+        assert_eq!(list_label(&["toggle".to_string(), "--list".to_string()]), "toggle");
+    }
+
+    #[test]
+    fn known_states_and_why_not() {
+        let list = ["t".to_string(), "list".to_string()];
+        let states = || parse_jobs_of("t list", r#"{"jobs":[{"id":"a","enabled":false}]}"#);
+        assert_eq!(known_state(states(), "a", "l", &list), Ok(false));
+        assert_eq!(
+            known_state(states(), "b", "l", &list),
+            Err("cron job b of lane `l` is not listed by `t list`; nothing changed".into())
+        );
+        assert!(
+            known_state(Err("boom".into()), "a", "l", &list).unwrap_err().ends_with("nothing changed: boom")
+        );
+        assert!(parse_jobs_of("t list", "{}").unwrap_err().starts_with("`t list` printed no `jobs`"));
     }
 }

@@ -9,6 +9,7 @@ pub mod http;
 pub mod kubernetes;
 pub mod stages;
 pub mod supervise;
+pub mod width;
 
 use std::path::Path;
 use std::time::Duration;

@@ -54,6 +54,14 @@ impl Engine {
         // awaits them in place, one that is not drops them (cancelling what is in flight).
         // A prefetched step runs as a copy named "... (prefetched)", so the progress
         // view, the JSON events and the run report show what started early.
+        // `prefetch_when` (evaluated once, here) may switch prefetching off for this run.
+        let prefetch_on = match &stages.prefetch_when {
+            None => true,
+            Some(when) => match self.eval.truthy(when, &scope.context()) {
+                Ok(on) => on,
+                Err(e) => return StepResult::failed(format!("prefetch_when: {e}"), Json::Null),
+            },
+        };
         let early_steps: Vec<Vec<Option<Step>>> = stages
             .stages
             .iter()
@@ -63,7 +71,7 @@ impl Engine {
                     .steps
                     .iter()
                     .map(|step| {
-                        (index > 0 && stage.prefetch && prefetchable(step)).then(|| {
+                        (prefetch_on && index > 0 && stage.prefetch && prefetchable(step)).then(|| {
                             let label = step.name.clone().or_else(|| step.id.clone()).unwrap_or_default();
                             Step { name: Some(format!("{label} (prefetched)")), ..step.clone() }
                         })

@@ -972,3 +972,4 @@ mod hardening_load;
 mod hardening_net;
 mod kubernetes;
 mod layers;
+mod perf;
