@@ -969,3 +969,4 @@ mod devclaw;
 mod fleet;
 mod hardening_load;
 mod hardening_net;
+mod validate_leftovers;
