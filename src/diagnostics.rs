@@ -108,6 +108,9 @@ pub struct JsonDiagnostic<'a> {
     pub hint: Option<&'a str>,
     /// Other places involved (an alias or merge use site, a first definition).
     pub related: Vec<JsonRelated<'a>>,
+    /// `error` (the file is invalid) or `warning` (worth knowing; never changes the
+    /// exit code).
+    pub severity: &'static str,
 }
 
 /// A related place in the JSON form.
@@ -123,9 +126,14 @@ pub struct JsonRelated<'a> {
 
 /// Render diagnostics as a JSON array.
 pub fn to_json(diagnostics: &[Diagnostic]) -> String {
-    let items: Vec<JsonDiagnostic<'_>> = diagnostics
-        .iter()
-        .map(|d| JsonDiagnostic {
+    to_json_with_warnings(diagnostics, &[])
+}
+
+/// Render errors, then warnings, as one JSON array; each object says its `severity`.
+pub fn to_json_with_warnings(errors: &[Diagnostic], warnings: &[Diagnostic]) -> String {
+    let tagged = errors.iter().map(|d| (d, "error")).chain(warnings.iter().map(|d| (d, "warning")));
+    let items: Vec<JsonDiagnostic<'_>> = tagged
+        .map(|(d, severity)| JsonDiagnostic {
             file: &d.file,
             line: d.line(),
             column: d.column(),
@@ -137,6 +145,7 @@ pub fn to_json(diagnostics: &[Diagnostic]) -> String {
                 .iter()
                 .map(|r| JsonRelated { line: r.range.start.line, column: r.range.start.col, label: &r.label })
                 .collect(),
+            severity,
         })
         .collect();
     serde_json::to_string_pretty(&items).unwrap_or_else(|_| "[]".to_string())

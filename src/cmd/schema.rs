@@ -77,6 +77,7 @@ pub const ID_BASE: &str = "urn:runner:schema:";
 pub fn published(kind: FileKind) -> Value {
     let mut schema = kind.schema();
     portable(&mut schema, kind.name());
+    crate::load::layers::add_overlay_variant(&mut schema, kind);
     schema
 }
 

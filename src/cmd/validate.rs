@@ -54,8 +54,10 @@ pub fn run(args: &ValidateArgs, out: &mut Out) -> Result<(), Error> {
             text.push_str(&summary(&found, files));
             out.out(&text);
         }
+        // Warnings follow the errors in the same array (`severity` tells them apart)
+        // instead of going to stderr.
         ValidateOutput::Json => {
-            let mut text = diagnostics::to_json(&found);
+            let mut text = diagnostics::to_json_with_warnings(&found, &std::mem::take(&mut warnings));
             text.push('\n');
             out.out(&text);
         }

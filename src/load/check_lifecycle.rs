@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use super::layers::Layers;
 use super::yaml::{Document, escape_pointer};
-use super::{Loaded, Loader, sibling};
+use super::{Loaded, Loader};
 use crate::diagnostics::{did_you_mean, one_of};
 use crate::model::FileKind;
 use crate::model::lifecycle::{Lifecycle, State, StateType, Transition};
@@ -666,10 +666,7 @@ pub fn load_lifecycle(
         _ => return None,
     };
     let roles =
-        lifecycle.roles.as_ref().and_then(|r| match loader.load(&sibling(&sibling(path, relative), r)) {
-            Ok(Some(Loaded::Roles(roles))) => Some(roles),
-            _ => None,
-        });
+        lifecycle.roles.as_deref().and_then(|r| super::layers::lifecycle_roles(loader, path, relative, r));
     Some((lifecycle, roles))
 }
 

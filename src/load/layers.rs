@@ -79,6 +79,33 @@ impl Layers {
     }
 }
 
+/// The roles file of the lifecycle that the file at `path` names as `lifecycle`, loaded
+/// through that lifecycle's `roles:` line, so a roles path that cannot be read is
+/// reported there (not at `path:0:0`). `None` when it did not load.
+pub fn lifecycle_roles(
+    loader: &mut Loader,
+    path: &Path,
+    lifecycle: &str,
+    roles: &str,
+) -> Option<Arc<crate::model::Roles>> {
+    let lifecycle_path = sibling(path, lifecycle);
+    let name = display(&lifecycle_path);
+    let document = loader.document(&name)?;
+    match loader.load_reference(
+        &lifecycle_path,
+        &name,
+        &document,
+        "/roles",
+        roles,
+        FileKind::Roles,
+        "roles file",
+        false,
+    ) {
+        Some(super::Loaded::Roles(roles)) => Some(roles),
+        _ => None,
+    }
+}
+
 /// Whether a parsed file layers over a base.
 pub fn extends(document: &Document) -> bool {
     document.value.get("extends").is_some()
@@ -114,7 +141,9 @@ pub fn resolve(
         return None;
     }
     let what = if kind == FileKind::Lifecycle { "lifecycle" } else { "roles file" };
-    match loader.load(&base_path) {
+    // A base that cannot be read is reported at this `extends:` line.
+    let at = document.locate("/extends").value;
+    match loader.load_from(&base_path, Some((name, at))) {
         Ok(Some(loaded)) if loaded.kind() == kind => {}
         Ok(Some(other)) => {
             loader.report(
@@ -127,7 +156,8 @@ pub fn resolve(
             );
             return None;
         }
-        Ok(None) | Err(ReadError::Reported) => {
+        Err(ReadError::Reported) => return None,
+        Ok(None) => {
             loader.report(
                 name,
                 document,
@@ -371,6 +401,146 @@ fn merge_map(target: &mut Value, overlay: &Value) {
         }
         (target, overlay) => *target = overlay.clone(),
     }
+}
+
+/// Make a published lifecycle or roles schema accept overlay files too, as editors and
+/// third-party validators see each file on its own: a file with `extends` is checked
+/// against the overlay variant (`if`/`then`/`else`, draft 7 and later), which asks only
+/// for `kind` and `extends`, lets each state, policy and role be partial or `false`
+/// (removed, or for a role switched off), and lets a field of one, an event of `on` and
+/// an entry of `levels`/`aliases`/`completion` be `false` (removed), as [`resolve`]
+/// merges them. A file without `extends` is checked as complete, as before. Other
+/// kinds are left alone.
+pub fn add_overlay_variant(schema: &mut Value, kind: FileKind) {
+    let entries: &[(&str, &str)] = match kind {
+        FileKind::Lifecycle => &[("states", "State"), ("policies", "Policy")],
+        FileKind::Roles => &[("roles", "Role")],
+        _ => return,
+    };
+    let Value::Object(root) = schema else { return };
+    let required = root.remove("required").unwrap_or_else(|| Value::Array(Vec::new()));
+    let mut complete = Map::new();
+    let mut overlay = Map::new();
+    for (property, def) in entries {
+        let Some(Value::Object(field)) = root.get_mut("properties").and_then(|p| p.get_mut(*property)) else {
+            continue;
+        };
+        // The entries' schema moves into the branches; the property keeps its type and
+        // description (for hover and completion).
+        let Some(each) = field.remove("additionalProperties") else { continue };
+        complete.insert(
+            (*property).to_string(),
+            json_object([("type", Value::String("object".into())), ("additionalProperties", each)]),
+        );
+        let partial = json_ref(&format!("{def}Overlay"));
+        overlay.insert(
+            (*property).to_string(),
+            json_object([
+                ("type", Value::String("object".into())),
+                ("additionalProperties", or_false(partial)),
+            ]),
+        );
+        let Some(Value::Object(defs)) = root.get_mut("$defs") else { continue };
+        let Some(Value::Object(full)) = defs.get(*def).cloned() else { continue };
+        defs.insert(format!("{def}Overlay"), Value::Object(partial_def(full, def)));
+    }
+    let overlay_required = vec![Value::String("kind".into()), Value::String("extends".into())];
+    // Each branch names the properties it requires (strict validators ask for that);
+    // their schemas stay in the top-level `properties`.
+    for name in overlay_required.iter().chain(required.as_array().into_iter().flatten()) {
+        if let Value::String(name) = name {
+            overlay.entry(name.clone()).or_insert(Value::Bool(true));
+            complete.entry(name.clone()).or_insert(Value::Bool(true));
+        }
+    }
+    let mut extends = Map::new();
+    extends.insert("extends".into(), Value::Bool(true));
+    // The branches' properties carry the top-level descriptions (for hover text and
+    // for tools that want every property described).
+    let top = root.get("properties").and_then(Value::as_object).cloned().unwrap_or_default();
+    for branch in [&mut extends, &mut overlay, &mut complete] {
+        for (name, schema) in branch.iter_mut() {
+            let Some(top) = top.get(name) else { continue };
+            if *schema == Value::Bool(true) {
+                *schema = Value::Object(Map::new());
+            }
+            if let Value::Object(map) = schema {
+                for key in ["description", "markdownDescription"] {
+                    if let Some(text) = top.get(key) {
+                        map.entry(key).or_insert_with(|| text.clone());
+                    }
+                }
+            }
+        }
+    }
+    let extends = Value::Object(extends);
+    root.insert(
+        "if".into(),
+        json_object([
+            ("properties", extends),
+            ("required", Value::Array(vec![Value::String("extends".into())])),
+        ]),
+    );
+    root.insert(
+        "then".into(),
+        json_object([("required", Value::Array(overlay_required)), ("properties", Value::Object(overlay))]),
+    );
+    root.insert(
+        "else".into(),
+        json_object([("required", required), ("properties", Value::Object(complete))]),
+    );
+}
+
+/// The overlay form of a state, policy or role definition: nothing required, every
+/// field (but the switches `enabled` and `entry`) may be `false`, and so may every
+/// entry of its per-key maps, which may also be empty.
+fn partial_def(mut def: Map<String, Value>, name: &str) -> Map<String, Value> {
+    def.remove("required");
+    let description = format!(
+        "A {} of an overlay file: only the fields that change (`false` removes one).",
+        name.to_lowercase()
+    );
+    def.insert("description".into(), Value::String(description.clone()));
+    def.insert("markdownDescription".into(), Value::String(description));
+    if let Some(Value::Object(properties)) = def.get_mut("properties") {
+        for (field, schema) in properties.iter_mut() {
+            if matches!(field.as_str(), "on" | "levels" | "aliases" | "completion")
+                && let Value::Object(map) = schema
+            {
+                map.remove("minProperties");
+                if let Some(each) = map.remove("additionalProperties") {
+                    map.insert("additionalProperties".into(), or_false(each));
+                }
+            }
+            if !matches!(field.as_str(), "enabled" | "entry") {
+                *schema = or_false(schema.take());
+            }
+        }
+    }
+    def
+}
+
+/// `schema`, or `false`; the description stays on the outside for hover text.
+fn or_false(mut schema: Value) -> Value {
+    let mut wrapper = Map::new();
+    if let Value::Object(map) = &mut schema {
+        for key in ["description", "markdownDescription"] {
+            if let Some(text) = map.remove(key) {
+                wrapper.insert(key.into(), text);
+            }
+        }
+    }
+    let removed = json_object([("type", Value::String("boolean".into())), ("const", Value::Bool(false))]);
+    wrapper.insert("anyOf".into(), Value::Array(vec![removed, schema]));
+    Value::Object(wrapper)
+}
+
+fn json_ref(def: &str) -> Value {
+    json_object([("$ref", Value::String(format!("#/$defs/{def}")))])
+}
+
+fn json_object<const N: usize>(entries: [(&str, Value); N]) -> Value {
+    Value::Object(entries.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
 }
 
 /// `target` as a path relative to `dir` (both as given, shortened lexically).

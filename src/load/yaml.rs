@@ -197,9 +197,10 @@ enum Frame {
 pub fn parse(source: &str) -> Result<Document, YamlError> {
     let index = LineIndex::new(source);
     let root = build_tree(source, &index)?;
-    let mut locations = HashMap::new();
+    // One location per node: size the map once.
+    let mut locations = HashMap::with_capacity(root.as_ref().map_or(1, |node| node.size.min(MAX_NODES)));
     let value = match root {
-        Some(node) => flatten(node, "", None, None, &mut locations, 0)?,
+        Some(node) => flatten(node, &mut String::new(), None, None, &mut locations, 0)?,
         None => {
             locations.insert(
                 String::new(),
@@ -463,9 +464,12 @@ fn merge_map(range: Range, entries: Vec<(Node, Node)>) -> Result<Node, YamlError
     Ok(Node { data: Data::Map(explicit), range, via: None, size })
 }
 
+/// Turn the node tree into a JSON value, recording every node's location under its
+/// JSON pointer. One pointer buffer is extended and cut back while walking, so each
+/// node costs one allocation (its key in `locations`), not one per level.
 fn flatten(
     node: Node,
-    pointer: &str,
+    pointer: &mut String,
     key: Option<Range>,
     inherited_via: Option<Range>,
     locations: &mut HashMap<String, Location>,
@@ -475,27 +479,63 @@ fn flatten(
         return Err(check_depth(usize::MAX, node.range).err().unwrap_or_else(|| internal(node.range)));
     }
     let via = node.via.or(inherited_via);
-    locations.insert(pointer.to_string(), Location { value: node.range, key, via });
+    locations.insert(pointer.clone(), Location { value: node.range, key, via });
+    let parent = pointer.len();
     Ok(match node.data {
         Data::Scalar(value) => value,
         Data::Seq(items) => {
             let mut out = Vec::with_capacity(items.len());
             for (i, item) in items.into_iter().enumerate() {
-                out.push(flatten(item, &format!("{pointer}/{i}"), None, via, locations, depth + 1)?);
+                pointer.push('/');
+                pointer.push_str(itoa_usize(i, &mut [0u8; 20]));
+                let value = flatten(item, pointer, None, via, locations, depth + 1);
+                pointer.truncate(parent);
+                out.push(value?);
             }
             Value::Array(out)
         }
         Data::Map(entries) => {
             let mut out = Map::new();
             for (k, key_range, value) in entries {
-                let child = format!("{pointer}/{}", escape_pointer(&k));
+                pointer.push('/');
+                push_escaped(pointer, &k);
                 let child_via = value.via.or(via);
-                let v = flatten(value, &child, Some(key_range), child_via, locations, depth + 1)?;
-                out.insert(k, v);
+                let v = flatten(value, pointer, Some(key_range), child_via, locations, depth + 1);
+                pointer.truncate(parent);
+                out.insert(k, v?);
             }
             Value::Object(out)
         }
     })
+}
+
+/// `n` in decimal, written into `buffer` (no allocation).
+fn itoa_usize(mut n: usize, buffer: &mut [u8; 20]) -> &str {
+    let mut at = buffer.len();
+    loop {
+        at -= 1;
+        buffer[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    std::str::from_utf8(&buffer[at..]).unwrap_or("0")
+}
+
+/// Append `key` escaped for a JSON pointer (`~` -> `~0`, `/` -> `~1`).
+fn push_escaped(pointer: &mut String, key: &str) {
+    if !key.contains(['~', '/']) {
+        pointer.push_str(key);
+        return;
+    }
+    for c in key.chars() {
+        match c {
+            '~' => pointer.push_str("~0"),
+            '/' => pointer.push_str("~1"),
+            other => pointer.push(other),
+        }
+    }
 }
 
 /// Escape a key for use in a JSON pointer.
@@ -730,6 +770,22 @@ mod tests {
         {
             assert_eq!(index.pos(line, col).offset, offset, "line {line} col {col}");
         }
+    }
+
+    #[test]
+    fn pointers_escape_keys_and_number_items() {
+        let d = doc("a/b~c:\n  - x\n  - [y, z]\nk: 1\n");
+        let mut pointers: Vec<&str> = d.locations.keys().map(String::as_str).collect();
+        pointers.sort_unstable();
+        assert_eq!(
+            pointers,
+            ["", "/a~1b~0c", "/a~1b~0c/0", "/a~1b~0c/1", "/a~1b~0c/1/0", "/a~1b~0c/1/1", "/k"]
+        );
+        assert_eq!(d.locate("/a~1b~0c/1/1").value.start.line, 3);
+        assert_eq!(d.locate("/k").key.map(|k| k.start.col), Some(1));
+        let mut buffer = [0u8; 20];
+        assert_eq!(itoa_usize(0, &mut buffer), "0");
+        assert_eq!(itoa_usize(1_000_007, &mut [0u8; 20]), "1000007");
     }
 
     #[test]

@@ -66,7 +66,7 @@ pub struct Role {
 
 /// A level's model.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-#[serde(untagged)]
+#[serde(untagged, deny_unknown_fields)]
 pub enum LevelModel {
     /// Just the model id.
     Model(String),

@@ -973,3 +973,4 @@ mod hardening_net;
 mod kubernetes;
 mod layers;
 mod perf;
+mod validate_leftovers;
