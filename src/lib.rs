@@ -13,6 +13,7 @@ pub mod lifecycle;
 pub mod load;
 pub mod mermaid;
 pub mod model;
+pub mod plan;
 pub mod render;
 pub mod report;
 pub mod schedule;

@@ -8,6 +8,7 @@ pub mod prompts;
 pub mod schedule;
 pub mod step;
 pub mod test_file;
+pub mod walk;
 pub mod workflow;
 
 pub use duration::Duration;

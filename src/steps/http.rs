@@ -939,6 +939,32 @@ fn resolve(ctx: &StepCtx<'_>, step: &HttpStep, failure: Failure) -> Outcome {
     }
 }
 
+/// The `http` step: prepare the request (planned in a dry run when it writes), then
+/// send it with the step's retry policy.
+pub(crate) async fn run(
+    call: &crate::engine::run::StepCall<'_>,
+    http: &HttpStep,
+) -> crate::engine::run::StepResult {
+    use crate::engine::run::StepResult;
+    let crate::engine::run::StepCall { engine, inv, step, path, context, .. } = *call;
+    let api = http.api.as_ref().and_then(|name| inv.apis.get(name));
+    let timeout =
+        step.timeout.map(|t| t.get()).or_else(|| api.and_then(|a| a.timeout)).unwrap_or(DEFAULT_TIMEOUT);
+    let masker = engine.masker();
+    let ctx = engine.ctx(inv, context, &masker, timeout);
+    let request = match prepare(&ctx, http, api) {
+        Ok(r) => r,
+        Err(e) => return StepResult::failed(e, Json::Null),
+    };
+    if step.writes() && inv.plan {
+        return engine.planned(step, path, describe(&request, &masker));
+    }
+    let retry_allowed = http.method.is_idempotent() || step.retry.as_ref().is_some_and(|r| r.unsafe_methods);
+    engine
+        .attempts(inv, step, path, retry_allowed, timeout, || execute(&ctx, &engine.clients, http, &request))
+        .await
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::Path;

@@ -1,0 +1,4 @@
+//! The stage between loading and running: what the engine needs from a loaded
+//! workflow, decided once before it runs.
+
+pub mod inputs;
