@@ -14,14 +14,12 @@ use serde_json::{Map, Value as Json, json};
 use tokio_util::sync::CancellationToken;
 
 use super::events::{Event, RunStatus, Sink, StepStatus};
-use super::lock;
 use super::mask::Masker;
 use super::project::{Project, Unit};
 use super::scope::Scope;
 use super::values::{Evaluator, to_mj};
 use crate::model::step::{OnError, Step, StepKind};
-use crate::model::workflow::ConcurrencyPolicy;
-use crate::steps::{self, Outcome, Retry, StepCtx};
+use crate::steps::{self, StepCtx};
 
 /// Default time limit of a step attempt that has none.
 pub const DEFAULT_STEP_TIMEOUT: Duration = Duration::from_secs(60);
@@ -68,13 +66,13 @@ pub struct RunResult {
 /// Shared state of one `runner run`.
 pub struct Engine {
     pub(crate) eval: Evaluator,
-    masker: RwLock<Masker>,
+    pub(crate) masker: RwLock<Masker>,
     sink: Arc<dyn Sink>,
     /// Cancelled on SIGINT/SIGTERM.
     pub cancel: CancellationToken,
-    cancel_reason: RwLock<Option<CancelReason>>,
+    pub(crate) cancel_reason: RwLock<Option<CancelReason>>,
     /// Cancelled by a second signal: ends `finally` steps too.
-    cancel_finally: CancellationToken,
+    pub(crate) cancel_finally: CancellationToken,
     pub(crate) clients: steps::http::Clients,
     pub(crate) options: Options,
     project: Project,
@@ -266,8 +264,8 @@ impl Engine {
         if result.status == RunStatus::Cancelled {
             let reason = self.cancel_reason.read().ok().and_then(|r| *r);
             result.exit_code = match reason {
-                Some(CancelReason::Terminate) => 143,
-                _ => 130,
+                Some(CancelReason::Terminate) => crate::exit::TERMINATED,
+                _ => crate::exit::INTERRUPTED,
             };
         }
         self.emit(Event::RunFinished {
@@ -278,339 +276,6 @@ impl Engine {
             error: result.error.clone(),
         });
         result
-    }
-
-    /// Run one workflow invocation to its end, `finally` included.
-    pub(crate) fn invoke<'a>(
-        self: &'a Arc<Self>,
-        unit: &'a Unit,
-        inputs: Map<String, Json>,
-        plan: bool,
-        main: bool,
-        prefix: &'a str,
-    ) -> BoxFuture<'a, RunResult> {
-        Box::pin(async move {
-            let workflow = &unit.workflow;
-            let scope = Scope::root();
-            scope.set("inputs", to_mj(&Json::Object(inputs)));
-            let mut env_values = Map::new();
-            for (name, def) in &workflow.env {
-                let value = self.env_var(name).or_else(|| def.default.clone());
-                env_values.insert(name.clone(), value.map(Json::String).unwrap_or(Json::Null));
-            }
-            scope.set("env", to_mj(&Json::Object(env_values)));
-            let mut secrets = Map::new();
-            for (name, def) in &workflow.secrets {
-                match self.env_var(&def.env) {
-                    Some(value) => {
-                        if let Ok(mut masker) = self.masker.write() {
-                            masker.add(&value);
-                        }
-                        secrets.insert(name.clone(), Json::String(value));
-                    }
-                    None if def.optional => {
-                        secrets.insert(name.clone(), Json::Null);
-                    }
-                    None => {
-                        return config_error(format!(
-                            "secret `{name}` needs the environment variable {} (it is unset or empty)",
-                            def.env
-                        ));
-                    }
-                }
-            }
-            scope.set("secrets", to_mj(&Json::Object(secrets)));
-            {
-                let hooks = self.options.hooks.clone();
-                let search = self.env_var("PATH");
-                self.eval.add_global(
-                    "which",
-                    Value::from_function(move |name: &str| {
-                        match hooks.as_ref().and_then(|h| h.which(name)) {
-                            Some(true) => Value::from(name),
-                            Some(false) => Value::from(()),
-                            None => crate::template::collections::which_in(
-                                name,
-                                search.as_deref().map(std::ffi::OsStr::new),
-                            ),
-                        }
-                    }),
-                );
-            }
-            if let Some(registry) = &unit.registry {
-                scope.set("lanes", to_mj(&serde_json::to_value(&registry.lanes).unwrap_or(Json::Null)));
-                let lanes = registry.clone();
-                self.eval.add_global(
-                    "get_lane",
-                    Value::from_function(move |id: &str| -> Result<Value, minijinja::Error> {
-                        match lanes.lane(id) {
-                            Some(lane) => Ok(to_mj(&serde_json::to_value(lane).unwrap_or(Json::Null))),
-                            None => Err(minijinja::Error::new(
-                                minijinja::ErrorKind::InvalidOperation,
-                                format!("no lane `{id}` in the lane registry"),
-                            )),
-                        }
-                    }),
-                );
-            }
-            if let Some(roles) =
-                unit.roles.clone().or_else(|| unit.lifecycle.as_ref().and_then(|(_, r)| r.clone()))
-            {
-                self.eval.add_global(
-                    "select_level",
-                    Value::from_function(
-                        move |role: &str,
-                              title: &str,
-                              body: Option<&str>,
-                              labels: Option<Vec<String>>|
-                              -> Result<Value, minijinja::Error> {
-                            match crate::lifecycle::select_level_in(
-                                &roles,
-                                role,
-                                title,
-                                body.unwrap_or_default(),
-                                &labels.unwrap_or_default(),
-                            ) {
-                                Some(chosen) => {
-                                    Ok(to_mj(&serde_json::to_value(chosen).unwrap_or(Json::Null)))
-                                }
-                                None => Err(minijinja::Error::new(
-                                    minijinja::ErrorKind::InvalidOperation,
-                                    format!("no role `{role}` in the roles file"),
-                                )),
-                            }
-                        },
-                    ),
-                );
-            }
-            if let Some((lifecycle, _)) = &unit.lifecycle {
-                scope.set("lifecycle", to_mj(&serde_json::to_value(&**lifecycle).unwrap_or(Json::Null)));
-            }
-            if let Some(roles) =
-                unit.roles.clone().or_else(|| unit.lifecycle.as_ref().and_then(|(_, r)| r.clone()))
-            {
-                scope.set("roles", to_mj(&serde_json::to_value(&roles.roles).unwrap_or(Json::Null)));
-            }
-            let mut vars = Map::new();
-            scope.set("vars", to_mj(&Json::Object(vars.clone())));
-            for (name, value) in &workflow.vars {
-                match self.eval.render_dyn(value, &scope.context()) {
-                    Ok(v) => {
-                        vars.insert(name.clone(), v);
-                        scope.set("vars", to_mj(&Json::Object(vars.clone())));
-                    }
-                    Err(e) => return config_error(format!("vars.{name}: {e}")),
-                }
-            }
-            let mut apis = IndexMap::new();
-            for (name, def) in &workflow.apis {
-                match steps::http::ApiConfig::render(name, def, &self.eval, &scope.context()) {
-                    Ok(api) => {
-                        apis.insert(name.clone(), api);
-                    }
-                    Err(e) => return config_error(format!("apis.{name}: {e}")),
-                }
-            }
-            // The lock: only runs that write take it; a dry run or plan-mode call never
-            // blocks, and is never blocked by, a real run.
-            let _guard = match (&workflow.concurrency, plan) {
-                (Some(concurrency), false) => {
-                    let key = match self.eval.render_text(&concurrency.key, &scope.context()) {
-                        Ok(key) => key,
-                        Err(e) => return config_error(format!("concurrency.key: {e}")),
-                    };
-                    match self.take_lock(&key, concurrency.policy, concurrency.wait_timeout).await {
-                        Ok(guard) => Some(guard),
-                        Err(result) => return *result,
-                    }
-                }
-                _ => None,
-            };
-            let cancel = self.cancel.child_token();
-            let invocation = Invocation {
-                unit,
-                dir: unit.path.parent().map(Path::to_path_buf).unwrap_or_default(),
-                plan,
-                apis,
-                cancel: cancel.clone(),
-            };
-            if main {
-                self.emit(Event::RunStarted {
-                    workflow: workflow.name.clone(),
-                    file: crate::load::display(&unit.path),
-                    dry_run: plan,
-                });
-            }
-            let timed_out = Arc::new(std::sync::atomic::AtomicBool::new(false));
-            let timer = workflow.timeout.map(|limit| {
-                let cancel = cancel.clone();
-                let timed_out = timed_out.clone();
-                tokio::spawn(async move {
-                    tokio::time::sleep(limit.get()).await;
-                    timed_out.store(true, std::sync::atomic::Ordering::SeqCst);
-                    cancel.cancel();
-                })
-            });
-            let (flow, _) = self.run_steps(&invocation, &workflow.steps, &scope, prefix).await;
-            if let Some(timer) = timer {
-                timer.abort();
-            }
-            let timed_out = timed_out.load(std::sync::atomic::Ordering::SeqCst);
-            let (mut status, mut error) = match &flow {
-                Flow::Continue | Flow::Stop { .. } | Flow::Return(_) => (RunStatus::Ok, None),
-                Flow::Fail { message, .. } => (RunStatus::Failed, Some(message.clone())),
-                Flow::Cancelled if timed_out => (
-                    RunStatus::Failed,
-                    Some(format!(
-                        "the run timed out after {}",
-                        workflow.timeout.map(|t| t.to_string()).unwrap_or_default()
-                    )),
-                ),
-                Flow::Cancelled => (RunStatus::Cancelled, Some("cancelled by a signal".to_string())),
-            };
-            // `finally` always runs, with its own token: a cancelled run still reports.
-            // After a signal it gets FINALLY_GRACE, and a second signal ends it.
-            if !workflow.finally.is_empty() {
-                scope.set("run", to_mj(&json!({"status": status.name(), "error": error})));
-                let finally_cancel = self.cancel_finally.child_token();
-                let grace = (status == RunStatus::Cancelled).then(|| {
-                    let token = finally_cancel.clone();
-                    tokio::spawn(async move {
-                        tokio::time::sleep(FINALLY_GRACE).await;
-                        token.cancel();
-                    })
-                });
-                let finally_invocation = Invocation { cancel: finally_cancel, ..invocation };
-                let (finally_flow, _) =
-                    self.run_steps(&finally_invocation, &workflow.finally, &scope, "finally").await;
-                if let Some(grace) = grace {
-                    grace.abort();
-                }
-                if let Flow::Fail { message, .. } = &finally_flow
-                    && status == RunStatus::Ok
-                {
-                    status = RunStatus::Failed;
-                    error = Some(message.clone());
-                }
-            }
-            let end_context = scope.context();
-            let outputs = match &flow {
-                Flow::Stop { outputs: Some(outputs), .. }
-                | Flow::Fail { outputs: Some(outputs), .. }
-                | Flow::Return(outputs @ Json::Object(_)) => outputs.clone(),
-                _ => {
-                    let mut out = Map::new();
-                    for (name, value) in &workflow.outputs {
-                        match self.eval.render_dyn(value, &end_context) {
-                            Ok(v) => {
-                                out.insert(name.clone(), v);
-                            }
-                            Err(e) if status == RunStatus::Ok => {
-                                status = RunStatus::Failed;
-                                error = Some(format!("outputs.{name}: {e}"));
-                            }
-                            Err(_) => {
-                                out.insert(name.clone(), Json::Null);
-                            }
-                        }
-                    }
-                    Json::Object(out)
-                }
-            };
-            let exit_code = match (&flow, status) {
-                (_, RunStatus::Cancelled) => 130,
-                (Flow::Stop { exit_code, .. }, RunStatus::Ok) => *exit_code,
-                (Flow::Fail { exit_code, .. }, _) => *exit_code,
-                (_, RunStatus::Failed) => 1,
-                _ => match &workflow.exit_code {
-                    None => 0,
-                    Some(code) => match self.eval.render_dyn(code, &end_context).map(|v| exit_code_of(&v, 0))
-                    {
-                        Ok(Ok(code)) => code,
-                        Ok(Err(e)) | Err(e) => {
-                            status = RunStatus::Failed;
-                            error = Some(format!("exit_code: {e}"));
-                            1
-                        }
-                    },
-                },
-            };
-            let masker = self.masker();
-            RunResult {
-                status,
-                exit_code,
-                outputs: masker.value(&outputs),
-                error: error.map(|e| masker.text(&e)),
-            }
-        })
-    }
-
-    async fn take_lock(
-        &self,
-        key: &str,
-        policy: ConcurrencyPolicy,
-        wait: Option<crate::model::Duration>,
-    ) -> Result<lock::LockGuard, Box<RunResult>> {
-        let state = &self.options.state_dir;
-        let io_error = |e: std::io::Error| {
-            Box::new(RunResult {
-                status: RunStatus::Failed,
-                exit_code: crate::exit::SOFTWARE,
-                outputs: Json::Null,
-                error: Some(format!("cannot use the lock directory {}: {e}", state.display())),
-            })
-        };
-        if let Some(guard) = lock::try_lock(state, key).map_err(io_error)? {
-            return Ok(guard);
-        }
-        match policy {
-            ConcurrencyPolicy::Skip => {
-                self.emit(Event::Lock { key: key.to_string(), outcome: "skipped".into() });
-                Err(Box::new(RunResult {
-                    status: RunStatus::Skipped,
-                    exit_code: 0,
-                    outputs: Json::Null,
-                    error: Some(format!("skipped: another run holds the concurrency key `{key}`")),
-                }))
-            }
-            ConcurrencyPolicy::Fail => {
-                self.emit(Event::Lock { key: key.to_string(), outcome: "held".into() });
-                Err(Box::new(RunResult {
-                    status: RunStatus::Failed,
-                    exit_code: crate::exit::TEMPFAIL,
-                    outputs: Json::Null,
-                    error: Some(format!("another run holds the concurrency key `{key}`")),
-                }))
-            }
-            ConcurrencyPolicy::Wait => {
-                let limit = wait.map(|w| w.get()).unwrap_or(Duration::from_secs(600));
-                let waited = tokio::select! {
-                    result = lock::wait_lock(state, key, limit) => result.map_err(io_error)?,
-                    () = self.cancel.cancelled() => None,
-                };
-                match waited {
-                    Some(guard) => {
-                        self.emit(Event::Lock { key: key.to_string(), outcome: "waited".into() });
-                        Ok(guard)
-                    }
-                    None if self.cancel.is_cancelled() => Err(Box::new(RunResult {
-                        status: RunStatus::Cancelled,
-                        exit_code: 130,
-                        outputs: Json::Null,
-                        error: Some("cancelled while waiting for the concurrency key".into()),
-                    })),
-                    None => Err(Box::new(RunResult {
-                        status: RunStatus::Failed,
-                        exit_code: crate::exit::TEMPFAIL,
-                        outputs: Json::Null,
-                        error: Some(format!(
-                            "gave up waiting for the concurrency key `{key}` after {}",
-                            crate::model::Duration(limit)
-                        )),
-                    })),
-                }
-            }
-        }
     }
 
     /// Run steps in order; returns how they ended and the last step's output.
@@ -820,101 +485,6 @@ impl Engine {
         StepResult { output: action, ..StepResult::planned() }
     }
 
-    /// Run attempts with the step's retry policy: exponential backoff with jitter,
-    /// honouring a server's `Retry-After` up to `max_backoff`. A server asking for a
-    /// wait longer than the step's `timeout` (the limit of one attempt) ends the step
-    /// instead: the run is not parked on a server's say-so.
-    pub(crate) async fn attempts<'a, F, Fut>(
-        &'a self,
-        inv: &'a Invocation<'a>,
-        step: &Step,
-        path: &str,
-        retry_allowed: bool,
-        timeout: Duration,
-        attempt: F,
-    ) -> StepResult
-    where
-        F: Fn() -> Fut,
-        Fut: std::future::Future<Output = Outcome>,
-    {
-        let policy = step.retry.as_ref();
-        let max_attempts = policy.map(|p| p.attempts).unwrap_or(1).max(1);
-        let base = policy.and_then(|p| p.backoff).map(|d| d.get()).unwrap_or(Duration::from_secs(1));
-        let cap = policy.and_then(|p| p.max_backoff).map(|d| d.get()).unwrap_or(Duration::from_secs(30));
-        let jitter = policy.and_then(|p| p.jitter).unwrap_or(true);
-        let mut number = 1;
-        loop {
-            let outcome = tokio::select! {
-                outcome = attempt() => outcome,
-                () = inv.cancel.cancelled() => Outcome::Failed {
-                    error: "cancelled".into(),
-                    output: Json::Null,
-                    retry: Retry::No,
-                    proceed: false,
-                },
-            };
-            match outcome {
-                Outcome::Ok(output) => {
-                    return StepResult { attempts: number, ..StepResult::ok(output) };
-                }
-                Outcome::Failed { error, output, retry, proceed } => {
-                    let after = match retry {
-                        Retry::Yes { after }
-                            if retry_allowed && number < max_attempts && !inv.cancel.is_cancelled() =>
-                        {
-                            Some(after)
-                        }
-                        _ => None,
-                    };
-                    let Some(after) = after else {
-                        return StepResult {
-                            status: StepStatus::Failed,
-                            output,
-                            error: Some(error),
-                            attempts: number,
-                            proceed,
-                        };
-                    };
-                    let exponent = (number - 1).min(16);
-                    let mut delay = base.saturating_mul(1 << exponent).min(cap);
-                    if jitter {
-                        delay = jittered(delay);
-                    }
-                    if let Some(server) = after {
-                        let asked = server.min(cap);
-                        if asked > timeout {
-                            return StepResult {
-                                status: StepStatus::Failed,
-                                output,
-                                error: Some(format!(
-                                    "{error}; the server asked to retry after {} (Retry-After), longer than the step's timeout of {}: gave up after attempt {number}",
-                                    crate::model::Duration(asked),
-                                    crate::model::Duration(timeout)
-                                )),
-                                attempts: number,
-                                proceed,
-                            };
-                        }
-                        delay = delay.max(asked);
-                    }
-                    self.emit(Event::StepRetry {
-                        path: path.to_string(),
-                        attempt: number,
-                        delay_ms: millis(delay),
-                        error: error.clone(),
-                    });
-                    tokio::select! {
-                        () = tokio::time::sleep(delay) => {}
-                        () = inv.cancel.cancelled() => {
-                            return StepResult { attempts: number, ..StepResult::failed("cancelled", output) };
-                        }
-                    }
-                    number += 1;
-                }
-            }
-        }
-    }
-
     pub(crate) fn render_map(
         &self,
         map: &IndexMap<String, Json>,
@@ -936,15 +506,6 @@ impl Engine {
 
 fn is_external(kind: &StepKind) -> bool {
     matches!(kind, StepKind::Http(_) | StepKind::Exec(_) | StepKind::Cron(_))
-}
-
-fn config_error(message: String) -> RunResult {
-    RunResult {
-        status: RunStatus::Failed,
-        exit_code: crate::exit::CONFIG,
-        outputs: Json::Null,
-        error: Some(message),
-    }
 }
 
 /// A value as an exit code (0–63, at least `min`).
@@ -991,12 +552,7 @@ fn short(value: &Json) -> String {
     }
 }
 
-/// `delay` spread by ±50%, so many runners do not retry in step.
-fn jittered(delay: Duration) -> Duration {
-    delay.mul_f64(0.5 + fastrand::f64())
-}
-
-fn millis(duration: Duration) -> u64 {
+pub(crate) fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
