@@ -6,6 +6,7 @@ pub mod cmd;
 pub mod diagnostics;
 pub mod engine;
 pub mod exit;
+pub mod expr;
 pub mod fsutil;
 pub mod history;
 pub mod import;

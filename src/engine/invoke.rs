@@ -14,8 +14,8 @@ use super::events::{Event, RunStatus};
 use super::lock;
 use super::project::Unit;
 use super::run::{BoxFuture, Engine, FINALLY_GRACE, Flow, Invocation, RunResult, exit_code_of};
-use super::scope::Scope;
-use super::values::to_mj;
+use crate::expr::scope::Scope;
+use crate::expr::values::to_mj;
 use crate::model::workflow::ConcurrencyPolicy;
 use crate::steps;
 

@@ -14,10 +14,10 @@ use serde_json::{Map, Value as Json, json};
 use tokio_util::sync::CancellationToken;
 
 use super::events::{Event, RunStatus, Sink, StepStatus};
-use super::mask::Masker;
 use super::project::{Project, Unit};
-use super::scope::Scope;
-use super::values::{Evaluator, to_mj};
+use crate::expr::mask::Masker;
+use crate::expr::scope::Scope;
+use crate::expr::values::{Evaluator, to_mj};
 use crate::model::step::{OnError, Step, StepKind};
 use crate::steps::{self, StepCtx};
 

@@ -2,3 +2,4 @@
 //! workflow, decided once before it runs.
 
 pub mod inputs;
+pub mod rules;

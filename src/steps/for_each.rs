@@ -5,7 +5,7 @@ use futures_util::StreamExt as _;
 use serde_json::{Value as Json, json};
 
 use crate::engine::run::{Flow, StepCall, StepResult};
-use crate::engine::values::{to_json, to_mj};
+use crate::expr::values::{to_json, to_mj};
 use crate::model::step::ForEachStep;
 
 /// Evaluate the items and run the iterations; the output is the list of their outputs.

@@ -80,8 +80,7 @@ pub fn judge(
         if !applies {
             continue;
         }
-        let regex = crate::load::check_workflow::compile_rule(rule)
-            .map_err(|e| format!("rule `{}`: {e}", rule.id))?;
+        let regex = crate::plan::rules::compiled(rule).map_err(|e| format!("rule `{}`: {e}", rule.id))?;
         if regex.is_match(text) {
             return Ok(match rule.verdict {
                 Verdict::Accept => Judgement { valid: true, rule: Some(rule.id.clone()), reason: None },

@@ -28,8 +28,8 @@ use std::time::Duration;
 use serde_json::Value as Json;
 use tokio_util::sync::CancellationToken;
 
-use crate::engine::mask::Masker;
-use crate::engine::values::Evaluator;
+use crate::expr::mask::Masker;
+use crate::expr::values::Evaluator;
 
 /// What a step execution produced.
 #[derive(Debug, Clone, PartialEq)]

@@ -3,7 +3,7 @@
 use serde_json::{Map, Value as Json};
 
 use crate::engine::run::{StepCall, StepResult};
-use crate::engine::values::to_mj;
+use crate::expr::values::to_mj;
 use crate::model::step::SetStep;
 
 /// Render the values in order into a child scope; the output is the map of them.

@@ -11,8 +11,8 @@ use serde_json::{Value as Json, json};
 
 use crate::engine::events::StepStatus;
 use crate::engine::run::{BoxFuture, Engine, Flow, Invocation, StepResult};
-use crate::engine::scope::Scope;
-use crate::engine::values::to_mj;
+use crate::expr::scope::Scope;
+use crate::expr::values::to_mj;
 use crate::model::step::{ParallelStep, ReturnStep, Stage, StagesStep, Step, StepKind};
 
 /// A step started early; awaited (or dropped) when its stage is reached.
@@ -317,7 +317,7 @@ fn failed_step(steps: &[Step], scope: &Arc<Scope>) -> Option<(String, String)> {
     let last =
         steps.iter().rev().filter_map(|s| s.id.as_ref()).find_map(|id| scope.step(id).map(|r| (id, r)))?;
     let (id, result) = last;
-    let json = crate::engine::values::to_json(&result);
+    let json = crate::expr::values::to_json(&result);
     if json.get("status").and_then(Json::as_str) != Some("failed") {
         return None;
     }

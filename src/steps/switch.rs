@@ -5,7 +5,7 @@ use std::sync::Arc;
 use serde_json::Value as Json;
 
 use crate::engine::run::{Flow, StepCall, StepResult};
-use crate::engine::scope::Scope;
+use crate::expr::scope::Scope;
 use crate::model::step::SwitchStep;
 
 /// Pick the first true case (or the default) and run its steps in a child scope.

@@ -10,7 +10,7 @@ use serde_json::{Value as Json, json};
 use tokio_util::sync::CancellationToken;
 
 use crate::engine::run::{Engine, StepCall, StepResult};
-use crate::engine::values::to_mj;
+use crate::expr::values::to_mj;
 use crate::model::lanes::{CronBackend, Lane};
 use crate::model::step::{CronStep, Effect};
 use crate::steps;

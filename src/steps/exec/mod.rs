@@ -13,7 +13,7 @@ pub use process::*;
 use nix::sys::signal::Signal;
 use serde_json::{Map, Value as Json};
 
-use crate::engine::mask::Masker;
+use crate::expr::mask::Masker;
 use crate::model::step::{ExecStep, Parse};
 use crate::steps::{Outcome, Retry, StepCtx};
 

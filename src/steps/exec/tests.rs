@@ -8,8 +8,8 @@ use nix::sys::signal::Signal;
 use serde_json::Value as Json;
 use tokio_util::sync::CancellationToken;
 
-use crate::engine::mask::Masker;
-use crate::engine::values::{Evaluator, to_mj};
+use crate::expr::mask::Masker;
+use crate::expr::values::{Evaluator, to_mj};
 use crate::model::step::ExecStep;
 use crate::steps::{Outcome, Retry, StepCtx};
 use serde_json::json;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use reqwest::Url;
 
-use crate::engine::values::Evaluator;
+use crate::expr::values::Evaluator;
 use crate::model::step::Redirects;
 use crate::model::workflow::ApiDef;
 

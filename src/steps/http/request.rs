@@ -9,8 +9,8 @@ use reqwest::Url;
 use reqwest::header::{HeaderName, HeaderValue};
 use serde_json::{Map, Value as Json, json};
 
-use crate::engine::mask::{Masker, is_sensitive_header};
-use crate::engine::values::Evaluator;
+use crate::expr::mask::{Masker, is_sensitive_header};
+use crate::expr::values::Evaluator;
 use crate::model::step::{Decode, HttpMethod, HttpStep, Redirects};
 use crate::steps::StepCtx;
 

@@ -8,8 +8,8 @@ use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use serde_json::{Map, Value as Json, json};
 
-use crate::engine::mask::is_sensitive_header;
-use crate::engine::values::to_mj;
+use crate::expr::mask::is_sensitive_header;
+use crate::expr::values::to_mj;
 use crate::model::step::{Decode, HttpStep, OutcomeAction, SimpleOutcome};
 use crate::steps::{Outcome, Retry, StepCtx};
 

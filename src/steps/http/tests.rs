@@ -16,8 +16,8 @@ use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::{StatusCode, Url};
 use serde_json::{Value as Json, json};
 
-use crate::engine::mask::Masker;
-use crate::engine::values::{Evaluator, to_mj};
+use crate::expr::mask::Masker;
+use crate::expr::values::{Evaluator, to_mj};
 use crate::model::step::{HttpStep, Redirects};
 use crate::model::workflow::ApiDef;
 use crate::steps::{Outcome, Retry, StepCtx};

@@ -7,7 +7,7 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::{StatusCode, Url};
 use serde_json::{Value as Json, json};
 
-use crate::engine::mask::{Masker, is_sensitive_header};
+use crate::expr::mask::{Masker, is_sensitive_header};
 use crate::model::step::Redirects;
 use crate::steps::{Retry, StepCtx};
 
