@@ -10,6 +10,7 @@ use indexmap::IndexMap;
 use minijinja::Value;
 use serde_json::{Map, Value as Json, json};
 
+use super::error::SetupError;
 use super::events::{Event, RunStatus};
 use super::lock;
 use super::project::Unit;
@@ -52,10 +53,8 @@ impl Engine {
                         secrets.insert(name.clone(), Json::Null);
                     }
                     None => {
-                        return config_error(format!(
-                            "secret `{name}` needs the environment variable {} (it is unset or empty)",
-                            def.env
-                        ));
+                        let error = SetupError::MissingSecret { name: name.clone(), env: def.env.clone() };
+                        return error.into();
                     }
                 }
             }
@@ -139,7 +138,10 @@ impl Engine {
                         vars.insert(name.clone(), v);
                         scope.set("vars", to_mj(&Json::Object(vars.clone())));
                     }
-                    Err(e) => return config_error(format!("vars.{name}: {e}")),
+                    Err(e) => {
+                        let field = format!("vars.{name}");
+                        return SetupError::Template { field, message: e }.into();
+                    }
                 }
             }
             let mut apis = IndexMap::new();
@@ -148,7 +150,10 @@ impl Engine {
                     Ok(api) => {
                         apis.insert(name.clone(), api);
                     }
-                    Err(e) => return config_error(format!("apis.{name}: {e}")),
+                    Err(e) => {
+                        let field = format!("apis.{name}");
+                        return SetupError::Template { field, message: e }.into();
+                    }
                 }
             }
             // The lock: only runs that write take it; a dry run or plan-mode call never
@@ -157,11 +162,14 @@ impl Engine {
                 (Some(concurrency), false) => {
                     let key = match self.eval.render_text(&concurrency.key, &scope.context()) {
                         Ok(key) => key,
-                        Err(e) => return config_error(format!("concurrency.key: {e}")),
+                        Err(e) => {
+                            let field = "concurrency.key".to_string();
+                            return SetupError::Template { field, message: e }.into();
+                        }
                     };
                     match self.take_lock(&key, concurrency.policy, concurrency.wait_timeout).await {
                         Ok(guard) => Some(guard),
-                        Err(result) => return *result,
+                        Err(error) => return error.into(),
                     }
                 }
                 _ => None,
@@ -290,37 +298,21 @@ impl Engine {
         key: &str,
         policy: ConcurrencyPolicy,
         wait: Option<crate::model::Duration>,
-    ) -> Result<lock::LockGuard, Box<RunResult>> {
+    ) -> Result<lock::LockGuard, SetupError> {
         let state = &self.options.state_dir;
-        let io_error = |e: std::io::Error| {
-            Box::new(RunResult {
-                status: RunStatus::Failed,
-                exit_code: crate::exit::SOFTWARE,
-                outputs: Json::Null,
-                error: Some(format!("cannot use the lock directory {}: {e}", state.display())),
-            })
-        };
+        let io_error =
+            |e: std::io::Error| SetupError::LockDirectory { dir: state.clone(), message: e.to_string() };
         if let Some(guard) = lock::try_lock(state, key).map_err(io_error)? {
             return Ok(guard);
         }
         match policy {
             ConcurrencyPolicy::Skip => {
                 self.emit(Event::Lock { key: key.to_string(), outcome: "skipped".into() });
-                Err(Box::new(RunResult {
-                    status: RunStatus::Skipped,
-                    exit_code: 0,
-                    outputs: Json::Null,
-                    error: Some(format!("skipped: another run holds the concurrency key `{key}`")),
-                }))
+                Err(SetupError::LockSkipped { key: key.to_string() })
             }
             ConcurrencyPolicy::Fail => {
                 self.emit(Event::Lock { key: key.to_string(), outcome: "held".into() });
-                Err(Box::new(RunResult {
-                    status: RunStatus::Failed,
-                    exit_code: crate::exit::TEMPFAIL,
-                    outputs: Json::Null,
-                    error: Some(format!("another run holds the concurrency key `{key}`")),
-                }))
+                Err(SetupError::LockHeld { key: key.to_string() })
             }
             ConcurrencyPolicy::Wait => {
                 let limit = wait.map(|w| w.get()).unwrap_or(Duration::from_secs(600));
@@ -333,32 +325,10 @@ impl Engine {
                         self.emit(Event::Lock { key: key.to_string(), outcome: "waited".into() });
                         Ok(guard)
                     }
-                    None if self.cancel.is_cancelled() => Err(Box::new(RunResult {
-                        status: RunStatus::Cancelled,
-                        exit_code: crate::exit::INTERRUPTED,
-                        outputs: Json::Null,
-                        error: Some("cancelled while waiting for the concurrency key".into()),
-                    })),
-                    None => Err(Box::new(RunResult {
-                        status: RunStatus::Failed,
-                        exit_code: crate::exit::TEMPFAIL,
-                        outputs: Json::Null,
-                        error: Some(format!(
-                            "gave up waiting for the concurrency key `{key}` after {}",
-                            crate::model::Duration(limit)
-                        )),
-                    })),
+                    None if self.cancel.is_cancelled() => Err(SetupError::LockCancelled),
+                    None => Err(SetupError::LockGaveUp { key: key.to_string(), waited: limit }),
                 }
             }
         }
-    }
-}
-
-fn config_error(message: String) -> RunResult {
-    RunResult {
-        status: RunStatus::Failed,
-        exit_code: crate::exit::CONFIG,
-        outputs: Json::Null,
-        error: Some(message),
     }
 }

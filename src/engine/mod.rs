@@ -1,5 +1,6 @@
 //! Executes a validated workflow and emits events; never prints.
 
+pub mod error;
 pub mod events;
 pub mod invoke;
 pub mod lock;
