@@ -17,3 +17,7 @@ pub const SOFTWARE: i32 = 70;
 pub const CONFIG: i32 = 78;
 /// The concurrency lock is held and the policy is `fail`.
 pub const TEMPFAIL: i32 = 75;
+/// The run was cancelled by SIGINT (128 + 2, as shells report it).
+pub const INTERRUPTED: i32 = 130;
+/// The run was cancelled by SIGTERM (128 + 15).
+pub const TERMINATED: i32 = 143;

@@ -59,6 +59,6 @@ pub fn kubernetes(args: &ExportKubernetesArgs, out: &mut Out) -> Result<(), Erro
             out.out(&yaml);
             Ok(())
         }
-        Err(e) => Err(Error::Internal(e.to_string())),
+        Err(e) => Err(Error::Internal(e)),
     }
 }

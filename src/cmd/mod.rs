@@ -15,6 +15,7 @@ pub mod test;
 pub mod validate;
 
 pub mod completions;
+pub mod inputs;
 pub mod list;
 pub mod man;
 

@@ -8,12 +8,13 @@ use std::sync::Arc;
 
 use indexmap::IndexMap;
 
+use super::inputs::parse_cli_inputs;
 use crate::cli::{OutputFormat, RunArgs};
 use crate::cmd::{Out, use_color};
 use crate::engine::events::{Event, Fanout, Sink};
 use crate::engine::lock::default_state_dir;
 use crate::engine::project::{Project, ProjectError};
-use crate::engine::run::{CancelReason, Engine, Options, parse_cli_inputs};
+use crate::engine::run::{CancelReason, Engine, Options};
 use crate::error::Error;
 use crate::exit;
 use crate::load::{Loader, ReadError};
@@ -118,7 +119,11 @@ pub fn run(args: &RunArgs, out: &mut Out) -> Result<(), Error> {
     };
     let result = runtime.block_on(async {
         watch_signals(&engine);
-        engine.run_main(&main, &raw_inputs).await
+        engine
+            .run_main_with(&main, |unit| {
+                parse_cli_inputs(&unit.workflow, unit.registry.as_deref(), &raw_inputs)
+            })
+            .await
     });
     if let (Some(path), Some(recorder)) = (&args.record, &recorder)
         && let Err(error) =

@@ -128,24 +128,11 @@ impl Project {
 
 fn collect_calls(steps: &[Step], into: &mut Vec<String>) {
     for step in steps {
-        match &step.kind {
-            StepKind::Call(call) => into.push(call.workflow.clone()),
-            StepKind::Switch(switch) => {
-                for case in &switch.cases {
-                    collect_calls(&case.steps, into);
-                }
-                if let Some(default) = &switch.default {
-                    collect_calls(&default.steps, into);
-                }
-            }
-            StepKind::ForEach(each) => collect_calls(&each.steps, into),
-            StepKind::Stages(stages) => {
-                for stage in &stages.stages {
-                    collect_calls(&stage.steps, into);
-                }
-            }
-            StepKind::Parallel(parallel) => collect_calls(&parallel.steps, into),
-            _ => {}
+        if let StepKind::Call(call) = &step.kind {
+            into.push(call.workflow.clone());
+        }
+        for child in step.children() {
+            collect_calls(std::slice::from_ref(child), into);
         }
     }
 }

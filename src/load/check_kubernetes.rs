@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use super::{Checker, Scope};
 use crate::model::kubernetes::{KubernetesAction, KubernetesStep};
-use crate::steps::kubernetes::{is_dns_label, is_dns_subdomain};
+use crate::model::kubernetes::{is_dns_label, is_dns_subdomain};
 use crate::template;
 
 impl Checker<'_> {

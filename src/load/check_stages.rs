@@ -40,7 +40,7 @@ impl Checker<'_> {
                     if stage.prefetch {
                         // Writes never start early: a prefetched stage only reads.
                         for (step_index, step) in stage.steps.iter().enumerate() {
-                            if crate::steps::stages::writes(step) {
+                            if step.writes() {
                                 self.report(
                                     &format!("{stage_pointer}/steps/{step_index}/type"),
                                     "prefetch-write",

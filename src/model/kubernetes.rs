@@ -73,3 +73,18 @@ pub struct KubernetesWait {
     /// How long to wait in total (the step fails afterwards).
     pub timeout: Duration,
 }
+
+/// Whether a namespace (or other name) is a DNS label.
+pub fn is_dns_label(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= 63
+        && bytes.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+        && bytes.first().is_some_and(|b| *b != b'-')
+        && bytes.last().is_some_and(|b| *b != b'-')
+}
+
+/// Whether a name is a DNS subdomain (the rule for most object names).
+pub fn is_dns_subdomain(text: &str) -> bool {
+    text.len() <= 253 && text.split('.').all(is_dns_label)
+}

@@ -10,6 +10,7 @@ pub mod roles;
 pub mod schedule;
 pub mod step;
 pub mod test_file;
+pub mod walk;
 pub mod workflow;
 
 pub use duration::Duration;

@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use super::exec::{CommandOutput, CommandSpec};
-use super::http::Request;
+use super::exec::process::{CommandOutput, CommandSpec};
+use super::http::request::Request;
 use crate::model::test_file::Fault;
 
 /// A canned HTTP response.
@@ -79,11 +79,11 @@ pub async fn run_command(
     spec: &CommandSpec,
     cancel: &tokio_util::sync::CancellationToken,
 ) -> Result<CommandOutput, String> {
-    let Some(hooks) = hooks else { return super::exec::run_command(spec, cancel).await };
+    let Some(hooks) = hooks else { return super::exec::process::run_command(spec, cancel).await };
     let program = spec.argv.first().cloned().unwrap_or_default();
     match hooks.command(&spec.argv) {
         CommandAnswer::Run => {
-            let output = super::exec::run_command(spec, cancel).await?;
+            let output = super::exec::process::run_command(spec, cancel).await?;
             hooks.command_observed(&spec.argv, &output);
             Ok(output)
         }
@@ -100,7 +100,7 @@ pub async fn run_command(
         CommandAnswer::Hang => {
             tokio::select! {
                 () = tokio::time::sleep(spec.timeout) => {}
-                () = cancel.cancelled() => return Err(super::exec::CANCELLED.to_string()),
+                () = cancel.cancelled() => return Err(super::exec::process::CANCELLED.to_string()),
             }
             Ok(CommandOutput {
                 exit_code: None,

@@ -1,14 +1,27 @@
-//! Step kinds that talk to the outside world. Each module prepares a step into a
-//! concrete action (a request, a command) that can be described for a dry run, then
-//! executes it. Control-flow kinds (set, switch, for_each, call, ...) live in the engine.
+//! One module per step kind. Each kind's `run` receives the same
+//! [`StepCall`](crate::engine::run::StepCall) (engine, invocation, step, scope, path,
+//! template context), its own compiled fields and, when it can end the run or its
+//! block, the `flow` slot; it returns the step's result. Kinds that talk to the outside
+//! world (http, exec, cron) prepare a concrete action that a dry run describes instead
+//! of doing; `hooks` stands between them and the world in tests and recordings.
 
+pub mod call;
 pub mod cron;
+pub mod emit;
 pub mod exec;
+pub mod fail;
+pub mod for_each;
+pub mod guard;
 pub mod hooks;
 pub mod http;
 pub mod kubernetes;
+pub mod render;
+pub mod set;
 pub mod stages;
+pub mod stop;
 pub mod supervise;
+pub mod switch;
+pub mod transition;
 pub mod width;
 
 use std::path::Path;
@@ -17,8 +30,8 @@ use std::time::Duration;
 use serde_json::Value as Json;
 use tokio_util::sync::CancellationToken;
 
-use crate::engine::mask::Masker;
-use crate::engine::values::Evaluator;
+use crate::expr::mask::Masker;
+use crate::expr::values::Evaluator;
 
 /// What a step execution produced.
 #[derive(Debug, Clone, PartialEq)]

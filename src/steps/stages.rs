@@ -11,9 +11,9 @@ use serde_json::{Value as Json, json};
 
 use crate::engine::events::StepStatus;
 use crate::engine::run::{BoxFuture, Engine, Flow, Invocation, StepResult};
-use crate::engine::scope::Scope;
-use crate::engine::values::to_mj;
-use crate::model::step::{Effect, ParallelStep, ReturnStep, Stage, StagesStep, Step, StepKind};
+use crate::expr::scope::Scope;
+use crate::expr::values::to_mj;
+use crate::model::step::{ParallelStep, ReturnStep, Stage, StagesStep, Step, StepKind};
 
 /// A step started early; awaited (or dropped) when its stage is reached.
 type Prefetched<'a> = Shared<BoxFuture<'a, Arc<(StepResult, Flow)>>>;
@@ -311,36 +311,13 @@ fn step_path(stage_path: &str, index: usize, step: &Step) -> String {
 /// Whether a step may start before its stage: it only reads, and nothing in it uses
 /// the result of another step (so its outcome cannot depend on when it runs).
 pub fn prefetchable(step: &Step) -> bool {
-    let reads = match &step.kind {
-        StepKind::Http(http) => match step.effect {
-            Some(effect) => effect == Effect::Read,
-            None => http.method.is_read(),
-        },
-        StepKind::Exec(_) => step.effect == Some(Effect::Read),
-        _ => false,
-    };
+    let reads = matches!(step.kind, StepKind::Http(_) | StepKind::Exec(_)) && !step.writes();
     reads && serde_json::to_string(step).is_ok_and(|text| !text.contains("steps."))
 }
 
 /// Whether a step (or any step inside it) may change the world.
 pub fn writes(step: &Step) -> bool {
-    match &step.kind {
-        StepKind::Http(http) => match step.effect {
-            Some(effect) => effect == Effect::Write,
-            None => !http.method.is_read(),
-        },
-        StepKind::Exec(_) | StepKind::Cron(_) | StepKind::Kubernetes(_) => step.effect != Some(Effect::Read),
-        StepKind::Render(render) => render.out.is_some() && step.effect != Some(Effect::Read),
-        StepKind::Call(call) => !call.plan,
-        StepKind::Switch(switch) => {
-            switch.cases.iter().flat_map(|c| &c.steps).any(writes)
-                || switch.default.as_ref().is_some_and(|d| d.steps.iter().any(writes))
-        }
-        StepKind::ForEach(each) => each.steps.iter().any(writes),
-        StepKind::Parallel(parallel) => parallel.steps.iter().any(writes),
-        StepKind::Stages(stages) => stages.stages.iter().flat_map(|s| &s.steps).any(writes),
-        _ => false,
-    }
+    step.writes()
 }
 
 /// The step of a stage that failed and stopped it: the last one with a result.
@@ -348,7 +325,7 @@ fn failed_step(steps: &[Step], scope: &Arc<Scope>) -> Option<(String, String)> {
     let last =
         steps.iter().rev().filter_map(|s| s.id.as_ref()).find_map(|id| scope.step(id).map(|r| (id, r)))?;
     let (id, result) = last;
-    let json = crate::engine::values::to_json(&result);
+    let json = crate::expr::values::to_json(&result);
     if json.get("status").and_then(Json::as_str) != Some("failed") {
         return None;
     }

@@ -4,7 +4,7 @@
 use minijinja::Value;
 use serde_json::Value as Json;
 
-use crate::engine::values::Evaluator;
+use crate::expr::values::Evaluator;
 use crate::model::step::Width;
 
 /// How many items run at once: 1 without a width; a template's number is clamped to

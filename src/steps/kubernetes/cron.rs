@@ -8,7 +8,7 @@ use serde_json::{Value as Json, json};
 
 use super::auth::Cluster;
 use super::client::{ApiRequest, Client, MERGE_PATCH, segment};
-use crate::engine::values::to_mj;
+use crate::expr::values::to_mj;
 use crate::model::lanes::{DEFAULT_CRONJOB_NAME, Lane};
 use crate::model::step::HttpMethod;
 use crate::steps::StepCtx;

@@ -21,6 +21,7 @@ use serde_json::{Map, Value as Json, json};
 
 use super::{Outcome, Retry, StepCtx};
 use crate::model::kubernetes::{KubernetesAction, KubernetesStep};
+pub use crate::model::kubernetes::{is_dns_label, is_dns_subdomain};
 use crate::model::step::HttpMethod;
 use crate::steps::kubernetes::auth::Cluster;
 use crate::steps::kubernetes::client::{
@@ -29,6 +30,33 @@ use crate::steps::kubernetes::client::{
 
 /// Default time limit of one API request.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Run a `kubernetes` step: prepare the request (its token joins the masked secrets),
+/// show it in a dry run, else send it with the step's retries (an apply is idempotent,
+/// a create only with `retry.unsafe_methods`).
+pub(crate) async fn run(
+    call: &crate::engine::run::StepCall<'_>,
+    k8s: &KubernetesStep,
+) -> crate::engine::run::StepResult {
+    use crate::engine::run::StepResult;
+    let crate::engine::run::StepCall { engine, inv, step, path, context, .. } = *call;
+    let timeout = step.timeout.map(|t| t.get()).unwrap_or(DEFAULT_TIMEOUT);
+    let masker = engine.masker();
+    let ctx = engine.ctx(inv, context, &masker, timeout);
+    let prepared = match prepare(&ctx, k8s, &|name| engine.env_var(name)) {
+        Ok(p) => p,
+        Err(e) => return StepResult::failed(e, Json::Null),
+    };
+    if let (Some(token), Ok(mut known)) = (prepared.token(), engine.masker.write()) {
+        known.add(token);
+    }
+    if inv.plan && step.writes() {
+        return engine.planned(step, path, prepared.describe());
+    }
+    let retry_allowed =
+        prepared.action == KubernetesAction::Apply || step.retry.as_ref().is_some_and(|r| r.unsafe_methods);
+    engine.attempts(inv, step, path, retry_allowed, timeout, || execute(&ctx, &prepared)).await
+}
 
 /// How often a `wait` reads the object.
 pub const POLL_INTERVAL: Duration = Duration::from_secs(2);
@@ -62,21 +90,6 @@ pub struct Wait {
     pub failures: Vec<String>,
     /// Total time.
     pub timeout: Duration,
-}
-
-/// Whether a namespace (or other name) is a DNS label.
-pub fn is_dns_label(text: &str) -> bool {
-    let bytes = text.as_bytes();
-    !bytes.is_empty()
-        && bytes.len() <= 63
-        && bytes.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
-        && bytes.first().is_some_and(|b| *b != b'-')
-        && bytes.last().is_some_and(|b| *b != b'-')
-}
-
-/// Whether a name is a DNS subdomain (the rule for most object names).
-pub fn is_dns_subdomain(text: &str) -> bool {
-    text.len() <= 253 && text.split('.').all(is_dns_label)
 }
 
 fn text_at<'a>(manifest: &'a Json, pointer: &str) -> Option<&'a str> {

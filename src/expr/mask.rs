@@ -51,7 +51,7 @@ pub fn forms(secret: &str) -> Vec<String> {
             out.push(form);
         }
     };
-    push(crate::engine::values::encode_component(secret));
+    push(crate::expr::values::encode_component(secret));
     push(form_encode(secret));
     let escaped = json_escape(secret);
     push(json_escape(&escaped));
@@ -210,7 +210,7 @@ mod tests {
         let mut masker = Masker::default();
         let secret = "ab+c/d=e f&g";
         masker.add(secret);
-        let path = crate::engine::values::encode_component(secret);
+        let path = crate::expr::values::encode_component(secret);
         assert_eq!(path, "ab%2Bc%2Fd%3De%20f%26g");
         assert_eq!(masker.text(&format!("GET /x/{path}/y")), "GET /x/***/y");
         // The query encoding of the `url` crate (what `query:` values go through).

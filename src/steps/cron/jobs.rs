@@ -79,7 +79,7 @@ pub fn list_failure(stdout: &str, stderr: &str) -> String {
         .ok()
         .and_then(|v| v.pointer("/error/message").and_then(Json::as_str).map(str::to_string));
     let text = from_json.unwrap_or_else(|| stderr.trim().to_string());
-    super::exec::clip(&text.replace(['\n', '\r'], " "), 200)
+    crate::steps::exec::clip(&text.replace(['\n', '\r'], " "), 200)
 }
 
 #[cfg(test)]

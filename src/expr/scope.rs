@@ -136,11 +136,11 @@ mod tests {
     #[test]
     fn children_see_parents_and_shadow_them() {
         let root = Scope::root();
-        root.set("inputs", crate::engine::values::to_mj(&serde_json::json!({"lane": "local"})));
-        root.set_step("a", crate::engine::values::to_mj(&serde_json::json!({"output": 1})));
+        root.set("inputs", crate::expr::values::to_mj(&serde_json::json!({"lane": "local"})));
+        root.set_step("a", crate::expr::values::to_mj(&serde_json::json!({"output": 1})));
         let child = root.child();
         child.set("item", Value::from(5));
-        child.set_step("a", crate::engine::values::to_mj(&serde_json::json!({"output": 2})));
+        child.set_step("a", crate::expr::values::to_mj(&serde_json::json!({"output": 2})));
         let env = crate::template::environment();
         let render = |scope: &Arc<Scope>, t: &str| env.render_str(t, scope.context()).unwrap_or_default();
         assert_eq!(render(&child, "{{ inputs.lane }} {{ item }} {{ steps.a.output }}"), "local 5 2");

@@ -1,0 +1,7 @@
+//! Template values below the steps and the engine: evaluation of expressions and
+//! templates ([`values`]), the nested variable scopes a run builds ([`scope`]) and the
+//! masking of secrets in everything that leaves a run ([`mask`]).
+
+pub mod mask;
+pub mod scope;
+pub mod values;

@@ -1,0 +1,5 @@
+//! The stage between loading and running: what the engine needs from a loaded
+//! workflow, decided once before it runs.
+
+pub mod inputs;
+pub mod rules;
