@@ -79,6 +79,9 @@ impl Evaluator {
         if !template::is_template(text) {
             return Ok(text.to_string());
         }
+        if let Some(result) = template::bounds::isolated(template::bounds::Mode::Url, text, context) {
+            return result.map(|rendered| rendered.as_str().unwrap_or_default().to_string());
+        }
         let env = self.url_env.read().map_err(|_| "template cache poisoned".to_string())?;
         env.render_str(text, context).map_err(|e| template::describe_error(&e))
     }
@@ -87,6 +90,11 @@ impl Evaluator {
     pub fn render_text(&self, text: &str, context: &Value) -> Result<String, String> {
         if !template::is_template(text) {
             return Ok(text.to_string());
+        }
+        if let Some(result) = template::bounds::isolated(template::bounds::Mode::Text, text, context) {
+            let rendered = result?.as_str().unwrap_or_default().to_string();
+            template::check_output(&rendered)?;
+            return Ok(rendered);
         }
         let cached = self.known.read().map(|k| k.contains(text)).unwrap_or(false);
         if !cached {
@@ -106,6 +114,11 @@ impl Evaluator {
 
     /// Evaluate a bare expression.
     pub fn eval(&self, expression: &str, context: &Value) -> Result<Value, String> {
+        if let Some(result) =
+            template::bounds::isolated(template::bounds::Mode::Expression, expression, context)
+        {
+            return result.map(|value| to_mj(&value));
+        }
         let env = self.env.read().map_err(|_| "template cache poisoned".to_string())?;
         let compiled = env.compile_expression(expression).map_err(|e| template::describe_error(&e))?;
         compiled.eval(context).map_err(|e| template::describe_error(&e))

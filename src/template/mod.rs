@@ -2,6 +2,7 @@
 //! analysis `runner validate` uses to check them before anything runs.
 
 pub mod audit;
+pub mod bounds;
 pub mod collections;
 pub mod filters;
 pub mod text;
