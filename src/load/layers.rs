@@ -114,7 +114,9 @@ pub fn resolve(
         return None;
     }
     let what = if kind == FileKind::Lifecycle { "lifecycle" } else { "roles file" };
-    match loader.load(&base_path) {
+    // A base that cannot be read (a folder, a device) is reported at `extends:`.
+    let at = document.locate("/extends").value;
+    match loader.load_from(&base_path, Some((name, at))) {
         Ok(Some(loaded)) if loaded.kind() == kind => {}
         Ok(Some(other)) => {
             loader.report(

@@ -112,3 +112,15 @@ fn templates_that_loop_give_the_same_values_through_the_bounded_evaluator() {
     assert!(out.contains(r#"\"typed\":[\"0\",\"1\",\"2\"]"#), "{out}");
     assert!(out.contains(r#"\"ran\":true"#), "{out}");
 }
+
+#[test]
+fn a_roles_file_extending_a_folder_is_reported_at_its_extends_line() {
+    // Found by the mutation test: `extends: ""` names the file's own folder.
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("roles.yaml"), "kind: roles\nextends: \"\"\nroles: {}\n").expect("write");
+    let output = runner_bounded(dir.path(), &["validate", "roles.yaml"]);
+    assert_ne!(code(&output), 0, "{}", stderr(&output));
+    let err = stderr(&output);
+    assert!(err.contains("found a directory"), "{err}");
+    assert!(err.contains("roles.yaml:2:10") && !err.contains("cannot read file:"), "{err}");
+}
