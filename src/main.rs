@@ -8,7 +8,10 @@ fn main() {
     }
     // `runner __template`: one template evaluation within limits (see `template::bounds`).
     if args.get(1).is_some_and(|arg| arg == runner::template::bounds::TEMPLATE_ARG) {
-        std::process::exit(runner::template::bounds::main());
+        std::process::exit(runner::template::bounds::main(|root| match root {
+            Some(root) => runner::render::environment_for(root),
+            None => runner::template::environment(),
+        }));
     }
     if let Ok(me) = std::env::current_exe() {
         runner::template::bounds::enable(me.clone());

@@ -256,6 +256,9 @@ struct Request {
     mode: Mode,
     text: String,
     context: Json,
+    /// For a template file: the folder its includes are loaded from.
+    #[serde(default)]
+    root: Option<PathBuf>,
 }
 
 /// A child's answer: the rendered text (as a JSON string) or the value, or an error.
@@ -278,18 +281,44 @@ pub fn isolated(mode: Mode, text: &str, context: &Value) -> Option<Result<Json, 
     }
     // A context that is not plain data (it should always be) stays in-process.
     let context = serde_json::to_value(context).ok()?;
-    let request = serde_json::to_vec(&Request { mode, text: text.to_string(), context }).ok()?;
-    Some(run_child(executable, text, &request))
+    let request = serde_json::to_vec(&Request { mode, text: text.to_string(), context, root: None }).ok()?;
+    Some(
+        run_child(executable, &request)
+            .map_err(|(message, limit)| if limit { located(text, message) } else { message }),
+    )
 }
 
-fn run_child(executable: &PathBuf, text: &str, request: &[u8]) -> Result<Json, String> {
+/// [`isolated`] for a template file rendered with includes from under `root`: the
+/// rendered text, or the message (the caller names the file).
+pub fn isolated_file(text: &str, context: &Json, root: &std::path::Path) -> Option<Result<String, String>> {
+    let executable = EXECUTABLE.get()?;
+    if classify(Mode::Text, text) != Class::Unbounded {
+        return None;
+    }
+    let request = Request {
+        mode: Mode::Text,
+        text: text.to_string(),
+        context: context.clone(),
+        root: Some(root.to_path_buf()),
+    };
+    let request = serde_json::to_vec(&request).ok()?;
+    Some(match run_child(executable, &request) {
+        Ok(Json::String(rendered)) => Ok(rendered),
+        Ok(_) => Err("the template evaluator answered with something other than text".to_string()),
+        Err((message, _)) => Err(message),
+    })
+}
+
+/// The child's answer, or the message and whether a limit (work, depth, memory, time)
+/// ended it.
+fn run_child(executable: &PathBuf, request: &[u8]) -> Result<Json, (String, bool)> {
     let spawned = Command::new(executable)
         .arg(TEMPLATE_ARG)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn();
-    let mut child = spawned.map_err(|e| format!("cannot start the template evaluator: {e}"))?;
+    let mut child = spawned.map_err(|e| (format!("cannot start the template evaluator: {e}"), false))?;
     let pid = child.id();
     let mut stdin = child.stdin.take();
     let request = request.to_vec();
@@ -316,21 +345,21 @@ fn run_child(executable: &PathBuf, text: &str, request: &[u8]) -> Result<Json, S
             }
             let message =
                 format!("template evaluation took longer than {} s and was stopped", TIME_LIMIT.as_secs());
-            return Err(located(text, message));
+            return Err((message, true));
         }
     };
     let _ = writer.join();
-    let output = output.map_err(|e| format!("the template evaluator failed: {e}"))?;
+    let output = output.map_err(|e| (format!("the template evaluator failed: {e}"), false))?;
     if output.status.success()
         && let Ok(reply) = serde_json::from_slice::<Reply>(&output.stdout)
     {
         return match reply {
             Reply::Ok(value) => Ok(value),
-            Reply::Error(message) => Err(message),
-            Reply::Limit(message) => Err(located(text, message)),
+            Reply::Error(message) => Err((message, false)),
+            Reply::Limit(message) => Err((message, true)),
         };
     }
-    Err(located(text, describe_death(&output.status, &String::from_utf8_lossy(&output.stderr))))
+    Err((describe_death(&output.status, &String::from_utf8_lossy(&output.stderr)), true))
 }
 
 /// Why a child evaluation ended without an answer, from its exit and its stderr.
@@ -357,8 +386,9 @@ fn describe_death(status: &std::process::ExitStatus, stderr: &str) -> String {
 }
 
 /// The entry point of `runner __template`: read one request from stdin, evaluate it
-/// within the limits, write the reply to stdout. Returns the exit code.
-pub fn main() -> i32 {
+/// within the limits, write the reply to stdout. `environment` makes the template
+/// environment (given the include root of a template file). Returns the exit code.
+pub fn main(environment: fn(Option<&std::path::Path>) -> Environment<'static>) -> i32 {
     // Die with the runner; bound the address space before anything grows.
     let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
     let _ =
@@ -371,7 +401,7 @@ pub fn main() -> i32 {
         Ok(request) => {
             let worker = std::thread::Builder::new()
                 .stack_size(STACK_SIZE)
-                .spawn(move || evaluate(&super::environment(), &request));
+                .spawn(move || evaluate(&environment(request.root.as_deref()), &request));
             match worker.map(|w| w.join()) {
                 Ok(Ok(reply)) => reply,
                 _ => Reply::Error("template evaluation failed".to_string()),
@@ -517,7 +547,7 @@ mod tests {
     }
 
     fn request(mode: Mode, text: &str) -> Request {
-        Request { mode, text: text.to_string(), context: serde_json::json!({"n": 2, "v": "a/b"}) }
+        Request { mode, text: text.to_string(), context: serde_json::json!({"n": 2, "v": "a/b"}), root: None }
     }
 
     #[test]

@@ -124,3 +124,25 @@ fn a_roles_file_extending_a_folder_is_reported_at_its_extends_line() {
     assert!(err.contains("found a directory"), "{err}");
     assert!(err.contains("roles.yaml:2:10") && !err.contains("cannot read file:"), "{err}");
 }
+
+#[test]
+fn rendering_a_prompt_that_doubles_a_string_fails_at_the_file_instead_of_aborting() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let grow = "Hello {{ name }}\n{% set ns = namespace(s='x') %}{% for i in range(40) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s | length }}\n";
+    std::fs::write(dir.path().join("grow.md"), grow).expect("write");
+    // A looping prompt with an include renders the same through the bounded evaluator.
+    std::fs::write(
+        dir.path().join("ok.md"),
+        "{% for i in range(3) %}{{ name }}{{ i }} {% endfor %}{% include 'part.md' %}\n",
+    )
+    .expect("write");
+    std::fs::write(dir.path().join("part.md"), "part {{ name }}").expect("write");
+    let output = runner_bounded(dir.path(), &["render", "grow.md", "--set", "name=a"]);
+    assert_eq!(code(&output), 65, "{}", stderr(&output));
+    let err = stderr(&output);
+    assert!(err.contains("template needs more than the 1024 MiB memory limit"), "{err}");
+    assert!(err.contains("--> grow.md:1:1"), "{err}");
+    let output = runner_bounded(dir.path(), &["render", "ok.md", "--set", "name=a"]);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    assert_eq!(stdout(&output).trim_end(), "a0 a1 a2 part a");
+}
