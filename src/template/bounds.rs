@@ -289,7 +289,8 @@ pub fn isolated(mode: Mode, text: &str, context: &Value) -> Option<Result<Json, 
 }
 
 /// [`isolated`] for a template file rendered with includes from under `root`: the
-/// rendered text, or the message (the caller names the file).
+/// rendered text, or the message of the limit that ended it (the caller names the
+/// file); `None` also when an ordinary error ended it (see below).
 pub fn isolated_file(text: &str, context: &Json, root: &std::path::Path) -> Option<Result<String, String>> {
     let executable = EXECUTABLE.get()?;
     if classify(Mode::Text, text) != Class::Unbounded {
@@ -302,11 +303,13 @@ pub fn isolated_file(text: &str, context: &Json, root: &std::path::Path) -> Opti
         root: Some(root.to_path_buf()),
     };
     let request = serde_json::to_vec(&request).ok()?;
-    Some(match run_child(executable, &request) {
-        Ok(Json::String(rendered)) => Ok(rendered),
-        Ok(_) => Err("the template evaluator answered with something other than text".to_string()),
-        Err((message, _)) => Err(message),
-    })
+    match run_child(executable, &request) {
+        Ok(Json::String(rendered)) => Some(Ok(rendered)),
+        // An ordinary mistake ended it within the limits: rendering it again in-process
+        // stays within them too and yields minijinja's error with its exact position.
+        Ok(_) | Err((_, false)) => None,
+        Err((message, true)) => Some(Err(message)),
+    }
 }
 
 /// The child's answer, or the message and whether a limit (work, depth, memory, time)
