@@ -86,8 +86,43 @@ pub enum Class {
 }
 
 /// Filters whose output is at most a small constant multiple of their inputs.
+/// Selections (`select`, `selectattr`, ...) keep a part of their input; `map` is not
+/// here (it applies any filter), nor filters that pad (`batch`, `slice`) or evaluate
+/// expressions given as text (`sort_by`, ...).
+/// Selections (`select`, `selectattr`, ...) keep a part of their input; `map` is not
+/// here (it applies any filter; see [`is_linear_filter`]), nor filters that pad
+/// (`batch`, `slice`). Our collection helpers take key paths and return a part, a
+/// reordering or counts of their input.
 const LINEAR_FILTERS: &[&str] = &[
+    "sort_by",
+    "min_by",
+    "max_by",
+    "find_by",
+    "index_by",
+    "group_by",
+    "count_by",
+    "unique_by",
+    "project",
+    "normalize",
     "abs",
+    "attr",
+    "chain",
+    "flatten",
+    "groupby",
+    "reject",
+    "rejectattr",
+    "select",
+    "selectattr",
+    "zip",
+    "attr",
+    "chain",
+    "flatten",
+    "groupby",
+    "reject",
+    "rejectattr",
+    "select",
+    "selectattr",
+    "zip",
     "bool",
     "capitalize",
     "compact",
@@ -149,7 +184,7 @@ pub fn classify(mode: Mode, text: &str) -> Class {
     if let Some(class) = seen.lock().ok().and_then(|map| map.get(&key).copied()) {
         return class;
     }
-    let class = if !compiling_is_unbounded(text) {
+    let class = if !compiling_is_unbounded(mode, text) {
         classify_compiled(mode, text)
     } else if RUNTIME_FUNCTIONS.iter().any(|name| text.contains(name)) {
         Class::NeedsRuntime
@@ -188,10 +223,70 @@ fn obviously_bounded(mode: Mode, text: &str) -> bool {
 /// Text that must not even be compiled in-process: minijinja folds constant
 /// operations while compiling (`('x' * 100000000) ~ ('x' * 100000000) ~ ...` builds
 /// its whole result then), and compiles an operator chain as a tree as deep as the
-/// chain is long (100,000 `~` overflow the stack while compiling).
-fn compiling_is_unbounded(text: &str) -> bool {
-    text.contains('*')
-        || text.chars().filter(|c| matches!(c, '~' | '+' | '-' | '/' | '|')).count() > MAX_OPERATORS
+/// chain is long (100,000 `~` overflow the stack while compiling). Read from the
+/// tokens, which the lexer makes without folding or recursion; text that does not
+/// tokenize never reaches code generation.
+fn compiling_is_unbounded(mode: Mode, text: &str) -> bool {
+    use minijinja::machinery::{Token, tokenize};
+    let Some(syntax) = super::syntax() else { return true };
+    let mut operators = 0usize;
+    for token in tokenize(text, mode == Mode::Expression, syntax) {
+        match token {
+            Ok((Token::Mul | Token::Pow, _)) => return true,
+            Ok((
+                Token::Plus
+                | Token::Minus
+                | Token::Div
+                | Token::FloorDiv
+                | Token::Mod
+                | Token::Tilde
+                | Token::Pipe,
+                _,
+            )) => {
+                operators += 1;
+                if operators > MAX_OPERATORS {
+                    return true;
+                }
+            }
+            Ok(_) => {}
+            Err(_) => return false,
+        }
+    }
+    false
+}
+
+/// Whether a filter's output is linear in its input: one of [`LINEAR_FILTERS`], or a
+/// filter that multiplies only by its arguments (`join`, `replace`, `indent`, `map`)
+/// when every argument is a short constant (`join(', ')`, `replace('_', '-')`,
+/// `map(attribute='id')`, `map('lower')`).
+fn is_linear_filter(name: &str, args: Option<u16>, before: &[&Instruction<'_>]) -> bool {
+    if LINEAR_FILTERS.contains(&name) || (name == "tojson" && args == Some(1)) {
+        return true;
+    }
+    let Some(count) = args.map(usize::from).and_then(|n| n.checked_sub(1)) else { return false };
+    if count == 0 || count > before.len() || !matches!(name, "join" | "replace" | "indent" | "map") {
+        return false;
+    }
+    let short = |value: &Value| match value.as_str() {
+        Some(text) => text.len() <= 64 && (name != "map" || LINEAR_FILTERS.contains(&text)),
+        None => value.as_i64().is_some_and(|n| (0..=64).contains(&n)) || is_attribute_kwargs(value),
+    };
+    before[before.len() - count..].iter().all(|instruction| match instruction {
+        Instruction::LoadConst(value) => short(value),
+        _ => false,
+    })
+}
+
+/// `attribute='x'` (and `default=...` with a short constant) as constant keyword
+/// arguments: what `map(attribute='x')` passes.
+fn is_attribute_kwargs(value: &Value) -> bool {
+    let Ok(keys) = value.try_iter() else { return false };
+    let keys: Vec<Value> = keys.collect();
+    !keys.is_empty()
+        && keys.iter().all(|key| {
+            matches!(key.as_str(), Some("attribute" | "default"))
+                && value.get_item(key).is_ok_and(|v| v.as_str().is_none_or(|s| s.len() <= 64))
+        })
 }
 
 fn classify_compiled(mode: Mode, text: &str) -> Class {
@@ -209,15 +304,13 @@ fn classify_compiled(mode: Mode, text: &str) -> Class {
     let blocks = std::iter::once(&compiled.instructions).chain(compiled.blocks.values());
     for instructions in blocks {
         let mut index = 0u32;
+        let mut seen: Vec<&Instruction<'_>> = Vec::new();
         while let Some(instruction) = instructions.get(index) {
             index += 1;
             match instruction {
                 Instruction::StringConcat | Instruction::Add => sums += 1,
-                Instruction::ApplyFilter(name, args, _) => {
-                    let linear = LINEAR_FILTERS.contains(name) || (*name == "tojson" && *args == Some(1));
-                    if !linear {
-                        unbounded = true;
-                    }
+                Instruction::ApplyFilter(name, args, _) if !is_linear_filter(name, *args, &seen) => {
+                    unbounded = true;
                 }
                 Instruction::CallFunction(name, _) => {
                     if RUNTIME_FUNCTIONS.contains(name) {
@@ -241,6 +334,7 @@ fn classify_compiled(mode: Mode, text: &str) -> Class {
                 | Instruction::FastRecurse => unbounded = true,
                 _ => {}
             }
+            seen.push(instruction);
         }
     }
     match (unbounded || sums > MAX_SUMS, runtime) {
@@ -521,6 +615,10 @@ mod tests {
             "{{ a ~ '/' ~ b }}",
             "{% if x %}{{ x | tojson }}{% else %}none{% endif %}",
             "{{ range(3) | list | length }}",
+            "{{ xs | map(attribute='id') | join(', ') }}",
+            "{{ inputs.lane | lower | replace('_', '-') }}",
+            "{{ vars.repo | regex_find('^([^/]*)') or '' }}",
+            "{{ xs | selectattr('state', 'eq', 'x') | map('lower') | list }}",
         ] {
             assert_eq!(classify(Mode::Text, text), Class::Bounded, "{text}");
         }
@@ -534,6 +632,8 @@ mod tests {
             "{% set ns = namespace(s='x') %}{% for i in range(40) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}",
             "{{ 'x' * 100000000 }}",
             "{{ xs | join(sep) }}",
+            "{{ xs | join('-' ~ sep) }}",
+            "{{ xs | map('indent', 10) | list }}",
             "{{ s | replace('', s) }}",
             "{% macro m(n) %}{{ m(n) }}{% endmacro %}{{ m(1) }}",
             "{{ a ~ a ~ a ~ a ~ a ~ a }}",

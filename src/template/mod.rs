@@ -12,6 +12,11 @@ use std::collections::BTreeSet;
 use minijinja::syntax::SyntaxConfig;
 use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 
+/// Our syntax: `{##`/`##}` comments, trailing newlines kept.
+pub fn syntax() -> Option<SyntaxConfig> {
+    SyntaxConfig::builder().comment_delimiters("{##", "##}").keep_trailing_newline(true).build().ok()
+}
+
 /// Globals (functions) our environment provides; not variables a file must define.
 pub const GLOBAL_FUNCTIONS: &[&str] =
     &["range", "dict", "namespace", "debug", "get_lane", "now_utc", "select_level", "which"];
@@ -23,9 +28,7 @@ pub fn environment() -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.set_auto_escape_callback(|_| AutoEscape::None);
-    if let Ok(syntax) =
-        SyntaxConfig::builder().comment_delimiters("{##", "##}").keep_trailing_newline(true).build()
-    {
+    if let Some(syntax) = syntax() {
         env.set_syntax(syntax);
     }
     // Bound the work one template may do, so no file can hang a run.
