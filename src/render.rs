@@ -138,6 +138,16 @@ pub fn render_checked(
     root: &Path,
     context: &Value,
 ) -> Result<String, Vec<TemplateProblem>> {
+    if let Err(message) = template::bounds::check_compile(template::bounds::Mode::Text, text) {
+        return Err(vec![TemplateProblem {
+            file: file.to_path_buf(),
+            line: 1,
+            column: 1,
+            len: 1,
+            message,
+            hint: None,
+        }]);
+    }
     let env = environment_for(root);
     let name = file.to_string_lossy().into_owned();
     let compiled = match env.template_from_named_str(&name, text) {

@@ -47,6 +47,8 @@ pub const MEMORY_LIMIT: u64 = 1024 * 1024 * 1024;
 pub const STACK_SIZE: usize = 256 * 1024 * 1024;
 /// How long a child evaluation may take; fuel ends real templates long before.
 pub const TIME_LIMIT: Duration = Duration::from_secs(300);
+/// How long compiling one template in a child may take (real ones take milliseconds).
+pub const COMPILE_TIME_LIMIT: Duration = Duration::from_secs(30);
 /// Concatenations and additions a template may have and still run in-process.
 pub const MAX_SUMS: usize = 4;
 /// Operators one template may have before only a child may compile it.
@@ -58,7 +60,12 @@ static EXECUTABLE: OnceLock<PathBuf> = OnceLock::new();
 
 /// Evaluate templates that could grow without bound in a child of `executable` (the
 /// `runner` binary calls this at start).
+/// `RUNNER_TEMPLATE_CHILD=0` keeps every template in-process (to measure the cost of
+/// the child, or to work around a platform where it cannot start).
 pub fn enable(executable: PathBuf) {
+    if std::env::var_os("RUNNER_TEMPLATE_CHILD").is_some_and(|value| value == "0") {
+        return;
+    }
     let _ = EXECUTABLE.set(executable);
 }
 
@@ -227,12 +234,26 @@ fn obviously_bounded(mode: Mode, text: &str) -> bool {
 /// tokens, which the lexer makes without folding or recursion; text that does not
 /// tokenize never reaches code generation.
 fn compiling_is_unbounded(mode: Mode, text: &str) -> bool {
+    compile_risk(mode, text).is_some()
+}
+
+/// Why compiling `text` in-process could blow up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Risk {
+    /// A `*` or `**` that minijinja may fold while compiling.
+    Folding,
+    /// More than [`MAX_OPERATORS`] operators (a chain compiles recursively).
+    Operators,
+}
+
+fn compile_risk(mode: Mode, text: &str) -> Option<Risk> {
     use minijinja::machinery::{Token, tokenize};
-    let Some(syntax) = super::syntax() else { return true };
+    let Some(syntax) = super::syntax() else { return Some(Risk::Folding) };
     let mut operators = 0usize;
+    let mut folding = false;
     for token in tokenize(text, mode == Mode::Expression, syntax) {
         match token {
-            Ok((Token::Mul | Token::Pow, _)) => return true,
+            Ok((Token::Mul | Token::Pow, _)) => folding = true,
             Ok((
                 Token::Plus
                 | Token::Minus
@@ -245,14 +266,14 @@ fn compiling_is_unbounded(mode: Mode, text: &str) -> bool {
             )) => {
                 operators += 1;
                 if operators > MAX_OPERATORS {
-                    return true;
+                    return Some(Risk::Operators);
                 }
             }
             Ok(_) => {}
-            Err(_) => return false,
+            Err(_) => break,
         }
     }
-    false
+    folding.then_some(Risk::Folding)
 }
 
 /// Whether a filter's output is linear in its input: one of [`LINEAR_FILTERS`], or a
@@ -353,6 +374,9 @@ struct Request {
     /// For a template file: the folder its includes are loaded from.
     #[serde(default)]
     root: Option<PathBuf>,
+    /// Only compile it (validation): the reply is `null` or the error.
+    #[serde(default)]
+    compile_only: bool,
 }
 
 /// A child's answer: the rendered text (as a JSON string) or the value, or an error.
@@ -375,9 +399,16 @@ pub fn isolated(mode: Mode, text: &str, context: &Value) -> Option<Result<Json, 
     }
     // A context that is not plain data (it should always be) stays in-process.
     let context = serde_json::to_value(context).ok()?;
-    let request = serde_json::to_vec(&Request { mode, text: text.to_string(), context, root: None }).ok()?;
+    let request = serde_json::to_vec(&Request {
+        mode,
+        text: text.to_string(),
+        context,
+        root: None,
+        compile_only: false,
+    })
+    .ok()?;
     Some(
-        run_child(executable, &request)
+        run_child(executable, &request, TIME_LIMIT)
             .map_err(|(message, limit)| if limit { located(text, message) } else { message }),
     )
 }
@@ -395,9 +426,10 @@ pub fn isolated_file(text: &str, context: &Json, root: &std::path::Path) -> Opti
         text: text.to_string(),
         context: context.clone(),
         root: Some(root.to_path_buf()),
+        compile_only: false,
     };
     let request = serde_json::to_vec(&request).ok()?;
-    match run_child(executable, &request) {
+    match run_child(executable, &request, TIME_LIMIT) {
         Ok(Json::String(rendered)) => Some(Ok(rendered)),
         // An ordinary mistake ended it within the limits: rendering it again in-process
         // stays within them too and yields minijinja's error with its exact position.
@@ -408,7 +440,7 @@ pub fn isolated_file(text: &str, context: &Json, root: &std::path::Path) -> Opti
 
 /// The child's answer, or the message and whether a limit (work, depth, memory, time)
 /// ended it.
-fn run_child(executable: &PathBuf, request: &[u8]) -> Result<Json, (String, bool)> {
+fn run_child(executable: &PathBuf, request: &[u8], limit: Duration) -> Result<Json, (String, bool)> {
     let spawned = Command::new(executable)
         .arg(TEMPLATE_ARG)
         .stdin(Stdio::piped())
@@ -431,7 +463,7 @@ fn run_child(executable: &PathBuf, request: &[u8]) -> Result<Json, (String, bool
     std::thread::spawn(move || {
         let _ = sender.send(child.wait_with_output());
     });
-    let output = match receiver.recv_timeout(TIME_LIMIT) {
+    let output = match receiver.recv_timeout(limit) {
         Ok(output) => output,
         Err(_) => {
             if let Ok(pid) = i32::try_from(pid) {
@@ -441,7 +473,7 @@ fn run_child(executable: &PathBuf, request: &[u8]) -> Result<Json, (String, bool
                 );
             }
             let message =
-                format!("template evaluation took longer than {} s and was stopped", TIME_LIMIT.as_secs());
+                format!("template evaluation took longer than {} s and was stopped", limit.as_secs());
             return Err((message, true));
         }
     };
@@ -516,8 +548,59 @@ pub fn main(environment: fn(Option<&std::path::Path>) -> Environment<'static>) -
 const COMPONENT: &percent_encoding::AsciiSet =
     &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
 
+/// Whether `text` can be compiled in-process: `Ok` at once for almost every template;
+/// for one that minijinja could not even compile within bounds (see
+/// [`compiling_is_unbounded`]) a child compiles it first, and the error says what
+/// limit it hit. Validation calls this before it compiles anything.
+pub fn check_compile(mode: Mode, text: &str) -> Result<(), String> {
+    type Checked = HashMap<(bool, String), Result<(), String>>;
+    static SEEN: OnceLock<Mutex<Checked>> = OnceLock::new();
+    let Some(executable) = EXECUTABLE.get() else { return Ok(()) };
+    match compile_risk(mode, text) {
+        None => return Ok(()),
+        Some(Risk::Operators) => {
+            return Err(format!(
+                "the template has more than {MAX_OPERATORS} operators; split it into smaller templates or steps"
+            ));
+        }
+        Some(Risk::Folding) => {}
+    }
+    let key = (mode == Mode::Expression, text.to_string());
+    let seen = SEEN.get_or_init(|| Mutex::new(HashMap::new()));
+    if let Some(result) = seen.lock().ok().and_then(|map| map.get(&key).cloned()) {
+        return result;
+    }
+    let request =
+        Request { mode, text: text.to_string(), context: Json::Null, root: None, compile_only: true };
+    let result = match serde_json::to_vec(&request) {
+        Ok(request) => match run_child(executable, &request, COMPILE_TIME_LIMIT) {
+            Err((message, true)) => Err(format!("cannot compile this template within the limits: {message}")),
+            // A syntax error is reported by the in-process compilation, as usual.
+            _ => Ok(()),
+        },
+        Err(_) => Ok(()),
+    };
+    if let Ok(mut map) = seen.lock() {
+        if map.len() > 1_000 {
+            map.clear();
+        }
+        map.insert(key, result.clone());
+    }
+    result
+}
+
 /// Evaluate one request in `env` (the child's side; also used by the tests).
 fn evaluate(env: &Environment<'static>, request: &Request) -> Reply {
+    if request.compile_only {
+        let compiled = match request.mode {
+            Mode::Expression => env.compile_expression(&request.text).map(|_| ()),
+            Mode::Text | Mode::Url => env.template_from_str(&request.text).map(|_| ()),
+        };
+        return match compiled {
+            Ok(()) => Reply::Ok(Json::Null),
+            Err(error) => Reply::Error(super::describe_error(&error)),
+        };
+    }
     let context = Value::from(minijinja::value::Serde(&request.context));
     let result = match request.mode {
         Mode::Text => env.render_str(&request.text, context).map(Json::String),
@@ -650,7 +733,13 @@ mod tests {
     }
 
     fn request(mode: Mode, text: &str) -> Request {
-        Request { mode, text: text.to_string(), context: serde_json::json!({"n": 2, "v": "a/b"}), root: None }
+        Request {
+            mode,
+            text: text.to_string(),
+            context: serde_json::json!({"n": 2, "v": "a/b"}),
+            root: None,
+            compile_only: false,
+        }
     }
 
     #[test]

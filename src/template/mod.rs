@@ -163,14 +163,22 @@ pub fn is_template(text: &str) -> bool {
 /// Compile a template string and return the variables it reads from outside
 /// (dotted paths such as `steps.probe.output`), without globals.
 pub fn template_variables(env: &Environment<'_>, text: &str) -> Result<BTreeSet<String>, minijinja::Error> {
+    bounds::check_compile(bounds::Mode::Text, text).map_err(limit_error)?;
     let template = env.template_from_str(text)?;
     Ok(strip_globals(template.undeclared_variables(true)))
 }
 
 /// Compile a bare expression and return the variables it reads.
 pub fn expression_variables(env: &Environment<'_>, text: &str) -> Result<BTreeSet<String>, minijinja::Error> {
+    bounds::check_compile(bounds::Mode::Expression, text).map_err(limit_error)?;
     let expression = env.compile_expression(text)?;
     Ok(strip_globals(expression.undeclared_variables(true)))
+}
+
+/// A limit of [`bounds::check_compile`] as a minijinja error, for the callers that
+/// report compilation errors.
+fn limit_error(message: String) -> minijinja::Error {
+    minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, message)
 }
 
 fn strip_globals(names: impl IntoIterator<Item = String>) -> BTreeSet<String> {
@@ -200,6 +208,9 @@ pub struct UnknownName {
 /// its syntax error is reported elsewhere.
 pub fn unknown_names(env: &Environment<'_>, text: &str) -> Vec<UnknownName> {
     use minijinja::machinery::{Instruction, Instructions, get_compiled_template};
+    if bounds::check_compile(bounds::Mode::Text, text).is_err() {
+        return Vec::new();
+    }
     let Ok(template) = env.template_from_str(text) else { return Vec::new() };
     let compiled = get_compiled_template(&template);
     let mut state = env.empty_state();

@@ -146,3 +146,23 @@ fn rendering_a_prompt_that_doubles_a_string_fails_at_the_file_instead_of_abortin
     assert_eq!(code(&output), 0, "{}", stderr(&output));
     assert_eq!(stdout(&output).trim_end(), "a0 a1 a2 part a");
 }
+
+#[test]
+fn templates_too_big_to_compile_fail_validation_at_their_line_instead_of_aborting() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // minijinja folds constants while compiling: this would build 1.2 GB in validate.
+    let folded = ["('x' * 100000000)"; 12].join(" ~ ");
+    // A 100,000-term chain compiles as a tree 100,000 levels deep.
+    let chain = vec!["x"; 100_000].join(" ~ ");
+    for (template, what) in [
+        (folded, "cannot compile this template within the limits: template needs more than the 1024 MiB"),
+        (chain, "the template has more than 2000 operators"),
+    ] {
+        std::fs::write(dir.path().join("wf.yaml"), workflow(&format!("{{{{ {template} }}}}")))
+            .expect("write");
+        let output = runner_bounded(dir.path(), &["validate", "wf.yaml"]);
+        assert_eq!(code(&output), 65, "{}", stderr(&output));
+        let err = stderr(&output);
+        assert!(err.contains(what) && err.contains("--> wf.yaml:6:10"), "{}", &err[..err.len().min(400)]);
+    }
+}
