@@ -138,6 +138,16 @@ pub fn render_checked(
     root: &Path,
     context: &Value,
 ) -> Result<String, Vec<TemplateProblem>> {
+    if let Err(message) = template::bounds::check_compile(template::bounds::Mode::Text, text) {
+        return Err(vec![TemplateProblem {
+            file: file.to_path_buf(),
+            line: 1,
+            column: 1,
+            len: 1,
+            message,
+            hint: None,
+        }]);
+    }
     let env = environment_for(root);
     let name = file.to_string_lossy().into_owned();
     let compiled = match env.template_from_named_str(&name, text) {
@@ -193,9 +203,16 @@ pub fn render_checked(
     if !problems.is_empty() {
         return Err(problems);
     }
-    let rendered = compiled
-        .render(minijinja::Value::from(minijinja::value::Serde(context)))
-        .map_err(|error| vec![problem_from_error(file, text, &error)])?;
+    let at_start = |message| {
+        vec![TemplateProblem { file: file.to_path_buf(), line: 1, column: 1, len: 1, message, hint: None }]
+    };
+    // A template that could grow without bound renders in a child with limits.
+    let rendered = match template::bounds::isolated_file(text, context, root) {
+        Some(result) => result.map_err(at_start)?,
+        None => compiled
+            .render(minijinja::Value::from(minijinja::value::Serde(context)))
+            .map_err(|error| vec![problem_from_error(file, text, &error)])?,
+    };
     template::check_output(&rendered).map_err(|message| {
         vec![TemplateProblem { file: file.to_path_buf(), line: 1, column: 1, len: 1, message, hint: None }]
     })?;

@@ -85,6 +85,9 @@ impl Evaluator {
         if !template::is_template(text) {
             return Ok(text.to_string());
         }
+        if let Some(result) = template::bounds::isolated(template::bounds::Mode::Url, text, context) {
+            return result.map(|rendered| rendered.as_str().unwrap_or_default().to_string());
+        }
         self.url_cache.render(&self.url_env, text, context).map_err(|e| template::describe_error(&e))
     }
 
@@ -92,6 +95,11 @@ impl Evaluator {
     pub fn render_text(&self, text: &str, context: &Value) -> Result<String, String> {
         if !template::is_template(text) {
             return Ok(text.to_string());
+        }
+        if let Some(result) = template::bounds::isolated(template::bounds::Mode::Text, text, context) {
+            let rendered = result?.as_str().unwrap_or_default().to_string();
+            template::check_output(&rendered)?;
+            return Ok(rendered);
         }
         let rendered =
             self.cache.render(&self.env, text, context).map_err(|e| template::describe_error(&e))?;
@@ -101,6 +109,11 @@ impl Evaluator {
 
     /// Evaluate a bare expression.
     pub fn eval(&self, expression: &str, context: &Value) -> Result<Value, String> {
+        if let Some(result) =
+            template::bounds::isolated(template::bounds::Mode::Expression, expression, context)
+        {
+            return result.map(|value| to_mj(&value));
+        }
         self.cache.eval(&self.env, expression, context).map_err(|e| template::describe_error(&e))
     }
 

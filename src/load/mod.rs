@@ -170,6 +170,7 @@ impl Loader {
         let failure = match crate::fsutil::read_text(path, MAX_FILE_BYTES) {
             Ok(text) => {
                 self.sources.insert(&name, text.clone());
+                crate::template::bounds::remember_source(&name, path);
                 return Ok(text);
             }
             Err(ReadFailure::Missing) => return Err(ReadError::Missing),

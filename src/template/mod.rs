@@ -2,6 +2,7 @@
 //! analysis `runner validate` uses to check them before anything runs.
 
 pub mod audit;
+pub mod bounds;
 pub mod cache;
 pub mod collections;
 pub mod filters;
@@ -11,6 +12,11 @@ use std::collections::BTreeSet;
 
 use minijinja::syntax::SyntaxConfig;
 use minijinja::{AutoEscape, Environment, UndefinedBehavior};
+
+/// Our syntax: `{##`/`##}` comments, trailing newlines kept.
+pub fn syntax() -> Option<SyntaxConfig> {
+    SyntaxConfig::builder().comment_delimiters("{##", "##}").keep_trailing_newline(true).build().ok()
+}
 
 /// Globals (functions) our environment provides; not variables a file must define.
 pub const GLOBAL_FUNCTIONS: &[&str] =
@@ -23,9 +29,7 @@ pub fn environment() -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.set_auto_escape_callback(|_| AutoEscape::None);
-    if let Ok(syntax) =
-        SyntaxConfig::builder().comment_delimiters("{##", "##}").keep_trailing_newline(true).build()
-    {
+    if let Some(syntax) = syntax() {
         env.set_syntax(syntax);
     }
     // Bound the work one template may do, so no file can hang a run.
@@ -160,14 +164,22 @@ pub fn is_template(text: &str) -> bool {
 /// Compile a template string and return the variables it reads from outside
 /// (dotted paths such as `steps.probe.output`), without globals.
 pub fn template_variables(env: &Environment<'_>, text: &str) -> Result<BTreeSet<String>, minijinja::Error> {
+    bounds::check_compile(bounds::Mode::Text, text).map_err(limit_error)?;
     let template = env.template_from_str(text)?;
     Ok(strip_globals(template.undeclared_variables(true)))
 }
 
 /// Compile a bare expression and return the variables it reads.
 pub fn expression_variables(env: &Environment<'_>, text: &str) -> Result<BTreeSet<String>, minijinja::Error> {
+    bounds::check_compile(bounds::Mode::Expression, text).map_err(limit_error)?;
     let expression = env.compile_expression(text)?;
     Ok(strip_globals(expression.undeclared_variables(true)))
+}
+
+/// A limit of [`bounds::check_compile`] as a minijinja error, for the callers that
+/// report compilation errors.
+fn limit_error(message: String) -> minijinja::Error {
+    minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, message)
 }
 
 fn strip_globals(names: impl IntoIterator<Item = String>) -> BTreeSet<String> {
@@ -197,6 +209,9 @@ pub struct UnknownName {
 /// its syntax error is reported elsewhere.
 pub fn unknown_names(env: &Environment<'_>, text: &str) -> Vec<UnknownName> {
     use minijinja::machinery::{Instruction, Instructions, get_compiled_template};
+    if bounds::check_compile(bounds::Mode::Text, text).is_err() {
+        return Vec::new();
+    }
     let Ok(template) = env.template_from_str(text) else { return Vec::new() };
     let compiled = get_compiled_template(&template);
     let mut state = env.empty_state();

@@ -965,6 +965,7 @@ fn templates_see_the_lifecycle_and_roles() {
     assert_eq!(stdout(&output), "To Do junior 1\n");
 }
 
+mod bounds;
 mod closed_stdout;
 mod devclaw;
 mod fleet;

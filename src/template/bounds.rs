@@ -1,0 +1,787 @@
+//! Depth and memory bounds for template evaluation.
+//!
+//! minijinja has a work limit (fuel, [`super::FUEL`]) but nothing that bounds memory
+//! or the nesting of values a template builds: `{% set ns.s = ns.s ~ ns.s %}` forty
+//! times asks for a terabyte, and wrapping a list in a list a million times makes
+//! minijinja's own recursive drop and printing overflow the stack. Both end the
+//! process with an abort (no error, no `finally`, no report), and no hook of ours
+//! runs before it: concatenation, list building and namespace assignment are VM
+//! instructions, fuel counts instructions not bytes, and a counting allocator cannot
+//! turn an allocation into an error (on stable Rust a failed allocation aborts).
+//!
+//! So a template that *could* grow without bound is evaluated in a child process,
+//! `runner __template`, with an address-space limit ([`MEMORY_LIMIT`]) and a large
+//! evaluation stack ([`STACK_SIZE`]): if it dies, only the child dies, and the runner
+//! turns its end into an ordinary error of the step (located by the caller like any
+//! template error), so `finally` runs and the report is written.
+//!
+//! Spawning costs about a millisecond, so templates that are bounded by construction
+//! stay in-process: [`classify`] reads the compiled instructions, and a template with
+//! no loop, macro, include or call block, with at most [`MAX_SUMS`] concatenations or
+//! additions and only filters whose output is linear in their input (no `*`, `join`,
+//! `replace`, `indent`, ...) cannot produce more than a small multiple of its inputs.
+//! Almost every field template (`{{ steps.a.output.id }}`, `{{ n + 1 }}`,
+//! `{{ x | default('y') | upper }}`) is of that kind; prompt files with loops are not.
+//!
+//! Not covered: a template that needs the child but calls a function only the running
+//! workflow has (`get_lane`, `select_level`, `which`) runs in-process as before, and
+//! so does everything when the library is used without the binary (no [`enable`]).
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use minijinja::machinery::{Instruction, get_compiled_template};
+use minijinja::{Environment, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value as Json;
+
+/// The first argument that selects template-evaluation mode of the binary.
+pub const TEMPLATE_ARG: &str = "__template";
+/// The address space a child evaluation may use (heap, stacks and the binary).
+pub const MEMORY_LIMIT: u64 = 1024 * 1024 * 1024;
+/// The stack of the thread that evaluates in the child.
+pub const STACK_SIZE: usize = 256 * 1024 * 1024;
+/// How long a child evaluation may take; fuel ends real templates long before.
+pub const TIME_LIMIT: Duration = Duration::from_secs(300);
+/// How long compiling one template in a child may take (real ones take milliseconds).
+pub const COMPILE_TIME_LIMIT: Duration = Duration::from_secs(30);
+/// Concatenations and additions a template may have and still run in-process.
+pub const MAX_SUMS: usize = 4;
+/// Operators one template may have before only a child may compile it.
+const MAX_OPERATORS: usize = 2_000;
+/// The largest request a child reads (the template and its context as JSON).
+const MAX_REQUEST_BYTES: u64 = 512 * 1024 * 1024;
+
+static EXECUTABLE: OnceLock<PathBuf> = OnceLock::new();
+
+/// Evaluate templates that could grow without bound in a child of `executable` (the
+/// `runner` binary calls this at start).
+/// `RUNNER_TEMPLATE_CHILD=0` keeps every template in-process (to measure the cost of
+/// the child, or to work around a platform where it cannot start).
+pub fn enable(executable: PathBuf) {
+    if std::env::var_os("RUNNER_TEMPLATE_CHILD").is_some_and(|value| value == "0") {
+        return;
+    }
+    let _ = EXECUTABLE.set(executable);
+}
+
+/// What a template is evaluated as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// A template rendered to text.
+    Text,
+    /// A template rendered to text with every value percent-encoded (URLs).
+    Url,
+    /// A bare expression evaluated to a value.
+    Expression,
+}
+
+/// Where a template may run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    /// Bounded by construction: evaluate in-process.
+    Bounded,
+    /// Could grow without bound: evaluate in a child.
+    Unbounded,
+    /// Could grow without bound but calls a function only the running workflow has.
+    NeedsRuntime,
+}
+
+/// Filters whose output is at most a small constant multiple of their inputs.
+/// Selections (`select`, `selectattr`, ...) keep a part of their input; `map` is not
+/// here (it applies any filter), nor filters that pad (`batch`, `slice`) or evaluate
+/// expressions given as text (`sort_by`, ...).
+/// Selections (`select`, `selectattr`, ...) keep a part of their input; `map` is not
+/// here (it applies any filter; see [`is_linear_filter`]), nor filters that pad
+/// (`batch`, `slice`). Our collection helpers take key paths and return a part, a
+/// reordering or counts of their input.
+const LINEAR_FILTERS: &[&str] = &[
+    "sort_by",
+    "min_by",
+    "max_by",
+    "find_by",
+    "index_by",
+    "group_by",
+    "count_by",
+    "unique_by",
+    "project",
+    "normalize",
+    "abs",
+    "attr",
+    "chain",
+    "flatten",
+    "groupby",
+    "reject",
+    "rejectattr",
+    "select",
+    "selectattr",
+    "zip",
+    "attr",
+    "chain",
+    "flatten",
+    "groupby",
+    "reject",
+    "rejectattr",
+    "select",
+    "selectattr",
+    "zip",
+    "bool",
+    "capitalize",
+    "compact",
+    "count",
+    "d",
+    "default",
+    "dictsort",
+    "dig",
+    "e",
+    "escape",
+    "find_all",
+    "first",
+    "float",
+    "fromjson",
+    "int",
+    "items",
+    "label_names",
+    "last",
+    "length",
+    "lines",
+    "list",
+    "lower",
+    "max",
+    "min",
+    "one_line",
+    "regex_find",
+    "reverse",
+    "round",
+    "safe",
+    "sort",
+    "split",
+    "string",
+    "sum",
+    "title",
+    "to_int",
+    "trim",
+    "unique",
+    "upper",
+    "urlencode",
+];
+
+/// Functions whose result is bounded whatever their arguments (`range` refuses more
+/// than 100,000 items).
+const BOUNDED_FUNCTIONS: &[&str] = &["range", "dict", "namespace", "now_utc", "debug"];
+
+/// Functions the running workflow adds; a child does not have them.
+const RUNTIME_FUNCTIONS: &[&str] = &["get_lane", "select_level", "which"];
+
+/// Whether `text` (a template, or an expression when `mode` says so) is bounded by
+/// construction. Cheap for the common case (a character scan); otherwise compiled
+/// once and remembered.
+pub fn classify(mode: Mode, text: &str) -> Class {
+    if obviously_bounded(mode, text) {
+        return Class::Bounded;
+    }
+    static SEEN: OnceLock<Mutex<HashMap<(bool, String), Class>>> = OnceLock::new();
+    let key = (mode == Mode::Expression, text.to_string());
+    let seen = SEEN.get_or_init(|| Mutex::new(HashMap::new()));
+    if let Some(class) = seen.lock().ok().and_then(|map| map.get(&key).copied()) {
+        return class;
+    }
+    let class = if !compiling_is_unbounded(mode, text) {
+        classify_compiled(mode, text)
+    } else if RUNTIME_FUNCTIONS.iter().any(|name| text.contains(name)) {
+        Class::NeedsRuntime
+    } else {
+        Class::Unbounded
+    };
+    if let Ok(mut map) = seen.lock() {
+        if map.len() > 10_000 {
+            map.clear();
+        }
+        map.insert(key, class);
+    }
+    class
+}
+
+/// No statement tags and at most [`MAX_SUMS`] characters that could be a
+/// concatenation, addition or filter, and none that could start a call or a
+/// multiplication: nothing here can loop or multiply, whatever the instructions are.
+/// Quotes are not followed (an apostrophe in the text around the tags is not a
+/// string), so a `(` inside a string literal only costs a compilation.
+fn obviously_bounded(mode: Mode, text: &str) -> bool {
+    if mode != Mode::Expression && text.contains("{%") {
+        return false;
+    }
+    let mut operators = 0usize;
+    for c in text.chars() {
+        match c {
+            '~' | '+' | '|' => operators += 1,
+            '*' | '(' | '%' => return false,
+            _ => {}
+        }
+    }
+    operators <= MAX_SUMS
+}
+
+/// Text that must not even be compiled in-process: minijinja folds constant
+/// operations while compiling (`('x' * 100000000) ~ ('x' * 100000000) ~ ...` builds
+/// its whole result then), and compiles an operator chain as a tree as deep as the
+/// chain is long (100,000 `~` overflow the stack while compiling). Read from the
+/// tokens, which the lexer makes without folding or recursion; text that does not
+/// tokenize never reaches code generation.
+fn compiling_is_unbounded(mode: Mode, text: &str) -> bool {
+    compile_risk(mode, text).is_some()
+}
+
+/// Why compiling `text` in-process could blow up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Risk {
+    /// A `*` or `**` that minijinja may fold while compiling.
+    Folding,
+    /// More than [`MAX_OPERATORS`] operators (a chain compiles recursively).
+    Operators,
+}
+
+fn compile_risk(mode: Mode, text: &str) -> Option<Risk> {
+    use minijinja::machinery::{Token, tokenize};
+    let Some(syntax) = super::syntax() else { return Some(Risk::Folding) };
+    let mut operators = 0usize;
+    let mut folding = false;
+    for token in tokenize(text, mode == Mode::Expression, syntax) {
+        match token {
+            Ok((Token::Mul | Token::Pow, _)) => folding = true,
+            Ok((
+                Token::Plus
+                | Token::Minus
+                | Token::Div
+                | Token::FloorDiv
+                | Token::Mod
+                | Token::Tilde
+                | Token::Pipe,
+                _,
+            )) => {
+                operators += 1;
+                if operators > MAX_OPERATORS {
+                    return Some(Risk::Operators);
+                }
+            }
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    folding.then_some(Risk::Folding)
+}
+
+/// Whether a filter's output is linear in its input: one of [`LINEAR_FILTERS`], or a
+/// filter that multiplies only by its arguments (`join`, `replace`, `indent`, `map`)
+/// when every argument is a short constant (`join(', ')`, `replace('_', '-')`,
+/// `map(attribute='id')`, `map('lower')`).
+fn is_linear_filter(name: &str, args: Option<u16>, before: &[&Instruction<'_>]) -> bool {
+    if LINEAR_FILTERS.contains(&name) || (name == "tojson" && args == Some(1)) {
+        return true;
+    }
+    let Some(count) = args.map(usize::from).and_then(|n| n.checked_sub(1)) else { return false };
+    if count == 0 || count > before.len() || !matches!(name, "join" | "replace" | "indent" | "map") {
+        return false;
+    }
+    let short = |value: &Value| match value.as_str() {
+        Some(text) => text.len() <= 64 && (name != "map" || LINEAR_FILTERS.contains(&text)),
+        None => value.as_i64().is_some_and(|n| (0..=64).contains(&n)) || is_attribute_kwargs(value),
+    };
+    before[before.len() - count..].iter().all(|instruction| match instruction {
+        Instruction::LoadConst(value) => short(value),
+        _ => false,
+    })
+}
+
+/// `attribute='x'` (and `default=...` with a short constant) as constant keyword
+/// arguments: what `map(attribute='x')` passes.
+fn is_attribute_kwargs(value: &Value) -> bool {
+    let Ok(keys) = value.try_iter() else { return false };
+    let keys: Vec<Value> = keys.collect();
+    !keys.is_empty()
+        && keys.iter().all(|key| {
+            matches!(key.as_str(), Some("attribute" | "default"))
+                && value.get_item(key).is_ok_and(|v| v.as_str().is_none_or(|s| s.len() <= 64))
+        })
+}
+
+fn classify_compiled(mode: Mode, text: &str) -> Class {
+    let env = super::environment();
+    let source = match mode {
+        Mode::Expression => format!("{{{{ {text} }}}}"),
+        Mode::Text | Mode::Url => text.to_string(),
+    };
+    // Text that does not compile fails the same way wherever it runs.
+    let Ok(template) = env.template_from_str(&source) else { return Class::Bounded };
+    let compiled = get_compiled_template(&template);
+    let mut sums = 0usize;
+    let mut unbounded = false;
+    let mut runtime = false;
+    let blocks = std::iter::once(&compiled.instructions).chain(compiled.blocks.values());
+    for instructions in blocks {
+        let mut index = 0u32;
+        let mut seen: Vec<&Instruction<'_>> = Vec::new();
+        while let Some(instruction) = instructions.get(index) {
+            index += 1;
+            match instruction {
+                Instruction::StringConcat | Instruction::Add => sums += 1,
+                Instruction::ApplyFilter(name, args, _) if !is_linear_filter(name, *args, &seen) => {
+                    unbounded = true;
+                }
+                Instruction::CallFunction(name, _) => {
+                    if RUNTIME_FUNCTIONS.contains(name) {
+                        runtime = true;
+                    } else if !BOUNDED_FUNCTIONS.contains(name) {
+                        unbounded = true;
+                    }
+                }
+                Instruction::Mul
+                | Instruction::Pow
+                | Instruction::Rem
+                | Instruction::CallMethod(..)
+                | Instruction::CallObject(..)
+                | Instruction::PushLoop(..)
+                | Instruction::Iterate(..)
+                | Instruction::BuildMacro(..)
+                | Instruction::CallBlock(..)
+                | Instruction::Include(..)
+                | Instruction::LoadBlocks
+                | Instruction::FastSuper
+                | Instruction::FastRecurse => unbounded = true,
+                _ => {}
+            }
+            seen.push(instruction);
+        }
+    }
+    match (unbounded || sums > MAX_SUMS, runtime) {
+        (false, _) => Class::Bounded,
+        (true, false) => Class::Unbounded,
+        (true, true) => Class::NeedsRuntime,
+    }
+}
+
+/// A request to a child evaluation.
+#[derive(Debug, Serialize, Deserialize)]
+struct Request {
+    mode: Mode,
+    text: String,
+    context: Json,
+    /// For a template file: the folder its includes are loaded from.
+    #[serde(default)]
+    root: Option<PathBuf>,
+    /// Only compile it (validation): the reply is `null` or the error.
+    #[serde(default)]
+    compile_only: bool,
+}
+
+/// A child's answer: the rendered text (as a JSON string) or the value, or an error.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Reply {
+    Ok(Json),
+    Error(String),
+    /// The work or depth limit ended it: an error the runner locates.
+    Limit(String),
+}
+
+/// Evaluate `text` in a child when it could grow without bound and a child can be
+/// started; `None` means "evaluate in-process" (bounded, runtime functions, no child).
+/// The result is the rendered text as a JSON string, or the expression's value.
+pub fn isolated(mode: Mode, text: &str, context: &Value) -> Option<Result<Json, String>> {
+    let executable = EXECUTABLE.get()?;
+    if classify(mode, text) != Class::Unbounded {
+        return None;
+    }
+    // A context that is not plain data (it should always be) stays in-process.
+    let context = serde_json::to_value(context).ok()?;
+    let request = serde_json::to_vec(&Request {
+        mode,
+        text: text.to_string(),
+        context,
+        root: None,
+        compile_only: false,
+    })
+    .ok()?;
+    Some(
+        run_child(executable, &request, TIME_LIMIT)
+            .map_err(|(message, limit)| if limit { located(text, message) } else { message }),
+    )
+}
+
+/// [`isolated`] for a template file rendered with includes from under `root`: the
+/// rendered text, or the message of the limit that ended it (the caller names the
+/// file); `None` also when an ordinary error ended it (see below).
+pub fn isolated_file(text: &str, context: &Json, root: &std::path::Path) -> Option<Result<String, String>> {
+    let executable = EXECUTABLE.get()?;
+    if classify(Mode::Text, text) != Class::Unbounded {
+        return None;
+    }
+    let request = Request {
+        mode: Mode::Text,
+        text: text.to_string(),
+        context: context.clone(),
+        root: Some(root.to_path_buf()),
+        compile_only: false,
+    };
+    let request = serde_json::to_vec(&request).ok()?;
+    match run_child(executable, &request, TIME_LIMIT) {
+        Ok(Json::String(rendered)) => Some(Ok(rendered)),
+        // An ordinary mistake ended it within the limits: rendering it again in-process
+        // stays within them too and yields minijinja's error with its exact position.
+        Ok(_) | Err((_, false)) => None,
+        Err((message, true)) => Some(Err(message)),
+    }
+}
+
+/// The child's answer, or the message and whether a limit (work, depth, memory, time)
+/// ended it.
+fn run_child(executable: &PathBuf, request: &[u8], limit: Duration) -> Result<Json, (String, bool)> {
+    let spawned = Command::new(executable)
+        .arg(TEMPLATE_ARG)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut child = spawned.map_err(|e| (format!("cannot start the template evaluator: {e}"), false))?;
+    let pid = child.id();
+    let mut stdin = child.stdin.take();
+    let request = request.to_vec();
+    // The child reads the whole request before it writes anything, so writing on
+    // another thread cannot deadlock; dropping stdin tells the child the request ended.
+    let writer = std::thread::spawn(move || {
+        if let Some(stdin) = stdin.as_mut() {
+            let _ = stdin.write_all(&request);
+        }
+        drop(stdin);
+    });
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = sender.send(child.wait_with_output());
+    });
+    let output = match receiver.recv_timeout(limit) {
+        Ok(output) => output,
+        Err(_) => {
+            if let Ok(pid) = i32::try_from(pid) {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+            let message =
+                format!("template evaluation took longer than {} s and was stopped", limit.as_secs());
+            return Err((message, true));
+        }
+    };
+    let _ = writer.join();
+    let output = output.map_err(|e| (format!("the template evaluator failed: {e}"), false))?;
+    if output.status.success()
+        && let Ok(reply) = serde_json::from_slice::<Reply>(&output.stdout)
+    {
+        return match reply {
+            Reply::Ok(value) => Ok(value),
+            Reply::Error(message) => Err((message, false)),
+            Reply::Limit(message) => Err((message, true)),
+        };
+    }
+    Err((describe_death(&output.status, &String::from_utf8_lossy(&output.stderr)), true))
+}
+
+/// Why a child evaluation ended without an answer, from its exit and its stderr.
+fn describe_death(status: &std::process::ExitStatus, stderr: &str) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    if stderr.contains("overflowed its stack") {
+        return format!(
+            "template builds a value nested too deeply to handle (it overflowed the {} MiB evaluation stack); \
+             is a list wrapped in a list in a loop?",
+            STACK_SIZE / (1024 * 1024)
+        );
+    }
+    if stderr.contains("memory allocation of") || stderr.contains("capacity overflow") {
+        return format!(
+            "template needs more than the {} MiB memory limit of template evaluation; \
+             does a value grow in a loop (a string doubled with `~`, a list added to itself)?",
+            MEMORY_LIMIT / (1024 * 1024)
+        );
+    }
+    match status.signal() {
+        Some(signal) => format!("template evaluation ended abnormally (signal {signal})"),
+        None => format!("template evaluation ended abnormally (exit code {})", status.code().unwrap_or(-1)),
+    }
+}
+
+/// The entry point of `runner __template`: read one request from stdin, evaluate it
+/// within the limits, write the reply to stdout. `environment` makes the template
+/// environment (given the include root of a template file). Returns the exit code.
+pub fn main(environment: fn(Option<&std::path::Path>) -> Environment<'static>) -> i32 {
+    // Die with the runner; bound the address space before anything grows.
+    let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
+    let _ =
+        nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_AS, MEMORY_LIMIT, MEMORY_LIMIT);
+    let mut input = Vec::new();
+    if std::io::stdin().take(MAX_REQUEST_BYTES).read_to_end(&mut input).is_err() {
+        return 2;
+    }
+    let reply = match serde_json::from_slice::<Request>(&input) {
+        Ok(request) => {
+            let worker = std::thread::Builder::new()
+                .stack_size(STACK_SIZE)
+                .spawn(move || evaluate(&environment(request.root.as_deref()), &request));
+            match worker.map(|w| w.join()) {
+                Ok(Ok(reply)) => reply,
+                _ => Reply::Error("template evaluation failed".to_string()),
+            }
+        }
+        Err(e) => Reply::Error(format!("malformed template request: {e}")),
+    };
+    match serde_json::to_vec(&reply) {
+        Ok(bytes) if std::io::stdout().write_all(&bytes).is_ok() => 0,
+        _ => 2,
+    }
+}
+
+/// Characters left as they are in an interpolated URL value: RFC 3986 unreserved.
+const COMPONENT: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+
+/// Whether `text` can be compiled in-process: `Ok` at once for almost every template;
+/// for one that minijinja could not even compile within bounds (see
+/// [`compiling_is_unbounded`]) a child compiles it first, and the error says what
+/// limit it hit. Validation calls this before it compiles anything.
+pub fn check_compile(mode: Mode, text: &str) -> Result<(), String> {
+    type Checked = HashMap<(bool, String), Result<(), String>>;
+    static SEEN: OnceLock<Mutex<Checked>> = OnceLock::new();
+    let Some(executable) = EXECUTABLE.get() else { return Ok(()) };
+    // Every risky token is at least one of these characters: most text needs no lexing.
+    let operators = text.chars().filter(|c| matches!(c, '~' | '+' | '-' | '/' | '%' | '|')).count();
+    if !text.contains('*') && operators <= MAX_OPERATORS {
+        return Ok(());
+    }
+    match compile_risk(mode, text) {
+        None => return Ok(()),
+        Some(Risk::Operators) => {
+            return Err(format!(
+                "the template has more than {MAX_OPERATORS} operators; split it into smaller templates or steps"
+            ));
+        }
+        Some(Risk::Folding) => {}
+    }
+    let key = (mode == Mode::Expression, text.to_string());
+    let seen = SEEN.get_or_init(|| Mutex::new(HashMap::new()));
+    if let Some(result) = seen.lock().ok().and_then(|map| map.get(&key).cloned()) {
+        return result;
+    }
+    let request =
+        Request { mode, text: text.to_string(), context: Json::Null, root: None, compile_only: true };
+    let result = match serde_json::to_vec(&request) {
+        Ok(request) => match run_child(executable, &request, COMPILE_TIME_LIMIT) {
+            Err((message, true)) => Err(format!("cannot compile this template within the limits: {message}")),
+            // A syntax error is reported by the in-process compilation, as usual.
+            _ => Ok(()),
+        },
+        Err(_) => Ok(()),
+    };
+    if let Ok(mut map) = seen.lock() {
+        if map.len() > 1_000 {
+            map.clear();
+        }
+        map.insert(key, result.clone());
+    }
+    result
+}
+
+/// Evaluate one request in `env` (the child's side; also used by the tests).
+fn evaluate(env: &Environment<'static>, request: &Request) -> Reply {
+    if request.compile_only {
+        let compiled = match request.mode {
+            Mode::Expression => env.compile_expression(&request.text).map(|_| ()),
+            Mode::Text | Mode::Url => env.template_from_str(&request.text).map(|_| ()),
+        };
+        return match compiled {
+            Ok(()) => Reply::Ok(Json::Null),
+            Err(error) => Reply::Error(super::describe_error(&error)),
+        };
+    }
+    let context = Value::from(minijinja::value::Serde(&request.context));
+    let result = match request.mode {
+        Mode::Text => env.render_str(&request.text, context).map(Json::String),
+        Mode::Url => {
+            let mut env = env.clone();
+            env.set_formatter(|out, _state, value| {
+                let text = match super::display_override(value) {
+                    Some(text) => text.to_string(),
+                    None if value.is_undefined() => String::new(),
+                    None => value.to_string(),
+                };
+                let encoded = percent_encoding::utf8_percent_encode(&text, COMPONENT).to_string();
+                out.write_str(&encoded).map_err(minijinja::Error::from)
+            });
+            env.render_str(&request.text, context).map(Json::String)
+        }
+        Mode::Expression => {
+            env.compile_expression(&request.text).and_then(|e| e.eval(context)).and_then(|v| {
+                super::check_depth(&v)?;
+                Ok(if v.is_undefined() || v.is_none() {
+                    Json::Null
+                } else {
+                    serde_json::to_value(&v).unwrap_or(Json::Null)
+                })
+            })
+        }
+    };
+    match result {
+        Ok(value) => Reply::Ok(value),
+        Err(error) if is_limit(&error) => Reply::Limit(super::describe_error(&error)),
+        Err(error) => Reply::Error(super::describe_error(&error)),
+    }
+}
+
+/// Whether `error` is one of the evaluation limits (work or depth), not a mistake in
+/// the template's logic.
+fn is_limit(error: &minijinja::Error) -> bool {
+    error.kind() == minijinja::ErrorKind::OutOfFuel
+        || error.detail().is_some_and(|detail| detail.starts_with("value nested deeper than"))
+}
+
+/// Files the loader read (display name, path), where [`locate`] looks for a template.
+static SOURCES: Mutex<Vec<(String, PathBuf)>> = Mutex::new(Vec::new());
+
+/// Remember a file the loader read, so a template from it that hits a limit can be
+/// reported at its place (`file:line:col`).
+pub fn remember_source(name: &str, path: &std::path::Path) {
+    if let Ok(mut sources) = SOURCES.lock()
+        && !sources.iter().any(|(known, _)| known == name)
+        && sources.len() < 10_000
+    {
+        sources.push((name.to_string(), path.to_path_buf()));
+    }
+}
+
+/// `message` prefixed with where `text` is written, when a file the loader read has it.
+fn located(text: &str, message: String) -> String {
+    match locate(text) {
+        Some(place) => format!("{place}: {message}"),
+        None => message,
+    }
+}
+
+/// `file:line:col` of the first place a remembered file has `text`: its first line as
+/// written (a YAML block scalar keeps lines whole; a quoted one without escapes keeps
+/// the text whole), in the order the files were read (the workflow first).
+pub fn locate(text: &str) -> Option<String> {
+    let first = text.trim_start().lines().next()?.trim_end();
+    if first.is_empty() {
+        return None;
+    }
+    let sources = SOURCES.lock().ok()?.clone();
+    for (name, path) in sources {
+        let Ok(source) = crate::fsutil::read_text(&path, crate::fsutil::MAX_READ_BYTES) else { continue };
+        if let Some(offset) = source.find(first) {
+            let before = &source[..offset];
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            return Some(format!("{name}:{line}:{column}"));
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn field_templates_stay_in_process() {
+        for text in [
+            "{{ steps.a.output.id }}",
+            "{{ n + 1 }}",
+            "prefix-{{ x | default('y') | upper }}",
+            "{{ a ~ '/' ~ b }}",
+            "{% if x %}{{ x | tojson }}{% else %}none{% endif %}",
+            "{{ range(3) | list | length }}",
+            "{{ xs | map(attribute='id') | join(', ') }}",
+            "{{ inputs.lane | lower | replace('_', '-') }}",
+            "{{ vars.repo | regex_find('^([^/]*)') or '' }}",
+            "{{ xs | selectattr('state', 'eq', 'x') | map('lower') | list }}",
+        ] {
+            assert_eq!(classify(Mode::Text, text), Class::Bounded, "{text}");
+        }
+        assert_eq!(classify(Mode::Expression, "steps.a.status == 'ok' and n > 2"), Class::Bounded);
+        assert_eq!(classify(Mode::Expression, "'(' ~ x ~ ')'"), Class::Bounded);
+    }
+
+    #[test]
+    fn templates_that_can_grow_without_bound_go_to_a_child() {
+        for text in [
+            "{% set ns = namespace(s='x') %}{% for i in range(40) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}",
+            "{{ 'x' * 100000000 }}",
+            "{{ xs | join(sep) }}",
+            "{{ xs | join('-' ~ sep) }}",
+            "{{ xs | map('indent', 10) | list }}",
+            "{{ s | replace('', s) }}",
+            "{% macro m(n) %}{{ m(n) }}{% endmacro %}{{ m(1) }}",
+            "{{ a ~ a ~ a ~ a ~ a ~ a }}",
+            "{{ s.upper() }}",
+            "{% include 'x' %}",
+        ] {
+            assert_eq!(classify(Mode::Text, text), Class::Unbounded, "{text}");
+        }
+        assert_eq!(classify(Mode::Expression, "xs | map('indent', 10) | list"), Class::Unbounded);
+        assert_eq!(
+            classify(Mode::Text, "{% for l in lanes %}{{ get_lane(l.id) }}{% endfor %}"),
+            Class::NeedsRuntime
+        );
+    }
+
+    fn request(mode: Mode, text: &str) -> Request {
+        Request {
+            mode,
+            text: text.to_string(),
+            context: serde_json::json!({"n": 2, "v": "a/b"}),
+            root: None,
+            compile_only: false,
+        }
+    }
+
+    #[test]
+    fn the_child_side_evaluates_every_mode() {
+        let env = crate::template::environment();
+        let text = evaluate(&env, &request(Mode::Text, "{% for i in range(n) %}{{ i }}{% endfor %}"));
+        assert!(matches!(text, Reply::Ok(Json::String(ref s)) if s == "01"), "{text:?}");
+        let url = evaluate(&env, &request(Mode::Url, "/x/{{ v }}{% for i in range(1) %}{% endfor %}"));
+        assert!(matches!(url, Reply::Ok(Json::String(ref s)) if s == "/x/a%2Fb"), "{url:?}");
+        let value = evaluate(&env, &request(Mode::Expression, "range(n) | list"));
+        assert!(matches!(value, Reply::Ok(ref v) if *v == serde_json::json!([0, 1])), "{value:?}");
+    }
+
+    #[test]
+    fn the_child_side_keeps_the_work_limit_and_the_depth_limit() {
+        let mut env = crate::template::environment();
+        env.set_fuel(Some(100_000));
+        let endless = "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}";
+        let reply = evaluate(&env, &request(Mode::Text, endless));
+        assert!(
+            matches!(reply, Reply::Limit(ref e) if e.starts_with("template work limit reached")),
+            "{reply:?}"
+        );
+        let env = crate::template::environment();
+        let deep = "{% set ns = namespace(v=1) %}{% for i in range(300) %}{% set ns.v = [ns.v] %}{% endfor %}{{ ns.v }}";
+        let reply = evaluate(&env, &request(Mode::Text, deep));
+        assert!(matches!(reply, Reply::Limit(ref e) if e.contains("nested deeper than 256")), "{reply:?}");
+    }
+
+    #[test]
+    fn a_dead_child_is_described_by_what_killed_it() {
+        use std::os::unix::process::ExitStatusExt;
+        let aborted = std::process::ExitStatus::from_raw(6);
+        let memory = describe_death(&aborted, "memory allocation of 1099511627776 bytes failed\n");
+        assert!(memory.contains("memory limit of template evaluation"), "{memory}");
+        let stack = describe_death(&aborted, "\nthread '<unnamed>' has overflowed its stack\n");
+        assert!(stack.contains("nested too deeply"), "{stack}");
+        assert_eq!(describe_death(&aborted, ""), "template evaluation ended abnormally (signal 6)");
+    }
+}
