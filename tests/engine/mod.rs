@@ -974,3 +974,4 @@ mod kubernetes;
 mod layers;
 mod perf;
 mod validate_leftovers;
+mod walks;
