@@ -78,7 +78,7 @@ pub fn run(args: &TestArgs, out: &mut Out) -> Result<(), Error> {
                 suite.cases = filtered
                     .cases
                     .iter()
-                    .map(|c| testing::CaseResult { name: c.name.clone(), failures: vec![e.clone()] })
+                    .map(|c| testing::CaseResult { name: c.name.clone(), failures: vec![e.to_string()] })
                     .collect();
                 suites.push(suite);
                 continue;

@@ -30,7 +30,8 @@ use serde_json::{Map, Value as Json, json};
 use crate::load::{Loaded, Loader, sibling};
 use crate::model::lanes::{CronBackend, DEFAULT_CRONJOB_NAME};
 use crate::model::schedule::{Missed, Overlap, Schedule, ScheduleEntry};
-use crate::model::step::{Step, StepKind};
+use crate::model::step::StepKind;
+use crate::model::steps_iter::walk_steps;
 use crate::model::workflow::Workflow;
 use crate::steps::kubernetes::{is_dns_label, is_dns_subdomain};
 
@@ -96,30 +97,6 @@ fn config_key(path: &str) -> String {
     path.replace('/', "__")
 }
 
-fn walk<'a>(steps: &'a [Step], out: &mut Vec<&'a Step>) {
-    for step in steps {
-        out.push(step);
-        match &step.kind {
-            StepKind::Switch(switch) => {
-                for case in &switch.cases {
-                    walk(&case.steps, out);
-                }
-                if let Some(default) = &switch.default {
-                    walk(&default.steps, out);
-                }
-            }
-            StepKind::ForEach(each) => walk(&each.steps, out),
-            StepKind::Parallel(parallel) => walk(&parallel.steps, out),
-            StepKind::Stages(stages) => {
-                for stage in &stages.stages {
-                    walk(&stage.steps, out);
-                }
-            }
-            _ => {}
-        }
-    }
-}
-
 impl Collected {
     fn add_file(&mut self, path: &Path, problems: &mut Problems) -> Option<String> {
         let key = match relative_key(path) {
@@ -165,10 +142,7 @@ impl Collected {
         if let Some(lanes) = &workflow.lanes {
             self.add_registry(loader, &sibling(path, lanes), problems);
         }
-        let mut steps = Vec::new();
-        walk(&workflow.steps, &mut steps);
-        walk(&workflow.finally, &mut steps);
-        for step in steps {
+        for step in walk_steps(&workflow.steps).chain(walk_steps(&workflow.finally)) {
             match &step.kind {
                 StepKind::Call(call) => {
                     let callee = sibling(path, &call.workflow);

@@ -8,19 +8,6 @@ use super::{Checker, Scope};
 use crate::model::step::{Step, StepKind};
 
 impl Checker<'_> {
-    /// Ids inside `stages` and `parallel` steps.
-    pub(super) fn collect_nested_ids(&mut self, kind: &StepKind, pointer: &str) {
-        match kind {
-            StepKind::Stages(stages) => {
-                for (index, stage) in stages.stages.iter().enumerate() {
-                    self.collect_ids(&stage.steps, &format!("{pointer}/stages/{index}/steps"));
-                }
-            }
-            StepKind::Parallel(parallel) => self.collect_ids(&parallel.steps, &format!("{pointer}/steps")),
-            _ => {}
-        }
-    }
-
     pub(super) fn check_v2(&mut self, kind: &StepKind, pointer: &str, scope: &Scope) {
         match kind {
             StepKind::Stages(stages) => {

@@ -15,6 +15,7 @@ use crate::diagnostics::one_of;
 use crate::model::FileKind;
 use crate::model::lanes::{GuardRule, LaneRegistry};
 use crate::model::step::{Step, StepKind};
+use crate::model::steps_iter::walk_steps_at;
 use crate::model::workflow::{InputDef, InputType, Workflow};
 use crate::template::{self, template_variables};
 
@@ -203,38 +204,24 @@ impl Checker<'_> {
         self.check_steps(&workflow.finally, "/finally", &mut end_scope);
     }
 
+    /// Every step id in `steps` (nested ones included) and where it first appears.
     fn collect_ids(&mut self, steps: &[Step], base: &str) {
-        for (index, step) in steps.iter().enumerate() {
-            let pointer = format!("{base}/{index}");
-            if let Some(id) = &step.id {
-                if let Some(first) = self.ids.get(id).cloned() {
-                    let first_location = self.document.locate(&format!("{first}/id"));
-                    let location = self.document.locate(&format!("{pointer}/id"));
-                    let diagnostic = crate::diagnostics::Diagnostic::new(
-                        self.name,
-                        location.value,
-                        "duplicate-id",
-                        format!("duplicate step id `{id}`"),
-                    )
-                    .with_hint(Some("step ids must be unique in the whole workflow".into()))
-                    .with_related(first_location.value, format!("`{id}` first used here"));
-                    self.loader.diagnostics.push(diagnostic);
-                } else {
-                    self.ids.insert(id.clone(), pointer.clone());
-                }
-            }
-            match &step.kind {
-                StepKind::Switch(switch) => {
-                    for (case_index, case) in switch.cases.iter().enumerate() {
-                        self.collect_ids(&case.steps, &format!("{pointer}/cases/{case_index}/steps"));
-                    }
-                    if let Some(default) = &switch.default {
-                        self.collect_ids(&default.steps, &format!("{pointer}/default/steps"));
-                    }
-                }
-                StepKind::ForEach(each) => self.collect_ids(&each.steps, &format!("{pointer}/steps")),
-                StepKind::Stages(_) | StepKind::Parallel(_) => self.collect_nested_ids(&step.kind, &pointer),
-                _ => {}
+        for (pointer, step) in walk_steps_at(steps, base) {
+            let Some(id) = &step.id else { continue };
+            if let Some(first) = self.ids.get(id).cloned() {
+                let first_location = self.document.locate(&format!("{first}/id"));
+                let location = self.document.locate(&format!("{pointer}/id"));
+                let diagnostic = crate::diagnostics::Diagnostic::new(
+                    self.name,
+                    location.value,
+                    "duplicate-id",
+                    format!("duplicate step id `{id}`"),
+                )
+                .with_hint(Some("step ids must be unique in the whole workflow".into()))
+                .with_related(first_location.value, format!("`{id}` first used here"));
+                self.loader.diagnostics.push(diagnostic);
+            } else {
+                self.ids.insert(id.clone(), pointer);
             }
         }
     }
@@ -593,60 +580,43 @@ fn list_or_none(names: &[&str]) -> String {
 /// `options_from_input: true`, and boolean or lane inputs.
 pub fn warn_unguarded_argv(loader: &mut Loader, name: &str, document: &Document, workflow: &Workflow) {
     let env = template::environment();
-    let mut pending: Vec<(&[Step], String)> =
-        vec![(&workflow.steps, "/steps".to_string()), (&workflow.finally, "/finally".to_string())];
-    while let Some((steps, base)) = pending.pop() {
-        for (index, step) in steps.iter().enumerate() {
-            let pointer = format!("{base}/{index}");
-            let exec = match &step.kind {
-                StepKind::Switch(switch) => {
-                    for (case_index, case) in switch.cases.iter().enumerate() {
-                        pending.push((&case.steps, format!("{pointer}/cases/{case_index}/steps")));
-                    }
-                    if let Some(default) = &switch.default {
-                        pending.push((&default.steps, format!("{pointer}/default/steps")));
-                    }
-                    continue;
-                }
-                StepKind::ForEach(each) => {
-                    pending.push((&each.steps, format!("{pointer}/steps")));
-                    continue;
-                }
-                StepKind::Exec(exec) if !exec.options_from_input => exec,
-                _ => continue,
-            };
-            let program = exec.argv.first().map(String::as_str).unwrap_or_default();
-            for (position, arg) in exec.argv.iter().enumerate().skip(1) {
-                if arg == "--" {
-                    break;
-                }
-                // Only a value that starts with the interpolation can start with `-`:
-                // `repos/{{ inputs.repo }}` or `--repo={{ inputs.repo }}` cannot.
-                if !(arg.starts_with("{{") || arg.starts_with("{%")) || !template::is_template(arg) {
-                    continue;
-                }
-                let Ok(variables) = template_variables(&env, arg) else { continue };
-                let input = variables.iter().find_map(|variable| {
-                    let input = variable.strip_prefix("inputs.")?.split('.').next()?;
-                    let def = workflow.inputs.get(input)?;
-                    (!matches!(def.ty, InputType::Boolean | InputType::Lane)).then_some(input)
-                });
-                let Some(input) = input else { continue };
-                let location = document.locate(&format!("{pointer}/argv/{position}"));
-                loader.warnings.push(
-                    crate::diagnostics::Diagnostic::new(
-                        name,
-                        location.value,
-                        "argv-option",
-                        format!(
-                            "input `{input}` reaches argument {position} of `{program}` unguarded: a value starting with `-` is refused at run time"
-                        ),
-                    )
-                    .with_hint(Some(
-                        "put `--` before it in argv if the program accepts that, or set `options_from_input: true` on the step".into(),
-                    )),
-                );
+    let all = walk_steps_at(&workflow.steps, "/steps").chain(walk_steps_at(&workflow.finally, "/finally"));
+    for (pointer, step) in all {
+        let StepKind::Exec(exec) = &step.kind else { continue };
+        if exec.options_from_input {
+            continue;
+        }
+        let program = exec.argv.first().map(String::as_str).unwrap_or_default();
+        for (position, arg) in exec.argv.iter().enumerate().skip(1) {
+            if arg == "--" {
+                break;
             }
+            // Only a value that starts with the interpolation can start with `-`:
+            // `repos/{{ inputs.repo }}` or `--repo={{ inputs.repo }}` cannot.
+            if !(arg.starts_with("{{") || arg.starts_with("{%")) || !template::is_template(arg) {
+                continue;
+            }
+            let Ok(variables) = template_variables(&env, arg) else { continue };
+            let input = variables.iter().find_map(|variable| {
+                let input = variable.strip_prefix("inputs.")?.split('.').next()?;
+                let def = workflow.inputs.get(input)?;
+                (!matches!(def.ty, InputType::Boolean | InputType::Lane)).then_some(input)
+            });
+            let Some(input) = input else { continue };
+            let location = document.locate(&format!("{pointer}/argv/{position}"));
+            loader.warnings.push(
+                crate::diagnostics::Diagnostic::new(
+                    name,
+                    location.value,
+                    "argv-option",
+                    format!(
+                        "input `{input}` reaches argument {position} of `{program}` unguarded: a value starting with `-` is refused at run time"
+                    ),
+                )
+                .with_hint(Some(
+                    "put `--` before it in argv if the program accepts that, or set `options_from_input: true` on the step".into(),
+                )),
+            );
         }
     }
 }

@@ -9,6 +9,7 @@ pub mod prompts;
 pub mod roles;
 pub mod schedule;
 pub mod step;
+pub mod steps_iter;
 pub mod test_file;
 pub mod walk;
 pub mod workflow;

@@ -12,8 +12,9 @@ use std::sync::{Arc, Mutex};
 use serde_json::{Map, Value as Json};
 
 use crate::engine::events::{Event, Fanout, Sink};
-use crate::engine::project::Project;
+use crate::engine::project::{Project, ProjectError};
 use crate::engine::run::{Engine, Options};
+use crate::error::Error;
 use crate::load::{Loader, sibling};
 use crate::model::test_file::{Fixtures, TestCase, TestFile};
 use crate::report::human::Human;
@@ -76,21 +77,28 @@ fn case_env(defaults: Option<&Fixtures>, case: &TestCase) -> HashMap<String, Str
     env
 }
 
-/// Run every case of a loaded test file. `file` is the test file's path.
-pub fn run_file(loader: &mut Loader, file: &Path, tests: &TestFile) -> Result<Vec<CaseResult>, String> {
+/// Run every case of a loaded test file. `file` is the test file's path. A workflow
+/// that cannot be loaded is [`Error::NoInput`] when it is missing, else
+/// [`Error::Invalid`] (its problems are in the loader's diagnostics).
+pub fn run_file(loader: &mut Loader, file: &Path, tests: &TestFile) -> Result<Vec<CaseResult>, Error> {
     let workflow = sibling(file, &tests.workflow);
-    let (project_template, main) = match Project::load(loader, &workflow) {
-        Ok(loaded) => loaded,
-        Err(_) => return Err(format!("cannot load {}", workflow.display())),
-    };
+    let (project_template, main) = Project::load(loader, &workflow).map_err(|e| load_error(&workflow, &e))?;
     drop(project_template);
     let mut results = Vec::new();
     for case in &tests.cases {
-        let (project, _) =
-            Project::load(loader, &main).map_err(|_| format!("cannot load {}", main.display()))?;
+        let (project, _) = Project::load(loader, &main).map_err(|e| load_error(&main, &e))?;
         results.push(run_case(project, &main, tests.defaults.as_ref(), case));
     }
     Ok(results)
+}
+
+/// Why the workflow at `path` could not be loaded, as the crate error.
+fn load_error(path: &Path, error: &ProjectError) -> Error {
+    let message = format!("cannot load {}", path.display());
+    match error {
+        ProjectError::Missing(_) => Error::NoInput(message),
+        ProjectError::Invalid => Error::Invalid(message),
+    }
 }
 
 fn run_case(project: Project, main: &Path, defaults: Option<&Fixtures>, case: &TestCase) -> CaseResult {
@@ -247,4 +255,30 @@ pub fn test_files(path: &Path) -> Vec<PathBuf> {
         .into_iter()
         .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().ends_with(".test.yaml")))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn test_file(workflow: &str) -> TestFile {
+        let value = serde_json::json!({"kind": "test", "workflow": workflow, "cases": [{"name": "one", "expect": {}}]});
+        serde_json::from_value(value).unwrap_or_else(|e| panic!("test file: {e}"))
+    }
+
+    #[test]
+    fn a_workflow_that_cannot_load_says_why_by_kind() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let file = dir.path().join("t.test.yaml");
+        let missing = run_file(&mut Loader::new(), &file, &test_file("missing.yaml"));
+        let path = crate::load::normalize(&dir.path().join("missing.yaml"));
+        assert_eq!(missing.err(), Some(Error::NoInput(format!("cannot load {}", path.display()))));
+
+        std::fs::write(dir.path().join("bad.yaml"), "name: b\nsteps:\n  - type: nope\n")
+            .unwrap_or_else(|e| panic!("write: {e}"));
+        let invalid = run_file(&mut Loader::new(), &file, &test_file("bad.yaml"));
+        assert!(
+            matches!(&invalid, Err(Error::Invalid(m)) if m.starts_with("cannot load ") && m.ends_with("bad.yaml"))
+        );
+    }
 }

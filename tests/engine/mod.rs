@@ -975,3 +975,4 @@ mod kubernetes;
 mod layers;
 mod perf;
 mod validate_leftovers;
+mod walks;
