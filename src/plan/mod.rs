@@ -2,4 +2,5 @@
 //! workflow, decided once before it runs.
 
 pub mod inputs;
+pub mod project;
 pub mod rules;
