@@ -16,6 +16,7 @@ use crate::expr::mask::Masker;
 use crate::expr::scope::Scope;
 use crate::expr::values::{Evaluator, to_mj};
 use crate::model::step::{OnError, Step, StepKind};
+use crate::plan::Plan;
 use crate::steps;
 pub(crate) use crate::steps::api::{BoxFuture, Flow, Invocation, StepCall, StepResult, exit_code_of, millis};
 use crate::steps::api::{CronJobCache, Runtime};
@@ -50,7 +51,6 @@ pub enum CancelReason {
 
 /// Shared state of one `runner run`.
 pub struct Engine {
-    pub(crate) eval: Evaluator,
     pub(crate) masker: RwLock<Masker>,
     sink: Arc<dyn Sink>,
     /// Cancelled on SIGINT/SIGTERM.
@@ -60,7 +60,8 @@ pub struct Engine {
     pub(crate) cancel_finally: CancellationToken,
     pub(crate) clients: steps::http::Clients,
     pub(crate) options: Options,
-    project: Project,
+    /// The compiled project.
+    pub(crate) plan: Plan,
     /// The `openclaw` cron backend's job states, read once per run and keyed by the
     /// backend's program (a failed read is kept too, so it is not retried per lane).
     pub(crate) cron_jobs: CronJobCache,
@@ -69,7 +70,7 @@ pub struct Engine {
 impl Engine {
     /// The loaded workflows.
     pub fn project(&self) -> &Project {
-        &self.project
+        self.plan.project()
     }
 }
 
@@ -80,10 +81,9 @@ impl std::fmt::Debug for Engine {
 }
 
 impl Engine {
-    /// An engine for a loaded project.
-    pub fn new(project: Project, options: Options, sink: Arc<dyn Sink>) -> Arc<Engine> {
+    /// An engine for a compiled project.
+    pub fn new(plan: Plan, options: Options, sink: Arc<dyn Sink>) -> Arc<Engine> {
         Arc::new(Engine {
-            eval: Evaluator::default(),
             masker: RwLock::new(Masker::default()),
             sink,
             cancel: CancellationToken::new(),
@@ -91,7 +91,7 @@ impl Engine {
             cancel_finally: CancellationToken::new(),
             clients: steps::http::Clients::new(),
             options,
-            project,
+            plan,
             cron_jobs: tokio::sync::Mutex::new(HashMap::new()),
         })
     }
@@ -154,7 +154,7 @@ impl Engine {
         inputs: impl FnOnce(&Unit) -> Result<Map<String, Json>, String>,
     ) -> RunResult {
         let started = Instant::now();
-        let mut result = match self.project.unit(main) {
+        let mut result = match self.plan.project().unit(main) {
             None => RunResult {
                 status: RunStatus::Failed,
                 exit_code: crate::exit::SOFTWARE,
@@ -237,7 +237,7 @@ impl Engine {
             let name = step.name.clone().or_else(|| step.id.clone()).unwrap_or_else(|| kind.clone());
             let context = scope.context();
             if let Some(when) = &step.when {
-                match self.eval.truthy(when, &context) {
+                match self.plan.eval().truthy(when, &context) {
                     Ok(true) => {}
                     Ok(false) => {
                         self.emit(Event::StepFinished {
@@ -408,7 +408,7 @@ fn short(value: &Json) -> String {
 /// The engine as the step kinds see it.
 impl Runtime for Arc<Engine> {
     fn eval(&self) -> &Evaluator {
-        &self.eval
+        self.plan.eval()
     }
 
     fn masker(&self) -> Masker {
@@ -441,6 +441,10 @@ impl Runtime for Arc<Engine> {
 
     fn project(&self) -> &Project {
         Engine::project(self)
+    }
+
+    fn plan(&self) -> &Plan {
+        &self.plan
     }
 
     fn run_steps<'a>(

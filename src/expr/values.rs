@@ -109,6 +109,39 @@ impl Evaluator {
         self.eval(expression, context).map(|v| v.is_true())
     }
 
+    /// Compile a template string (as [`Evaluator::render_value`] would use it) ahead
+    /// of its first evaluation. True when something was compiled or already was; false
+    /// for plain text and for a template that does not compile (its evaluation
+    /// reports that, as before).
+    pub fn prepare_value(&self, text: &str) -> bool {
+        if !template::is_template(text) {
+            return false;
+        }
+        match template::single_expression(text) {
+            Some(expression) => self.cache.prepare_expression(&self.env, expression),
+            None => self.cache.prepare(&self.env, text),
+        }
+    }
+
+    /// Compile a bare expression (`when`, `items`) ahead of its first evaluation.
+    pub fn prepare_expression(&self, expression: &str) -> bool {
+        self.cache.prepare_expression(&self.env, expression)
+    }
+
+    /// Whether a template string is compiled already (no compilation at its first
+    /// evaluation).
+    pub fn is_prepared(&self, text: &str) -> bool {
+        match template::single_expression(text) {
+            Some(expression) => self.cache.has_expression(expression),
+            None => self.cache.has_template(text),
+        }
+    }
+
+    /// Whether a bare expression is compiled already.
+    pub fn is_prepared_expression(&self, expression: &str) -> bool {
+        self.cache.has_expression(expression)
+    }
+
     /// Render a template string keeping the type of a lone `{{ expr }}`.
     pub fn render_value(&self, text: &str, context: &Value) -> Result<Json, String> {
         match template::single_expression(text) {

@@ -21,6 +21,7 @@ use crate::expr::mask::Masker;
 use crate::expr::scope::Scope;
 use crate::expr::values::Evaluator;
 use crate::model::step::Step;
+use crate::plan::Plan;
 use crate::plan::project::{Project, Unit};
 
 /// Default time limit of a step attempt that has none.
@@ -129,6 +130,8 @@ pub(crate) trait Runtime: Send + Sync {
     fn cron_jobs(&self) -> &CronJobCache;
     /// The loaded workflows.
     fn project(&self) -> &Project;
+    /// What was decided about the project before running.
+    fn plan(&self) -> &Plan;
     /// Run steps in order; returns how they ended and the last step's output.
     fn run_steps<'a>(
         &'a self,

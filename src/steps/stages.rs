@@ -13,7 +13,7 @@ use super::api::{BoxFuture, Flow, Invocation, Runtime, StepCall, StepResult};
 use super::events::StepStatus;
 use crate::expr::scope::Scope;
 use crate::expr::values::to_mj;
-use crate::model::step::{ParallelStep, ReturnStep, Stage, StagesStep, Step, StepKind};
+use crate::model::step::{ParallelStep, ReturnStep, Stage, StagesStep, Step};
 
 /// A step started early; awaited (or dropped) when its stage is reached.
 type Prefetched<'a> = Shared<BoxFuture<'a, Arc<(StepResult, Flow)>>>;
@@ -90,10 +90,11 @@ impl dyn Runtime + '_ {
                     .steps
                     .iter()
                     .map(|step| {
-                        (prefetch_on && index > 0 && stage.prefetch && prefetchable(step)).then(|| {
-                            let label = step.name.clone().or_else(|| step.id.clone()).unwrap_or_default();
-                            Step { name: Some(format!("{label} (prefetched)")), ..step.clone() }
-                        })
+                        (prefetch_on && index > 0 && stage.prefetch && self.plan().step(step).prefetchable)
+                            .then(|| {
+                                let label = step.name.clone().or_else(|| step.id.clone()).unwrap_or_default();
+                                Step { name: Some(format!("{label} (prefetched)")), ..step.clone() }
+                            })
                     })
                     .collect()
             })
@@ -327,12 +328,8 @@ fn step_path(stage_path: &str, index: usize, step: &Step) -> String {
     format!("{stage_path}.{label}")
 }
 
-/// Whether a step may start before its stage: it only reads, and nothing in it uses
-/// the result of another step (so its outcome cannot depend on when it runs).
-pub fn prefetchable(step: &Step) -> bool {
-    let reads = matches!(step.kind, StepKind::Http(_) | StepKind::Exec(_)) && !step.writes();
-    reads && serde_json::to_string(step).is_ok_and(|text| !text.contains("steps."))
-}
+/// Whether a step may start before its stage (decided by the plan).
+pub use crate::plan::compiled::prefetchable;
 
 /// Whether a step (or any step inside it) may change the world.
 pub fn writes(step: &Step) -> bool {

@@ -235,7 +235,7 @@ pub(crate) async fn run(
         Ok(s) => s,
         Err(e) => return StepResult::failed(e, Json::Null),
     };
-    if step.writes() && inv.plan {
+    if engine.plan().writes(step) && inv.plan {
         return engine.planned(step, path, describe(&spec, &masker));
     }
     engine.attempts(inv, step, path, true, timeout, || execute(&ctx, exec, &spec)).await

@@ -92,7 +92,7 @@ pub(crate) async fn run(
         Ok(r) => r,
         Err(e) => return StepResult::failed(e, Json::Null),
     };
-    if step.writes() && inv.plan {
+    if engine.plan().writes(step) && inv.plan {
         return engine.planned(step, path, describe(&request, &masker));
     }
     let retry_allowed = http.method.is_idempotent() || step.retry.as_ref().is_some_and(|r| r.unsafe_methods);

@@ -50,7 +50,7 @@ pub(crate) async fn run(
     if let (Some(token), Ok(mut known)) = (prepared.token(), engine.secrets().write()) {
         known.add(token);
     }
-    if inv.plan && step.writes() {
+    if inv.plan && engine.plan().writes(step) {
         return engine.planned(step, path, prepared.describe());
     }
     let retry_allowed =
