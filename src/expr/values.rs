@@ -32,6 +32,24 @@ pub fn encode_component(text: &str) -> String {
     percent_encoding::utf8_percent_encode(text, COMPONENT).to_string()
 }
 
+/// How a found value is described in messages.
+pub fn describe(value: &Json) -> String {
+    match value {
+        Json::Null => "nothing (an empty value)".to_string(),
+        Json::Bool(b) => format!("`{b}`"),
+        Json::Number(n) => format!("the number `{n}`"),
+        Json::String(s) => {
+            let shown: String = s.chars().take(40).collect();
+            let more = if s.chars().count() > 40 { "..." } else { "" };
+            format!("the text `{shown}{more}`")
+        }
+        Json::Array(items) if items.is_empty() => "an empty list".to_string(),
+        Json::Array(_) => "a list".to_string(),
+        Json::Object(map) if map.is_empty() => "an empty map".to_string(),
+        Json::Object(_) => "a map".to_string(),
+    }
+}
+
 /// Compiles and caches templates, evaluates expressions.
 #[derive(Debug)]
 pub struct Evaluator {
@@ -191,6 +209,15 @@ mod tests {
             evaluator.render_dyn(&json!({"a": ["{{ name }}", 1], "b": "{{ none }}"}), &ctx),
             Ok(json!({"a": ["a", 1], "b": null}))
         );
+    }
+
+    #[test]
+    fn found_values_are_described() {
+        assert_eq!(describe(&json!(null)), "nothing (an empty value)");
+        assert_eq!(describe(&json!(3)), "the number `3`");
+        assert_eq!(describe(&json!("x".repeat(41))), format!("the text `{}...`", "x".repeat(40)));
+        assert_eq!(describe(&json!([])), "an empty list");
+        assert_eq!(describe(&json!({"a": 1})), "a map");
     }
 
     #[test]

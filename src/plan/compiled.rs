@@ -88,6 +88,10 @@ impl Plan {
             if let Ok(tree) = serde_json::to_value(&**workflow) {
                 compiled += prepare_strings(&tree, &eval);
             }
+            // The lane registry's terminal contract, for guards that give no rules.
+            for rule in unit.registry.iter().flat_map(|r| &r.terminal_contract) {
+                let _ = super::rules::compiled(rule);
+            }
             units.insert(unit.path.clone(), UnitPlan::of(unit));
         }
         Plan { project, eval, steps, units, compiled }

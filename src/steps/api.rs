@@ -232,7 +232,7 @@ pub(crate) fn exit_code_of(value: &Json, min: i64) -> Result<i32, String> {
     match number {
         Some(n) if (min..=63).contains(&n) => Ok(n as i32),
         Some(n) => Err(format!("exit code {n} is outside {min}–63")),
-        None => Err(format!("expected an exit code, found {}", crate::load::schema_check::describe(value))),
+        None => Err(format!("expected an exit code, found {}", crate::expr::values::describe(value))),
     }
 }
 

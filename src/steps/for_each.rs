@@ -20,7 +20,7 @@ pub(crate) async fn run(call: &StepCall<'_>, each: &ForEachStep, flow: &mut Opti
         Json::Null => Vec::new(),
         other => {
             return StepResult::failed(
-                format!("items must be a list, found {}", crate::load::schema_check::describe(&other)),
+                format!("items must be a list, found {}", crate::expr::values::describe(&other)),
                 Json::Null,
             );
         }

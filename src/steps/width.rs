@@ -25,7 +25,7 @@ pub fn resolve(eval: &Evaluator, width: Option<&Width>, context: &Value) -> Resu
             other => {
                 return Err(format!(
                     "expected a whole number, found {}",
-                    crate::load::schema_check::describe(&other)
+                    crate::expr::values::describe(&other)
                 ));
             }
         },

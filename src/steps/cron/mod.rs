@@ -48,10 +48,7 @@ pub(crate) async fn run(call: &StepCall<'_>, cron: &CronStep) -> StepResult {
         Ok(Json::Bool(b)) => b,
         Ok(other) => {
             return StepResult::failed(
-                format!(
-                    "enabled must be true or false, found {}",
-                    crate::load::schema_check::describe(&other)
-                ),
+                format!("enabled must be true or false, found {}", crate::expr::values::describe(&other)),
                 Json::Null,
             );
         }
