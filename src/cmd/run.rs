@@ -110,7 +110,7 @@ pub fn run(args: &RunArgs, out: &mut Out) -> Result<(), Error> {
             }
         }
     }
-    let engine = Engine::new(project, options, Arc::new(fanout));
+    let engine = Engine::new(crate::plan::Plan::compile(project), options, Arc::new(fanout));
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

@@ -18,6 +18,7 @@ use super::run::{BoxFuture, Engine, FINALLY_GRACE, Flow, Invocation, RunResult, 
 use crate::expr::scope::Scope;
 use crate::expr::values::to_mj;
 use crate::model::workflow::ConcurrencyPolicy;
+use crate::plan::compiled::UnitPlan;
 use crate::steps;
 
 impl Engine {
@@ -32,6 +33,8 @@ impl Engine {
     ) -> BoxFuture<'a, RunResult> {
         Box::pin(async move {
             let workflow = &unit.workflow;
+            // Lifecycle and roles as resolved by the plan (a unit is always in it).
+            let resolved = self.plan.unit(&unit.path).cloned().unwrap_or_else(|| UnitPlan::of(unit));
             let scope = Scope::root();
             scope.set("inputs", to_mj(&Json::Object(inputs)));
             let mut env_values = Map::new();
@@ -62,7 +65,7 @@ impl Engine {
             {
                 let hooks = self.options.hooks.clone();
                 let search = self.env_var("PATH");
-                self.eval.add_global(
+                self.plan.eval().add_global(
                     "which",
                     Value::from_function(move |name: &str| {
                         match hooks.as_ref().and_then(|h| h.which(name)) {
@@ -79,7 +82,7 @@ impl Engine {
             if let Some(registry) = &unit.registry {
                 scope.set("lanes", registry.lanes_value());
                 let lanes = registry.clone();
-                self.eval.add_global(
+                self.plan.eval().add_global(
                     "get_lane",
                     Value::from_function(move |id: &str| -> Result<Value, minijinja::Error> {
                         match lanes.lane(id) {
@@ -92,10 +95,8 @@ impl Engine {
                     }),
                 );
             }
-            if let Some(roles) =
-                unit.roles.clone().or_else(|| unit.lifecycle.as_ref().and_then(|(_, r)| r.clone()))
-            {
-                self.eval.add_global(
+            if let Some(roles) = resolved.roles.clone() {
+                self.plan.eval().add_global(
                     "select_level",
                     Value::from_function(
                         move |role: &str,
@@ -122,18 +123,16 @@ impl Engine {
                     ),
                 );
             }
-            if let Some((lifecycle, _)) = &unit.lifecycle {
-                scope.set("lifecycle", to_mj(&serde_json::to_value(&**lifecycle).unwrap_or(Json::Null)));
+            if let Some(lifecycle) = &resolved.lifecycle {
+                scope.set("lifecycle", lifecycle.clone());
             }
-            if let Some(roles) =
-                unit.roles.clone().or_else(|| unit.lifecycle.as_ref().and_then(|(_, r)| r.clone()))
-            {
-                scope.set("roles", to_mj(&serde_json::to_value(&roles.roles).unwrap_or(Json::Null)));
+            if let Some(roles) = &resolved.roles_value {
+                scope.set("roles", roles.clone());
             }
             let mut vars = Map::new();
             scope.set("vars", to_mj(&Json::Object(vars.clone())));
             for (name, value) in &workflow.vars {
-                match self.eval.render_dyn(value, &scope.context()) {
+                match self.plan.eval().render_dyn(value, &scope.context()) {
                     Ok(v) => {
                         vars.insert(name.clone(), v);
                         scope.set("vars", to_mj(&Json::Object(vars.clone())));
@@ -146,7 +145,7 @@ impl Engine {
             }
             let mut apis = IndexMap::new();
             for (name, def) in &workflow.apis {
-                match steps::http::ApiConfig::render(name, def, &self.eval, &scope.context()) {
+                match steps::http::ApiConfig::render(name, def, self.plan.eval(), &scope.context()) {
                     Ok(api) => {
                         apis.insert(name.clone(), api);
                     }
@@ -160,7 +159,7 @@ impl Engine {
             // blocks, and is never blocked by, a real run.
             let _guard = match (&workflow.concurrency, plan) {
                 (Some(concurrency), false) => {
-                    let key = match self.eval.render_text(&concurrency.key, &scope.context()) {
+                    let key = match self.plan.eval().render_text(&concurrency.key, &scope.context()) {
                         Ok(key) => key,
                         Err(e) => {
                             let field = "concurrency.key".to_string();
@@ -249,7 +248,7 @@ impl Engine {
                 _ => {
                     let mut out = Map::new();
                     for (name, value) in &workflow.outputs {
-                        match self.eval.render_dyn(value, &end_context) {
+                        match self.plan.eval().render_dyn(value, &end_context) {
                             Ok(v) => {
                                 out.insert(name.clone(), v);
                             }
@@ -272,15 +271,16 @@ impl Engine {
                 (_, RunStatus::Failed) => 1,
                 _ => match &workflow.exit_code {
                     None => 0,
-                    Some(code) => match self.eval.render_dyn(code, &end_context).map(|v| exit_code_of(&v, 0))
-                    {
-                        Ok(Ok(code)) => code,
-                        Ok(Err(e)) | Err(e) => {
-                            status = RunStatus::Failed;
-                            error = Some(format!("exit_code: {e}"));
-                            1
+                    Some(code) => {
+                        match self.plan.eval().render_dyn(code, &end_context).map(|v| exit_code_of(&v, 0)) {
+                            Ok(Ok(code)) => code,
+                            Ok(Err(e)) | Err(e) => {
+                                status = RunStatus::Failed;
+                                error = Some(format!("exit_code: {e}"));
+                                1
+                            }
                         }
-                    },
+                    }
                 },
             };
             let masker = self.masker();

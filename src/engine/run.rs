@@ -4,12 +4,9 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use indexmap::IndexMap;
-use minijinja::Value;
 use serde_json::{Map, Value as Json, json};
 use tokio_util::sync::CancellationToken;
 
@@ -19,10 +16,12 @@ use crate::expr::mask::Masker;
 use crate::expr::scope::Scope;
 use crate::expr::values::{Evaluator, to_mj};
 use crate::model::step::{OnError, Step, StepKind};
-use crate::steps::{self, StepCtx};
+use crate::plan::Plan;
+use crate::steps;
+pub(crate) use crate::steps::api::{BoxFuture, Flow, Invocation, StepCall, StepResult, exit_code_of, millis};
+use crate::steps::api::{CronJobCache, Runtime};
+pub use crate::steps::api::{DEFAULT_STEP_TIMEOUT, RunResult};
 
-/// Default time limit of a step attempt that has none.
-pub const DEFAULT_STEP_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long `finally` steps may run after a signal cancelled the run; a second
 /// signal ends them at once.
 pub const FINALLY_GRACE: Duration = Duration::from_secs(10);
@@ -50,22 +49,8 @@ pub enum CancelReason {
     Terminate,
 }
 
-/// The outcome of a whole run.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RunResult {
-    /// How it ended.
-    pub status: RunStatus,
-    /// The process exit code.
-    pub exit_code: i32,
-    /// The workflow's outputs.
-    pub outputs: Json,
-    /// Why it failed.
-    pub error: Option<String>,
-}
-
 /// Shared state of one `runner run`.
 pub struct Engine {
-    pub(crate) eval: Evaluator,
     pub(crate) masker: RwLock<Masker>,
     sink: Arc<dyn Sink>,
     /// Cancelled on SIGINT/SIGTERM.
@@ -75,16 +60,17 @@ pub struct Engine {
     pub(crate) cancel_finally: CancellationToken,
     pub(crate) clients: steps::http::Clients,
     pub(crate) options: Options,
-    project: Project,
+    /// The compiled project.
+    pub(crate) plan: Plan,
     /// The `openclaw` cron backend's job states, read once per run and keyed by the
     /// backend's program (a failed read is kept too, so it is not retried per lane).
-    pub(crate) cron_jobs: tokio::sync::Mutex<HashMap<Vec<String>, Result<steps::cron::JobStates, String>>>,
+    pub(crate) cron_jobs: CronJobCache,
 }
 
 impl Engine {
     /// The loaded workflows.
     pub fn project(&self) -> &Project {
-        &self.project
+        self.plan.project()
     }
 }
 
@@ -94,86 +80,10 @@ impl std::fmt::Debug for Engine {
     }
 }
 
-/// How a list of steps ended.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Flow {
-    /// Go on with the next step.
-    Continue,
-    /// A `stop` step: end the run with this code and these outputs.
-    Stop { exit_code: i32, outputs: Option<Json>, message: Option<String> },
-    /// A failure that ends the run.
-    Fail { message: String, exit_code: i32, outputs: Option<Json> },
-    /// Cancelled (signal or run timeout).
-    Cancelled,
-    /// A `return` step: end the enclosing stage, iteration or workflow with this value.
-    Return(Json),
-}
-
-/// One invocation of a workflow (the main one or a `call`).
-pub(crate) struct Invocation<'a> {
-    pub(crate) unit: &'a Unit,
-    pub(crate) dir: PathBuf,
-    pub(crate) plan: bool,
-    pub(crate) apis: IndexMap<String, steps::http::ApiConfig>,
-    pub(crate) cancel: CancellationToken,
-}
-
-/// What a step produced.
-pub(crate) struct StepResult {
-    pub(crate) status: StepStatus,
-    pub(crate) output: Json,
-    pub(crate) error: Option<String>,
-    pub(crate) attempts: u32,
-    /// Continue the run despite a failure (`on: {...: continue}`).
-    pub(crate) proceed: bool,
-}
-
-impl StepResult {
-    pub(crate) fn ok(output: Json) -> Self {
-        StepResult { status: StepStatus::Ok, output, error: None, attempts: 1, proceed: false }
-    }
-
-    pub(crate) fn failed(error: impl Into<String>, output: Json) -> Self {
-        StepResult {
-            status: StepStatus::Failed,
-            output,
-            error: Some(error.into()),
-            attempts: 1,
-            proceed: false,
-        }
-    }
-
-    fn planned() -> Self {
-        StepResult {
-            status: StepStatus::Planned,
-            output: Json::Null,
-            error: None,
-            attempts: 0,
-            proceed: false,
-        }
-    }
-}
-
-/// What every step kind receives from the engine loop: the engine (template
-/// evaluation, the masked event sink, clients, the project), the invocation, the step
-/// (its compiled form), its scope, its path in the run and the scope's template context.
-#[derive(Clone, Copy)]
-pub(crate) struct StepCall<'a> {
-    pub(crate) engine: &'a Arc<Engine>,
-    pub(crate) inv: &'a Invocation<'a>,
-    pub(crate) step: &'a Step,
-    pub(crate) scope: &'a Arc<Scope>,
-    pub(crate) path: &'a str,
-    pub(crate) context: &'a Value,
-}
-
-pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
-
 impl Engine {
-    /// An engine for a loaded project.
-    pub fn new(project: Project, options: Options, sink: Arc<dyn Sink>) -> Arc<Engine> {
+    /// An engine for a compiled project.
+    pub fn new(plan: Plan, options: Options, sink: Arc<dyn Sink>) -> Arc<Engine> {
         Arc::new(Engine {
-            eval: Evaluator::default(),
             masker: RwLock::new(Masker::default()),
             sink,
             cancel: CancellationToken::new(),
@@ -181,7 +91,7 @@ impl Engine {
             cancel_finally: CancellationToken::new(),
             clients: steps::http::Clients::new(),
             options,
-            project,
+            plan,
             cron_jobs: tokio::sync::Mutex::new(HashMap::new()),
         })
     }
@@ -244,7 +154,7 @@ impl Engine {
         inputs: impl FnOnce(&Unit) -> Result<Map<String, Json>, String>,
     ) -> RunResult {
         let started = Instant::now();
-        let mut result = match self.project.unit(main) {
+        let mut result = match self.plan.project().unit(main) {
             None => RunResult {
                 status: RunStatus::Failed,
                 exit_code: crate::exit::SOFTWARE,
@@ -327,7 +237,7 @@ impl Engine {
             let name = step.name.clone().or_else(|| step.id.clone()).unwrap_or_else(|| kind.clone());
             let context = scope.context();
             if let Some(when) = &step.when {
-                match self.eval.truthy(when, &context) {
+                match self.plan.eval().truthy(when, &context) {
                     Ok(true) => {}
                     Ok(false) => {
                         self.emit(Event::StepFinished {
@@ -452,75 +362,17 @@ impl Engine {
                 StepKind::Exec(exec) => steps::exec::run(&call, exec).await,
                 StepKind::Cron(cron) => steps::cron::run(&call, cron).await,
                 StepKind::Transition(transition) => steps::transition::run(&call, transition),
-                StepKind::Stages(stages) => self.run_stages(inv, stages, scope, path, flow).await,
-                StepKind::Return(ret) => self.run_return(ret, &context, flow),
-                StepKind::Parallel(parallel) => self.run_parallel(inv, parallel, scope, path, flow).await,
+                StepKind::Stages(stages) => steps::stages::run(&call, stages, flow).await,
+                StepKind::Return(ret) => steps::stages::run_return(&call, ret, flow),
+                StepKind::Parallel(parallel) => steps::stages::run_parallel(&call, parallel, flow).await,
                 StepKind::Kubernetes(k8s) => steps::kubernetes::run(&call, k8s).await,
             }
         })
-    }
-
-    pub(crate) fn ctx<'a>(
-        &'a self,
-        inv: &'a Invocation<'a>,
-        context: &'a Value,
-        masker: &'a Masker,
-        timeout: Duration,
-    ) -> StepCtx<'a> {
-        StepCtx {
-            eval: &self.eval,
-            context,
-            masker,
-            timeout,
-            cancel: &inv.cancel,
-            dir: &inv.dir,
-            hooks: self.options.hooks.as_deref(),
-        }
-    }
-
-    pub(crate) fn planned(&self, step: &Step, path: &str, action: Json) -> StepResult {
-        let kind = step.kind.type_name().to_string();
-        let name = step.name.clone().or_else(|| step.id.clone()).unwrap_or_else(|| kind.clone());
-        self.emit(Event::StepPlanned { path: path.to_string(), name, kind, action: action.clone() });
-        // Later steps (and a plan-mode caller) can see what would have been done.
-        StepResult { output: action, ..StepResult::planned() }
-    }
-
-    pub(crate) fn render_map(
-        &self,
-        map: &IndexMap<String, Json>,
-        context: &Value,
-    ) -> Result<Option<Json>, String> {
-        if map.is_empty() {
-            return Ok(None);
-        }
-        let mut out = Map::new();
-        for (name, value) in map {
-            out.insert(
-                name.clone(),
-                self.eval.render_dyn(value, context).map_err(|e| format!("{name}: {e}"))?,
-            );
-        }
-        Ok(Some(Json::Object(out)))
     }
 }
 
 fn is_external(kind: &StepKind) -> bool {
     matches!(kind, StepKind::Http(_) | StepKind::Exec(_) | StepKind::Cron(_) | StepKind::Kubernetes(_))
-}
-
-/// A value as an exit code (0–63, at least `min`).
-pub(crate) fn exit_code_of(value: &Json, min: i64) -> Result<i32, String> {
-    let number = match value {
-        Json::Number(n) => n.as_i64(),
-        Json::String(s) => s.trim().parse::<i64>().ok(),
-        _ => None,
-    };
-    match number {
-        Some(n) if (min..=63).contains(&n) => Ok(n as i32),
-        Some(n) => Err(format!("exit code {n} is outside {min}–63")),
-        None => Err(format!("expected an exit code, found {}", crate::load::schema_check::describe(value))),
-    }
 }
 
 fn summarize(result: &StepResult) -> String {
@@ -553,19 +405,76 @@ fn short(value: &Json) -> String {
     }
 }
 
-pub(crate) fn millis(duration: Duration) -> u64 {
-    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
-}
+/// The engine as the step kinds see it.
+impl Runtime for Arc<Engine> {
+    fn eval(&self) -> &Evaluator {
+        self.plan.eval()
+    }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+    fn masker(&self) -> Masker {
+        Engine::masker(self)
+    }
 
-    #[test]
-    fn exit_codes() {
-        assert_eq!(exit_code_of(&json!(3), 0), Ok(3));
-        assert_eq!(exit_code_of(&json!("2"), 0), Ok(2));
-        assert!(exit_code_of(&json!(64), 0).is_err());
-        assert!(exit_code_of(&json!(0), 1).is_err());
+    fn secrets(&self) -> &RwLock<Masker> {
+        &self.masker
+    }
+
+    fn emit(&self, event: Event) {
+        Engine::emit(self, event);
+    }
+
+    fn env_var(&self, name: &str) -> Option<String> {
+        Engine::env_var(self, name)
+    }
+
+    fn hooks(&self) -> Option<&dyn steps::hooks::Hooks> {
+        self.options.hooks.as_deref()
+    }
+
+    fn clients(&self) -> &steps::http::Clients {
+        &self.clients
+    }
+
+    fn cron_jobs(&self) -> &CronJobCache {
+        &self.cron_jobs
+    }
+
+    fn project(&self) -> &Project {
+        Engine::project(self)
+    }
+
+    fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    fn run_steps<'a>(
+        &'a self,
+        inv: &'a Invocation<'a>,
+        steps: &'a [Step],
+        scope: &'a Arc<Scope>,
+        prefix: &'a str,
+    ) -> BoxFuture<'a, (Flow, Json)> {
+        Engine::run_steps(self, inv, steps, scope, prefix)
+    }
+
+    fn run_step<'a>(
+        &'a self,
+        inv: &'a Invocation<'a>,
+        step: &'a Step,
+        scope: &'a Arc<Scope>,
+        path: &'a str,
+    ) -> BoxFuture<'a, (StepResult, Flow)> {
+        Engine::run_step(self, inv, step, scope, path)
+    }
+
+    fn invoke<'a>(
+        &'a self,
+        unit: &'a Unit,
+        inputs: Map<String, Json>,
+        plan: bool,
+        main: bool,
+        prefix: &'a str,
+    ) -> BoxFuture<'a, RunResult> {
+        Engine::invoke(self, unit, inputs, plan, main, prefix)
     }
 }

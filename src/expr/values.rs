@@ -32,6 +32,24 @@ pub fn encode_component(text: &str) -> String {
     percent_encoding::utf8_percent_encode(text, COMPONENT).to_string()
 }
 
+/// How a found value is described in messages.
+pub fn describe(value: &Json) -> String {
+    match value {
+        Json::Null => "nothing (an empty value)".to_string(),
+        Json::Bool(b) => format!("`{b}`"),
+        Json::Number(n) => format!("the number `{n}`"),
+        Json::String(s) => {
+            let shown: String = s.chars().take(40).collect();
+            let more = if s.chars().count() > 40 { "..." } else { "" };
+            format!("the text `{shown}{more}`")
+        }
+        Json::Array(items) if items.is_empty() => "an empty list".to_string(),
+        Json::Array(_) => "a list".to_string(),
+        Json::Object(map) if map.is_empty() => "an empty map".to_string(),
+        Json::Object(_) => "a map".to_string(),
+    }
+}
+
 /// Compiles and caches templates, evaluates expressions.
 #[derive(Debug)]
 pub struct Evaluator {
@@ -122,6 +140,39 @@ impl Evaluator {
         self.eval(expression, context).map(|v| v.is_true())
     }
 
+    /// Compile a template string (as [`Evaluator::render_value`] would use it) ahead
+    /// of its first evaluation. True when something was compiled or already was; false
+    /// for plain text and for a template that does not compile (its evaluation
+    /// reports that, as before).
+    pub fn prepare_value(&self, text: &str) -> bool {
+        if !template::is_template(text) {
+            return false;
+        }
+        match template::single_expression(text) {
+            Some(expression) => self.cache.prepare_expression(&self.env, expression),
+            None => self.cache.prepare(&self.env, text),
+        }
+    }
+
+    /// Compile a bare expression (`when`, `items`) ahead of its first evaluation.
+    pub fn prepare_expression(&self, expression: &str) -> bool {
+        self.cache.prepare_expression(&self.env, expression)
+    }
+
+    /// Whether a template string is compiled already (no compilation at its first
+    /// evaluation).
+    pub fn is_prepared(&self, text: &str) -> bool {
+        match template::single_expression(text) {
+            Some(expression) => self.cache.has_expression(expression),
+            None => self.cache.has_template(text),
+        }
+    }
+
+    /// Whether a bare expression is compiled already.
+    pub fn is_prepared_expression(&self, expression: &str) -> bool {
+        self.cache.has_expression(expression)
+    }
+
     /// Render a template string keeping the type of a lone `{{ expr }}`.
     pub fn render_value(&self, text: &str, context: &Value) -> Result<Json, String> {
         match template::single_expression(text) {
@@ -171,6 +222,15 @@ mod tests {
             evaluator.render_dyn(&json!({"a": ["{{ name }}", 1], "b": "{{ none }}"}), &ctx),
             Ok(json!({"a": ["a", 1], "b": null}))
         );
+    }
+
+    #[test]
+    fn found_values_are_described() {
+        assert_eq!(describe(&json!(null)), "nothing (an empty value)");
+        assert_eq!(describe(&json!(3)), "the number `3`");
+        assert_eq!(describe(&json!("x".repeat(41))), format!("the text `{}...`", "x".repeat(40)));
+        assert_eq!(describe(&json!([])), "an empty list");
+        assert_eq!(describe(&json!({"a": 1})), "a map");
     }
 
     #[test]

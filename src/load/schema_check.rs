@@ -558,23 +558,9 @@ fn type_words(schema_type: &Value) -> String {
     }
 }
 
-/// How a found value is described in messages.
-pub fn describe(value: &Value) -> String {
-    match value {
-        Value::Null => "nothing (an empty value)".to_string(),
-        Value::Bool(b) => format!("`{b}`"),
-        Value::Number(n) => format!("the number `{n}`"),
-        Value::String(s) => {
-            let shown: String = s.chars().take(40).collect();
-            let more = if s.chars().count() > 40 { "..." } else { "" };
-            format!("the text `{shown}{more}`")
-        }
-        Value::Array(items) if items.is_empty() => "an empty list".to_string(),
-        Value::Array(_) => "a list".to_string(),
-        Value::Object(map) if map.is_empty() => "an empty map".to_string(),
-        Value::Object(_) => "a map".to_string(),
-    }
-}
+/// How a found value is described in messages (it lives with the expression values,
+/// so the steps use it without importing the loader).
+pub use crate::expr::values::describe;
 
 fn pattern_problem(base: &str, value: &Value, pattern: &str) -> Problem {
     let text = plain(value);

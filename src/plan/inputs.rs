@@ -32,7 +32,7 @@ pub fn typed_inputs(
             return Err(format!(
                 "input `{key}` must be of type {}, found {}",
                 def.ty.name(),
-                crate::load::schema_check::describe(&value)
+                crate::expr::values::describe(&value)
             ));
         }
         if let Some(allowed) = &def.allowed

@@ -3,11 +3,11 @@
 
 use serde_json::{Map, Value as Json};
 
-use crate::engine::events::RunStatus;
-use crate::engine::run::{StepCall, StepResult};
 use crate::load::sibling;
 use crate::model::step::CallStep;
 use crate::plan::inputs::typed_inputs;
+use crate::steps::api::{StepCall, StepResult};
+use crate::steps::events::RunStatus;
 
 /// Check the inputs against the callee's declarations and invoke it (in plan mode when
 /// the caller is, or when the step asks for it).

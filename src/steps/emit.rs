@@ -3,13 +3,13 @@
 
 use serde_json::Value as Json;
 
-use crate::engine::events::Event;
-use crate::engine::run::{StepCall, StepResult};
 use crate::model::step::{EmitStep, Stream};
+use crate::steps::api::{StepCall, StepResult};
+use crate::steps::events::Event;
 
 /// Render the text (or the JSON value) and send it as an `emit` event.
 pub(crate) fn run(call: &StepCall<'_>, emit: &EmitStep) -> StepResult {
-    let eval = &call.engine.eval;
+    let eval = &call.engine.eval();
     let (text, output) = match (&emit.text, &emit.json) {
         (Some(text), _) => match eval.render_text(text, call.context) {
             Ok(t) => (t.clone(), Json::String(t)),

@@ -4,14 +4,14 @@
 use futures_util::StreamExt as _;
 use serde_json::{Value as Json, json};
 
-use crate::engine::run::{Flow, StepCall, StepResult};
 use crate::expr::values::{to_json, to_mj};
 use crate::model::step::ForEachStep;
+use crate::steps::api::{Flow, StepCall, StepResult};
 
 /// Evaluate the items and run the iterations; the output is the list of their outputs.
 pub(crate) async fn run(call: &StepCall<'_>, each: &ForEachStep, flow: &mut Option<Flow>) -> StepResult {
     let StepCall { engine, inv, scope, path, .. } = *call;
-    let items = match engine.eval.eval(&each.items, &scope.context()) {
+    let items = match engine.eval().eval(&each.items, &scope.context()) {
         Ok(v) => to_json(&v),
         Err(e) => return StepResult::failed(format!("items: {e}"), Json::Null),
     };
@@ -20,13 +20,13 @@ pub(crate) async fn run(call: &StepCall<'_>, each: &ForEachStep, flow: &mut Opti
         Json::Null => Vec::new(),
         other => {
             return StepResult::failed(
-                format!("items must be a list, found {}", crate::load::schema_check::describe(&other)),
+                format!("items must be a list, found {}", crate::expr::values::describe(&other)),
                 Json::Null,
             );
         }
     };
     let variable = each.as_name.clone().unwrap_or_else(|| "item".to_string());
-    let parallel = match crate::steps::width::resolve(&engine.eval, each.parallel.as_ref(), &scope.context())
+    let parallel = match crate::steps::width::resolve(engine.eval(), each.parallel.as_ref(), &scope.context())
     {
         Ok(width) => width,
         Err(e) => return StepResult::failed(format!("parallel: {e}"), Json::Null),
@@ -49,7 +49,7 @@ pub(crate) async fn run(call: &StepCall<'_>, each: &ForEachStep, flow: &mut Opti
                 // A `return` ends this iteration with its value.
                 (Flow::Return(value), _) => Ok(value.clone()),
                 (Flow::Continue, Some(template)) => engine
-                    .eval
+                    .eval()
                     .render_dyn(template, &child.context())
                     .map_err(|e| format!("item {index}: output: {e}")),
                 _ => Ok(last),
@@ -68,7 +68,7 @@ pub(crate) async fn run(call: &StepCall<'_>, each: &ForEachStep, flow: &mut Opti
                         Some(until) => {
                             let check = scope.child();
                             check.set("result", to_mj(&value));
-                            match engine.eval.truthy(until, &check.context()) {
+                            match engine.eval().truthy(until, &check.context()) {
                                 Ok(done) => done,
                                 Err(e) => {
                                     return StepResult::failed(

@@ -3,19 +3,19 @@
 
 use serde_json::{Value as Json, json};
 
-use crate::engine::run::{StepCall, StepResult};
 use crate::model::lanes::{GuardRule, Lane, LaneRegistry, Verdict};
 use crate::model::step::GuardStep;
+use crate::steps::api::{StepCall, StepResult};
 
 /// Render the text and the lane, judge the text, and fail on a rejection unless
 /// `fail_on_reject: false`.
 pub(crate) fn run(call: &StepCall<'_>, guard: &GuardStep) -> StepResult {
     let StepCall { engine, inv, context, .. } = *call;
-    let text = match engine.eval.render_text(&guard.text, context) {
+    let text = match engine.eval().render_text(&guard.text, context) {
         Ok(t) => t.trim().to_string(),
         Err(e) => return StepResult::failed(format!("text: {e}"), Json::Null),
     };
-    let lane = match guard.lane.as_ref().map(|l| engine.eval.render_text(l, context)).transpose() {
+    let lane = match guard.lane.as_ref().map(|l| engine.eval().render_text(l, context)).transpose() {
         Ok(l) => l.filter(|l| !l.is_empty()),
         Err(e) => return StepResult::failed(format!("lane: {e}"), Json::Null),
     };

@@ -1,13 +1,15 @@
 //! One module per step kind. Each kind's `run` receives the same
-//! [`StepCall`](crate::engine::run::StepCall) (engine, invocation, step, scope, path,
+//! [`StepCall`](api::StepCall) (engine, invocation, step, scope, path,
 //! template context), its own compiled fields and, when it can end the run or its
 //! block, the `flow` slot; it returns the step's result. Kinds that talk to the outside
 //! world (http, exec, cron) prepare a concrete action that a dry run describes instead
 //! of doing; `hooks` stands between them and the world in tests and recordings.
 
+pub mod api;
 pub mod call;
 pub mod cron;
 pub mod emit;
+pub mod events;
 pub mod exec;
 pub mod fail;
 pub mod for_each;
@@ -16,6 +18,7 @@ pub mod hooks;
 pub mod http;
 pub mod kubernetes;
 pub mod render;
+pub mod retry;
 pub mod set;
 pub mod stages;
 pub mod stop;

@@ -5,10 +5,10 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value as Json, json};
 
-use crate::engine::events::Event;
-use crate::engine::run::{StepCall, StepResult};
 use crate::load::sibling;
 use crate::model::step::{Effect, RenderStep};
+use crate::steps::api::{StepCall, StepResult};
+use crate::steps::events::Event;
 
 /// Read, check and render the template; print it or write it atomically.
 pub(crate) fn run(call: &StepCall<'_>, render: &RenderStep) -> StepResult {
@@ -36,7 +36,7 @@ pub(crate) fn run(call: &StepCall<'_>, render: &RenderStep) -> StepResult {
         engine.emit(Event::Emit { stream: "stdout".into(), text: rendered.clone() });
         return StepResult::ok(Json::String(rendered));
     };
-    let out = match engine.eval.render_text(out, context) {
+    let out = match engine.eval().render_text(out, context) {
         Ok(o) => PathBuf::from(o),
         Err(e) => return StepResult::failed(format!("out: {e}"), Json::Null),
     };

@@ -2,16 +2,16 @@
 
 use serde_json::{Map, Value as Json};
 
-use crate::engine::run::{StepCall, StepResult};
 use crate::expr::values::to_mj;
 use crate::model::step::SetStep;
+use crate::steps::api::{StepCall, StepResult};
 
 /// Render the values in order into a child scope; the output is the map of them.
 pub(crate) fn run(call: &StepCall<'_>, set: &SetStep) -> StepResult {
     let local = call.scope.child();
     let mut out = Map::new();
     for (name, value) in &set.values {
-        match call.engine.eval.render_dyn(value, &local.context()) {
+        match call.engine.eval().render_dyn(value, &local.context()) {
             Ok(v) => {
                 local.set(name, to_mj(&v));
                 out.insert(name.clone(), v);

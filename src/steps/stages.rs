@@ -1,6 +1,6 @@
 //! Control-flow kinds of the workflow language v2: first-match `stages` with one error
-//! mapping, the scoped `return`, and the `parallel` block. They are engine methods
-//! because they run nested steps; they live here so each kind keeps its own file.
+//! mapping, the scoped `return`, and the `parallel` block. They run nested steps
+//! through the engine's [`Runtime`].
 
 use std::sync::Arc;
 
@@ -9,11 +9,11 @@ use futures_util::future::{FutureExt as _, Shared};
 use minijinja::Value;
 use serde_json::{Value as Json, json};
 
-use crate::engine::events::StepStatus;
-use crate::engine::run::{BoxFuture, Engine, Flow, Invocation, StepResult};
+use super::api::{BoxFuture, Flow, Invocation, Runtime, StepCall, StepResult};
+use super::events::StepStatus;
 use crate::expr::scope::Scope;
 use crate::expr::values::to_mj;
-use crate::model::step::{ParallelStep, ReturnStep, Stage, StagesStep, Step, StepKind};
+use crate::model::step::{ParallelStep, ReturnStep, Stage, StagesStep, Step};
 
 /// A step started early; awaited (or dropped) when its stage is reached.
 type Prefetched<'a> = Shared<BoxFuture<'a, Arc<(StepResult, Flow)>>>;
@@ -30,10 +30,29 @@ enum StageEnd {
     Ends(Flow),
 }
 
-impl Engine {
+/// `stages`: the kind's entry point.
+pub(crate) async fn run(call: &StepCall<'_>, stages: &StagesStep, flow: &mut Option<Flow>) -> StepResult {
+    call.engine.run_stages(call.inv, stages, call.scope, call.path, flow).await
+}
+
+/// `return`: the kind's entry point.
+pub(crate) fn run_return(call: &StepCall<'_>, ret: &ReturnStep, flow: &mut Option<Flow>) -> StepResult {
+    call.engine.run_return(ret, call.context, flow)
+}
+
+/// `parallel`: the kind's entry point.
+pub(crate) async fn run_parallel(
+    call: &StepCall<'_>,
+    parallel: &ParallelStep,
+    flow: &mut Option<Flow>,
+) -> StepResult {
+    call.engine.run_parallel(call.inv, parallel, call.scope, call.path, flow).await
+}
+
+impl dyn Runtime + '_ {
     /// Run stages in order until one decides; map a failed stage through `catch`.
     pub(crate) async fn run_stages(
-        self: &Arc<Self>,
+        &self,
         inv: &Invocation<'_>,
         stages: &StagesStep,
         scope: &Arc<Scope>,
@@ -57,7 +76,7 @@ impl Engine {
         // `prefetch_when` (evaluated once, here) may switch prefetching off for this run.
         let prefetch_on = match &stages.prefetch_when {
             None => true,
-            Some(when) => match self.eval.truthy(when, &scope.context()) {
+            Some(when) => match self.eval().truthy(when, &scope.context()) {
                 Ok(on) => on,
                 Err(e) => return StepResult::failed(format!("prefetch_when: {e}"), Json::Null),
             },
@@ -71,10 +90,11 @@ impl Engine {
                     .steps
                     .iter()
                     .map(|step| {
-                        (prefetch_on && index > 0 && stage.prefetch && prefetchable(step)).then(|| {
-                            let label = step.name.clone().or_else(|| step.id.clone()).unwrap_or_default();
-                            Step { name: Some(format!("{label} (prefetched)")), ..step.clone() }
-                        })
+                        (prefetch_on && index > 0 && stage.prefetch && self.plan().step(step).prefetchable)
+                            .then(|| {
+                                let label = step.name.clone().or_else(|| step.id.clone()).unwrap_or_default();
+                                Step { name: Some(format!("{label} (prefetched)")), ..step.clone() }
+                            })
                     })
                     .collect()
             })
@@ -108,7 +128,7 @@ impl Engine {
 
     /// The first-match loop over the stages.
     async fn decide(
-        self: &Arc<Self>,
+        &self,
         inv: &Invocation<'_>,
         stages: &StagesStep,
         shared: &Arc<Scope>,
@@ -132,7 +152,7 @@ impl Engine {
                     let context = shared.child();
                     context
                         .set("error", to_mj(&json!({"stage": stage.id, "step": step, "message": message})));
-                    return match self.eval.render_dyn(catch, &context.context()) {
+                    return match self.eval().render_dyn(catch, &context.context()) {
                         Ok(result) => StepResult::ok(result),
                         Err(e) => StepResult::failed(format!("catch: {e}"), Json::Null),
                     };
@@ -140,7 +160,7 @@ impl Engine {
             }
         }
         match &stages.default {
-            Some(default) => match self.eval.render_dyn(default, &shared.context()) {
+            Some(default) => match self.eval().render_dyn(default, &shared.context()) {
                 Ok(result) => StepResult::ok(result),
                 Err(e) => StepResult::failed(format!("default: {e}"), Json::Null),
             },
@@ -149,7 +169,7 @@ impl Engine {
     }
 
     async fn run_stage(
-        self: &Arc<Self>,
+        &self,
         inv: &Invocation<'_>,
         stage: &Stage,
         scope: &Arc<Scope>,
@@ -161,7 +181,7 @@ impl Engine {
         match inner {
             Flow::Continue => match &stage.result {
                 None => StageEnd::Undecided,
-                Some(template) => match self.eval.render_dyn(template, &scope.context()) {
+                Some(template) => match self.eval().render_dyn(template, &scope.context()) {
                     Ok(Json::Null) => StageEnd::Undecided,
                     Ok(result) => StageEnd::Decided(result),
                     Err(e) => {
@@ -192,7 +212,7 @@ impl Engine {
     /// The stage's steps in order, as `run_steps` runs them, taking a prefetched
     /// step's result instead of running it again.
     async fn run_stage_steps(
-        self: &Arc<Self>,
+        &self,
         inv: &Invocation<'_>,
         stage: &Stage,
         scope: &Arc<Scope>,
@@ -238,7 +258,7 @@ impl Engine {
         context: &Value,
         flow: &mut Option<Flow>,
     ) -> StepResult {
-        let value = match ret.value.as_ref().map(|v| self.eval.render_dyn(v, context)).transpose() {
+        let value = match ret.value.as_ref().map(|v| self.eval().render_dyn(v, context)).transpose() {
             Ok(value) => value.unwrap_or(Json::Null),
             Err(e) => return StepResult::failed(format!("value: {e}"), Json::Null),
         };
@@ -248,7 +268,7 @@ impl Engine {
 
     /// `parallel`: run the steps together; record them in order once all have ended.
     pub(crate) async fn run_parallel(
-        self: &Arc<Self>,
+        &self,
         inv: &Invocation<'_>,
         parallel: &ParallelStep,
         scope: &Arc<Scope>,
@@ -308,12 +328,8 @@ fn step_path(stage_path: &str, index: usize, step: &Step) -> String {
     format!("{stage_path}.{label}")
 }
 
-/// Whether a step may start before its stage: it only reads, and nothing in it uses
-/// the result of another step (so its outcome cannot depend on when it runs).
-pub fn prefetchable(step: &Step) -> bool {
-    let reads = matches!(step.kind, StepKind::Http(_) | StepKind::Exec(_)) && !step.writes();
-    reads && serde_json::to_string(step).is_ok_and(|text| !text.contains("steps."))
-}
+/// Whether a step may start before its stage (decided by the plan).
+pub use crate::plan::compiled::prefetchable;
 
 /// Whether a step (or any step inside it) may change the world.
 pub fn writes(step: &Step) -> bool {

@@ -4,15 +4,15 @@ use std::sync::Arc;
 
 use serde_json::Value as Json;
 
-use crate::engine::run::{Flow, StepCall, StepResult};
 use crate::expr::scope::Scope;
 use crate::model::step::SwitchStep;
+use crate::steps::api::{Flow, StepCall, StepResult};
 
 /// Pick the first true case (or the default) and run its steps in a child scope.
 pub(crate) async fn run(call: &StepCall<'_>, switch: &SwitchStep, flow: &mut Option<Flow>) -> StepResult {
     let StepCall { engine, inv, scope, path, context, .. } = *call;
     for (index, case) in switch.cases.iter().enumerate() {
-        match engine.eval.truthy(&case.when, context) {
+        match engine.eval().truthy(&case.when, context) {
             Ok(false) => continue,
             Ok(true) => {
                 let child = scope.child();
@@ -48,7 +48,7 @@ fn branch_result(
 ) -> StepResult {
     match inner {
         Flow::Continue => match output {
-            Some(template) => match call.engine.eval.render_dyn(template, &scope.context()) {
+            Some(template) => match call.engine.eval().render_dyn(template, &scope.context()) {
                 Ok(v) => StepResult::ok(v),
                 Err(e) => StepResult::failed(format!("output: {e}"), Json::Null),
             },

@@ -3,8 +3,8 @@
 
 use serde_json::{Value as Json, json};
 
-use crate::engine::run::{StepCall, StepResult};
 use crate::model::step::TransitionStep;
+use crate::steps::api::{StepCall, StepResult};
 
 /// Render the fields, choose the kind of move and apply it to the lifecycle.
 pub(crate) fn run(call: &StepCall<'_>, transition: &TransitionStep) -> StepResult {
@@ -14,11 +14,11 @@ pub(crate) fn run(call: &StepCall<'_>, transition: &TransitionStep) -> StepResul
     };
     let render = |field: &str, text: &Option<String>| -> Result<Option<String>, String> {
         text.as_ref()
-            .map(|t| engine.eval.render_text(t, context))
+            .map(|t| engine.eval().render_text(t, context))
             .transpose()
             .map_err(|e| format!("{field}: {e}"))
     };
-    let state = match engine.eval.render_text(&transition.state, context) {
+    let state = match engine.eval().render_text(&transition.state, context) {
         Ok(s) => s,
         Err(e) => return StepResult::failed(format!("state: {e}"), Json::Null),
     };

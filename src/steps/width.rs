@@ -25,7 +25,7 @@ pub fn resolve(eval: &Evaluator, width: Option<&Width>, context: &Value) -> Resu
             other => {
                 return Err(format!(
                     "expected a whole number, found {}",
-                    crate::load::schema_check::describe(&other)
+                    crate::expr::values::describe(&other)
                 ));
             }
         },
@@ -36,7 +36,7 @@ pub fn resolve(eval: &Evaluator, width: Option<&Width>, context: &Value) -> Resu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::values::to_mj;
+    use crate::expr::values::to_mj;
     use serde_json::json;
 
     #[test]

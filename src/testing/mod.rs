@@ -130,7 +130,7 @@ fn run_case(project: Project, main: &Path, defaults: Option<&Fixtures>, case: &T
         env: Some(case_env(defaults, case)),
         hooks: Some(hooks.clone()),
     };
-    let engine = Engine::new(project, options, Arc::new(fanout));
+    let engine = Engine::new(crate::plan::Plan::compile(project), options, Arc::new(fanout));
     let inputs: Map<String, Json> = case.inputs.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     // Virtual time: delays and timeouts in fixtures take no real time.
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build()

@@ -9,11 +9,11 @@ use std::time::Duration;
 use serde_json::{Value as Json, json};
 use tokio_util::sync::CancellationToken;
 
-use crate::engine::run::{Engine, StepCall, StepResult};
 use crate::expr::values::to_mj;
 use crate::model::lanes::{CronBackend, Lane};
 use crate::model::step::{CronStep, Effect};
 use crate::steps;
+use crate::steps::api::{Runtime, StepCall, StepResult};
 
 pub use jobs::{JobStates, LIST_ARGS, list_argv, list_failure, parse_jobs};
 
@@ -27,7 +27,7 @@ pub(crate) async fn run(call: &StepCall<'_>, cron: &CronStep) -> StepResult {
     let Some(registry) = inv.unit.registry.as_deref() else {
         return StepResult::failed("a cron step needs a lane registry", Json::Null);
     };
-    let lane_id = match engine.eval.render_text(&cron.lane, context) {
+    let lane_id = match engine.eval().render_text(&cron.lane, context) {
         Ok(l) => l,
         Err(e) => return StepResult::failed(format!("lane: {e}"), Json::Null),
     };
@@ -44,20 +44,17 @@ pub(crate) async fn run(call: &StepCall<'_>, cron: &CronStep) -> StepResult {
         Ok(id) => id,
         Err(e) => return StepResult::failed(e, Json::Null),
     };
-    let enabled = match engine.eval.render_dyn(&cron.enabled, context) {
+    let enabled = match engine.eval().render_dyn(&cron.enabled, context) {
         Ok(Json::Bool(b)) => b,
         Ok(other) => {
             return StepResult::failed(
-                format!(
-                    "enabled must be true or false, found {}",
-                    crate::load::schema_check::describe(&other)
-                ),
+                format!("enabled must be true or false, found {}", crate::expr::values::describe(&other)),
                 Json::Null,
             );
         }
         Err(e) => return StepResult::failed(format!("enabled: {e}"), Json::Null),
     };
-    let reason = match cron.reason.as_ref().map(|r| engine.eval.render_text(r, context)).transpose() {
+    let reason = match cron.reason.as_ref().map(|r| engine.eval().render_text(r, context)).transpose() {
         Ok(r) => r,
         Err(e) => return StepResult::failed(format!("reason: {e}"), Json::Null),
     };
@@ -113,7 +110,7 @@ pub(crate) async fn run(call: &StepCall<'_>, cron: &CronStep) -> StepResult {
             };
             let toggled =
                 steps::kubernetes::cron::run_step(&ctx, &request, &|name| engine.env_var(name), &|token| {
-                    if let Ok(mut known) = engine.masker.write() {
+                    if let Ok(mut known) = engine.secrets().write() {
                         known.add(token);
                     }
                 })
@@ -143,7 +140,7 @@ pub(crate) async fn run(call: &StepCall<'_>, cron: &CronStep) -> StepResult {
                 minijinja::context! { lane => lane_value, cron_id => cron_id.clone(), enabled => enabled };
             let mut rendered = Vec::with_capacity(argv.len());
             for (index, arg) in argv.iter().enumerate() {
-                match engine.eval.render_text(arg, &backend_context) {
+                match engine.eval().render_text(arg, &backend_context) {
                     Ok(a) => rendered.push(a),
                     Err(e) => {
                         return StepResult::failed(format!("cron_backend.argv[{index}]: {e}"), Json::Null);
@@ -175,7 +172,7 @@ pub(crate) async fn run(call: &StepCall<'_>, cron: &CronStep) -> StepResult {
         max_output_bytes: 64 * 1024,
     };
     let program = argv.first().cloned().unwrap_or_default();
-    let error = match steps::hooks::run_command(engine.options.hooks.as_deref(), &spec, &inv.cancel).await {
+    let error = match steps::hooks::run_command(engine.hooks(), &spec, &inv.cancel).await {
         Ok(done) if done.exit_code == Some(0) => None,
         Ok(done) if done.timed_out => {
             Some(format!("`{program}` timed out after {}s", spec.timeout.as_secs()))
@@ -200,7 +197,7 @@ pub(crate) async fn run(call: &StepCall<'_>, cron: &CronStep) -> StepResult {
                 CronBackend::Kubernetes { .. } => None,
             };
             if let Some(list) = list
-                && let Some(Ok(states)) = engine.cron_jobs.lock().await.get_mut(&list)
+                && let Some(Ok(states)) = engine.cron_jobs().lock().await.get_mut(&list)
             {
                 states.insert(cron_id.clone(), enabled);
             }
@@ -218,12 +215,12 @@ pub(crate) async fn run(call: &StepCall<'_>, cron: &CronStep) -> StepResult {
 /// needs them (also in a dry run: it only reads). The lock is held during the read,
 /// so concurrent toggles share it.
 async fn states(
-    engine: &Engine,
+    engine: &dyn Runtime,
     list: &[String],
     timeout: Duration,
     cancel: &CancellationToken,
 ) -> Result<JobStates, String> {
-    let mut cache = engine.cron_jobs.lock().await;
+    let mut cache = engine.cron_jobs().lock().await;
     if let Some(known) = cache.get(list) {
         return known.clone();
     }
@@ -236,7 +233,7 @@ async fn states(
         timeout,
         max_output_bytes: 4 * 1024 * 1024,
     };
-    let read = match steps::hooks::run_command(engine.options.hooks.as_deref(), &spec, cancel).await {
+    let read = match steps::hooks::run_command(engine.hooks(), &spec, cancel).await {
         Ok(done) if done.exit_code == Some(0) => jobs::parse_jobs_of(&program, &done.stdout),
         Ok(done) if done.timed_out => Err(format!("`{program}` timed out after {}s", timeout.as_secs())),
         Ok(done) => {

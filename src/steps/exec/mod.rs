@@ -223,19 +223,19 @@ fn failure_message(program: &str, spec: &CommandSpec, run: &CommandOutput) -> St
 /// The `exec` step: prepare the command (planned in a dry run unless it is declared a
 /// read), then run it with the step's retry policy.
 pub(crate) async fn run(
-    call: &crate::engine::run::StepCall<'_>,
+    call: &crate::steps::api::StepCall<'_>,
     exec: &ExecStep,
-) -> crate::engine::run::StepResult {
-    use crate::engine::run::StepResult;
-    let crate::engine::run::StepCall { engine, inv, step, path, context, .. } = *call;
-    let timeout = step.timeout.map(|t| t.get()).unwrap_or(crate::engine::run::DEFAULT_STEP_TIMEOUT);
+) -> crate::steps::api::StepResult {
+    use crate::steps::api::StepResult;
+    let crate::steps::api::StepCall { engine, inv, step, path, context, .. } = *call;
+    let timeout = step.timeout.map(|t| t.get()).unwrap_or(crate::steps::api::DEFAULT_STEP_TIMEOUT);
     let masker = engine.masker();
     let ctx = engine.ctx(inv, context, &masker, timeout);
     let spec = match prepare(&ctx, exec) {
         Ok(s) => s,
         Err(e) => return StepResult::failed(e, Json::Null),
     };
-    if step.writes() && inv.plan {
+    if engine.plan().writes(step) && inv.plan {
         return engine.planned(step, path, describe(&spec, &masker));
     }
     engine.attempts(inv, step, path, true, timeout, || execute(&ctx, exec, &spec)).await

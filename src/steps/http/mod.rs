@@ -78,11 +78,11 @@ pub async fn execute(ctx: &StepCtx<'_>, clients: &Clients, step: &HttpStep, requ
 /// The `http` step: prepare the request (planned in a dry run when it writes), then
 /// send it with the step's retry policy.
 pub(crate) async fn run(
-    call: &crate::engine::run::StepCall<'_>,
+    call: &crate::steps::api::StepCall<'_>,
     http: &HttpStep,
-) -> crate::engine::run::StepResult {
-    use crate::engine::run::StepResult;
-    let crate::engine::run::StepCall { engine, inv, step, path, context, .. } = *call;
+) -> crate::steps::api::StepResult {
+    use crate::steps::api::StepResult;
+    let crate::steps::api::StepCall { engine, inv, step, path, context, .. } = *call;
     let api = http.api.as_ref().and_then(|name| inv.apis.get(name));
     let timeout =
         step.timeout.map(|t| t.get()).or_else(|| api.and_then(|a| a.timeout)).unwrap_or(DEFAULT_TIMEOUT);
@@ -92,12 +92,12 @@ pub(crate) async fn run(
         Ok(r) => r,
         Err(e) => return StepResult::failed(e, Json::Null),
     };
-    if step.writes() && inv.plan {
+    if engine.plan().writes(step) && inv.plan {
         return engine.planned(step, path, describe(&request, &masker));
     }
     let retry_allowed = http.method.is_idempotent() || step.retry.as_ref().is_some_and(|r| r.unsafe_methods);
     engine
-        .attempts(inv, step, path, retry_allowed, timeout, || execute(&ctx, &engine.clients, http, &request))
+        .attempts(inv, step, path, retry_allowed, timeout, || execute(&ctx, engine.clients(), http, &request))
         .await
 }
 

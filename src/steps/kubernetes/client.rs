@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde_json::Value as Json;
 
 use super::auth::Cluster;
-use crate::engine::mask::Masker;
+use crate::expr::mask::Masker;
 use crate::model::step::{HttpMethod, Redirects};
 use crate::steps::hooks::{Hooks, HttpAnswer};
 
@@ -325,7 +325,7 @@ fn build_http(cluster: &Cluster) -> Result<reqwest::Client, String> {
 /// Encode one path segment (a namespace or name may hold nothing special when valid,
 /// but a templated one is encoded all the same).
 pub fn segment(text: &str) -> String {
-    crate::engine::values::encode_component(text)
+    crate::expr::values::encode_component(text)
 }
 
 /// The API path of a collection: `/api/v1/namespaces/NS/PLURAL` for the core group,

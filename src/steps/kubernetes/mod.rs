@@ -35,11 +35,11 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 /// show it in a dry run, else send it with the step's retries (an apply is idempotent,
 /// a create only with `retry.unsafe_methods`).
 pub(crate) async fn run(
-    call: &crate::engine::run::StepCall<'_>,
+    call: &crate::steps::api::StepCall<'_>,
     k8s: &KubernetesStep,
-) -> crate::engine::run::StepResult {
-    use crate::engine::run::StepResult;
-    let crate::engine::run::StepCall { engine, inv, step, path, context, .. } = *call;
+) -> crate::steps::api::StepResult {
+    use crate::steps::api::StepResult;
+    let crate::steps::api::StepCall { engine, inv, step, path, context, .. } = *call;
     let timeout = step.timeout.map(|t| t.get()).unwrap_or(DEFAULT_TIMEOUT);
     let masker = engine.masker();
     let ctx = engine.ctx(inv, context, &masker, timeout);
@@ -47,10 +47,10 @@ pub(crate) async fn run(
         Ok(p) => p,
         Err(e) => return StepResult::failed(e, Json::Null),
     };
-    if let (Some(token), Ok(mut known)) = (prepared.token(), engine.masker.write()) {
+    if let (Some(token), Ok(mut known)) = (prepared.token(), engine.secrets().write()) {
         known.add(token);
     }
-    if inv.plan && step.writes() {
+    if inv.plan && engine.plan().writes(step) {
         return engine.planned(step, path, prepared.describe());
     }
     let retry_allowed =

@@ -120,6 +120,11 @@ impl Project {
         Ok(())
     }
 
+    /// Every unit, in no particular order.
+    pub fn units(&self) -> impl Iterator<Item = &Unit> {
+        self.units.values()
+    }
+
     /// The unit at `path`.
     pub fn unit(&self, path: &Path) -> Option<&Unit> {
         self.units.get(path)

@@ -5,12 +5,12 @@ use std::time::Duration;
 
 use serde_json::Value as Json;
 
+use super::api::{Invocation, Runtime, StepResult, millis};
 use super::events::{Event, StepStatus};
-use super::run::{Engine, Invocation, StepResult, millis};
+use super::{Outcome, Retry};
 use crate::model::step::Step;
-use crate::steps::{Outcome, Retry};
 
-impl Engine {
+impl dyn Runtime + '_ {
     /// Run attempts with the step's retry policy: exponential backoff with jitter,
     /// honouring a server's `Retry-After` up to `max_backoff`. A server asking for a
     /// wait longer than the step's `timeout` (the limit of one attempt) ends the step
