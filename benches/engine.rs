@@ -20,6 +20,9 @@
 
 // A benchmark reports by printing; setup failures may panic.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic, clippy::print_stdout)]
+// Test-crate helpers (tests/fake) are `pub` for their sibling modules; the library itself
+// denies unreachable `pub` (Cargo.toml).
+#![allow(unreachable_pub)]
 
 // The same fake server the tests use; the bench uses only part of it.
 #[allow(dead_code)]

@@ -8,14 +8,15 @@
 
 // A benchmark reports by printing; setup failures may panic.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic, clippy::print_stdout)]
+// Test-crate helpers (tests/fake) are `pub` for their sibling modules; the library itself
+// denies unreachable `pub` (Cargo.toml).
+#![allow(unreachable_pub)]
 
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
-use runner::engine::events::RunStatus;
-use runner::history::{self, Retention};
-use runner::report::run_report::RunReport;
+use runner::support::{Retention, RunReport, RunStatus, history_dir, history_list, new_run_id, store_run};
 
 const ENTRIES: usize = 1000;
 const ROUNDS: u32 = 20;
@@ -47,16 +48,16 @@ fn main() {
     for i in 0..ENTRIES {
         let at = base + Duration::from_secs(i as u64);
         let report = RunReport {
-            run_id: history::new_run_id(at),
+            run_id: new_run_id(at),
             workflow: if i % 3 == 0 { "worker-preflight".into() } else { "heartbeat".into() },
             status: Some(statuses[i % statuses.len()]),
             exit_code: Some(if i % 5 == 3 { 1 } else { 0 }),
             duration_ms: 900 + (i as u64 % 700),
-            started_at: runner::report::timestamp(at),
+            started_at: runner::support::timestamp(at),
             outputs: serde_json::json!({"lanes": {"local": "clear", "cloud": "work", "frontier": "stuck"}}),
             ..RunReport::default()
         };
-        history::store(state, &report, Retention { keep: ENTRIES, max_age: Duration::from_secs(86_400) })
+        store_run(state, &report, Retention { keep: ENTRIES, max_age: Duration::from_secs(86_400) })
             .expect("store");
     }
     let store_all = started.elapsed();
@@ -70,6 +71,6 @@ fn main() {
         "runner runs --status failed -w heartbeat --since 2h {:>8.2?}",
         mean(state, &["runs", "--status", "failed", "--workflow", "heartbeat", "--since", "2h"])
     );
-    let id = history::list(&history::dir(state))[500].id.clone();
+    let id = history_list(&history_dir(state))[500].id.clone();
     println!("runner show ID (of 1,000)            {:>8.2?}", mean(state, &["show", &id]));
 }

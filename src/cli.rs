@@ -10,14 +10,14 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[derive(Debug, Parser)]
 #[command(name = "runner", version, about, long_about = None, propagate_version = true)]
 #[command(after_long_help = EXAMPLES)]
-pub struct Cli {
+pub(crate) struct Cli {
     /// The command.
     #[command(subcommand)]
     pub command: Command,
 }
 
 /// Examples shown at the end of `runner --help`.
-pub const EXAMPLES: &str = "\
+pub(crate) const EXAMPLES: &str = "\
 Examples:
   Check every file under workflows/, cron-prompts/ and examples/:
     runner validate
@@ -40,7 +40,7 @@ Exit codes: 0 ok; 1-63 the workflow's own (default failure 1); 64 usage;
 
 /// runner's commands.
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Check workflow, lane and prompt files against their schema and meaning; runs nothing.
     ///
     /// With no PATH, checks workflows/, cron-prompts/ and examples/ under the current
@@ -115,7 +115,7 @@ pub enum Command {
 
 /// `runner export ...`.
 #[derive(Debug, Subcommand)]
-pub enum ExportCommand {
+pub(crate) enum ExportCommand {
     /// A schedule file as Kubernetes manifests (YAML stream on stdout): a ConfigMap
     /// with the workflows, lane registries and prompts, one CronJob per entry, and the
     /// RBAC the `kubernetes` cron backend and `kubernetes` steps need. Secrets are
@@ -126,7 +126,7 @@ pub enum ExportCommand {
 
 /// `runner export kubernetes`.
 #[derive(Debug, Args)]
-pub struct ExportKubernetesArgs {
+pub(crate) struct ExportKubernetesArgs {
     /// The schedule file.
     #[arg(default_value = "workflows/schedule.yaml")]
     pub file: PathBuf,
@@ -152,7 +152,7 @@ pub struct ExportKubernetesArgs {
 
 /// `runner show-config`.
 #[derive(Debug, Args)]
-pub struct ShowConfigArgs {
+pub(crate) struct ShowConfigArgs {
     /// A lifecycle or roles file.
     pub file: PathBuf,
     /// Output format: `yaml` (default) or `json`.
@@ -162,7 +162,7 @@ pub struct ShowConfigArgs {
 
 /// How `show-config` prints.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
-pub enum ConfigFormat {
+pub(crate) enum ConfigFormat {
     /// YAML.
     #[default]
     Yaml,
@@ -172,7 +172,7 @@ pub enum ConfigFormat {
 
 /// `runner import ...`.
 #[derive(Debug, Subcommand)]
-pub enum ImportCommand {
+pub(crate) enum ImportCommand {
     /// Convert a DevClaw workflow.yaml (with DevClaw's built-in roles, levels and
     /// states under it) into a runner lifecycle, roles file and PR-check workflow.
     /// Everything that cannot be carried is reported with the key's line.
@@ -181,7 +181,7 @@ pub enum ImportCommand {
 
 /// `runner import devclaw`.
 #[derive(Debug, Args)]
-pub struct ImportDevclawArgs {
+pub(crate) struct ImportDevclawArgs {
     /// DevClaw's workflow.yaml (workspace or project layer).
     pub workflow: PathBuf,
     /// Where to write lifecycle.yaml, roles.yaml and checks/pr-status.yaml.
@@ -194,14 +194,14 @@ pub struct ImportDevclawArgs {
 
 /// `runner roles ...`.
 #[derive(Debug, Subcommand)]
-pub enum RolesCommand {
+pub(crate) enum RolesCommand {
     /// Choose the level (and model) for a piece of work, as a dispatch would.
     Select(SelectArgs),
 }
 
 /// `runner roles select`.
 #[derive(Debug, Args)]
-pub struct SelectArgs {
+pub(crate) struct SelectArgs {
     /// The roles file.
     #[arg(long, default_value = "roles.yaml")]
     pub roles: PathBuf,
@@ -227,14 +227,14 @@ pub struct SelectArgs {
 
 /// `runner graph`.
 #[derive(Debug, Args)]
-pub struct GraphArgs {
+pub(crate) struct GraphArgs {
     /// A lifecycle or workflow file.
     pub file: PathBuf,
 }
 
 /// `runner test`.
 #[derive(Debug, Args)]
-pub struct TestArgs {
+pub(crate) struct TestArgs {
     /// Test files or directories (searched for *.test.yaml). Default: workflows/ and examples/.
     pub paths: Vec<PathBuf>,
     /// Run only cases whose name contains this text.
@@ -255,7 +255,7 @@ pub struct TestArgs {
 
 /// `runner run`.
 #[derive(Debug, Args)]
-pub struct RunArgs {
+pub(crate) struct RunArgs {
     /// The workflow file.
     pub file: PathBuf,
     /// An input: KEY=VALUE. The value is converted to the input's declared type
@@ -301,7 +301,7 @@ pub struct RunArgs {
 
 /// How results are printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
-pub enum OutputFormat {
+pub(crate) enum OutputFormat {
     /// For people: snippets with carets, colour on a terminal.
     #[default]
     Human,
@@ -311,7 +311,7 @@ pub enum OutputFormat {
 
 /// When to use colour.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
-pub enum ColorChoice {
+pub(crate) enum ColorChoice {
     /// Colour when printing to a terminal and NO_COLOR is unset.
     #[default]
     Auto,
@@ -323,7 +323,7 @@ pub enum ColorChoice {
 
 /// `runner validate`.
 #[derive(Debug, Args)]
-pub struct ValidateArgs {
+pub(crate) struct ValidateArgs {
     /// Files or directories to check (directories are searched for *.yaml and *.yml).
     pub paths: Vec<PathBuf>,
     /// Output format.
@@ -336,7 +336,7 @@ pub struct ValidateArgs {
 
 /// `runner render`.
 #[derive(Debug, Args)]
-pub struct RenderArgs {
+pub(crate) struct RenderArgs {
     /// The template to render (omit with --all).
     #[arg(required_unless_present = "all")]
     pub template: Option<PathBuf>,
@@ -382,7 +382,7 @@ pub struct RenderArgs {
 
 /// `runner schema`.
 #[derive(Debug, Args)]
-pub struct SchemaArgs {
+pub(crate) struct SchemaArgs {
     /// The file kind: workflow, lanes, prompts, test, lifecycle, roles, schedule, or run-report
     /// (the `--report` format).
     /// Without it, lists the kinds.
@@ -394,7 +394,7 @@ pub struct SchemaArgs {
 
 /// `runner schedule`.
 #[derive(Debug, Args)]
-pub struct ScheduleArgs {
+pub(crate) struct ScheduleArgs {
     /// The schedule file.
     #[arg(default_value = "workflows/schedule.yaml")]
     pub file: PathBuf,
@@ -422,7 +422,7 @@ pub struct ScheduleArgs {
 
 /// `runner runs`.
 #[derive(Debug, Args)]
-pub struct RunsArgs {
+pub(crate) struct RunsArgs {
     /// Only runs of this workflow (its name).
     #[arg(long, short = 'w', value_name = "NAME")]
     pub workflow: Option<String>,
@@ -445,7 +445,7 @@ pub struct RunsArgs {
 
 /// `runner show`.
 #[derive(Debug, Args)]
-pub struct ShowArgs {
+pub(crate) struct ShowArgs {
     /// A run id (or a unique prefix of one, see `runner runs`), or the path of a report
     /// file.
     pub run: String,
@@ -462,7 +462,7 @@ pub struct ShowArgs {
 
 /// How `runner validate` prints problems.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
-pub enum ValidateOutput {
+pub(crate) enum ValidateOutput {
     /// For people: snippets with carets, colour on a terminal.
     #[default]
     Human,
@@ -475,7 +475,7 @@ pub enum ValidateOutput {
 
 /// `runner list`.
 #[derive(Debug, Args)]
-pub struct ListArgs {
+pub(crate) struct ListArgs {
     /// Directories (or files) to list. Default: workflows/ and examples/.
     pub paths: Vec<PathBuf>,
     /// Output format.
@@ -485,7 +485,7 @@ pub struct ListArgs {
 
 /// `runner completions`.
 #[derive(Debug, Args)]
-pub struct CompletionsArgs {
+pub(crate) struct CompletionsArgs {
     /// The shell.
     #[arg(value_enum)]
     pub shell: clap_complete::Shell,
@@ -493,7 +493,7 @@ pub struct CompletionsArgs {
 
 /// `runner man`.
 #[derive(Debug, Args)]
-pub struct ManArgs {
+pub(crate) struct ManArgs {
     /// Write runner.1 and one runner-COMMAND.1 per command into DIR instead of
     /// printing runner.1.
     #[arg(long, value_name = "DIR")]

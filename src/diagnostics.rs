@@ -29,7 +29,7 @@ pub struct Range {
 
 /// A second place that explains a diagnostic (first definition, alias use site).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Related {
+pub(crate) struct Related {
     /// Byte range in the same file.
     pub range: Range,
     /// What it is.
@@ -38,7 +38,7 @@ pub struct Related {
 
 /// One problem in one file.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Diagnostic {
+pub(crate) struct Diagnostic {
     /// The file, as given or found.
     pub file: String,
     /// Where in it.
@@ -55,7 +55,7 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     /// A diagnostic at `range` of `file`.
-    pub fn new(file: &str, range: Range, code: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(file: &str, range: Range, code: &'static str, message: impl Into<String>) -> Self {
         Diagnostic {
             file: file.to_string(),
             range,
@@ -68,32 +68,32 @@ impl Diagnostic {
 
     /// Add a hint.
     #[must_use]
-    pub fn with_hint(mut self, hint: Option<String>) -> Self {
+    pub(crate) fn with_hint(mut self, hint: Option<String>) -> Self {
         self.hint = hint;
         self
     }
 
     /// Add a related place.
     #[must_use]
-    pub fn with_related(mut self, range: Range, label: impl Into<String>) -> Self {
+    pub(crate) fn with_related(mut self, range: Range, label: impl Into<String>) -> Self {
         self.related.push(Related { range, label: label.into() });
         self
     }
 
     /// 1-based line.
-    pub fn line(&self) -> usize {
+    pub(crate) fn line(&self) -> usize {
         self.range.start.line
     }
 
     /// 1-based column.
-    pub fn column(&self) -> usize {
+    pub(crate) fn column(&self) -> usize {
         self.range.start.col
     }
 }
 
 /// The JSON form of a diagnostic (`runner validate --output json`).
 #[derive(Debug, Serialize)]
-pub struct JsonDiagnostic<'a> {
+pub(crate) struct JsonDiagnostic<'a> {
     /// File path.
     pub file: &'a str,
     /// 1-based line.
@@ -115,7 +115,7 @@ pub struct JsonDiagnostic<'a> {
 
 /// A related place in the JSON form.
 #[derive(Debug, Serialize)]
-pub struct JsonRelated<'a> {
+pub(crate) struct JsonRelated<'a> {
     /// 1-based line.
     pub line: usize,
     /// 1-based column.
@@ -125,12 +125,13 @@ pub struct JsonRelated<'a> {
 }
 
 /// Render diagnostics as a JSON array.
-pub fn to_json(diagnostics: &[Diagnostic]) -> String {
+#[cfg(test)]
+pub(crate) fn to_json(diagnostics: &[Diagnostic]) -> String {
     to_json_with_warnings(diagnostics, &[])
 }
 
 /// Render errors, then warnings, as one JSON array; each object says its `severity`.
-pub fn to_json_with_warnings(errors: &[Diagnostic], warnings: &[Diagnostic]) -> String {
+pub(crate) fn to_json_with_warnings(errors: &[Diagnostic], warnings: &[Diagnostic]) -> String {
     let tagged = errors.iter().map(|d| (d, "error")).chain(warnings.iter().map(|d| (d, "warning")));
     let items: Vec<JsonDiagnostic<'_>> = tagged
         .map(|(d, severity)| JsonDiagnostic {
@@ -153,25 +154,25 @@ pub fn to_json_with_warnings(errors: &[Diagnostic], warnings: &[Diagnostic]) -> 
 
 /// Renders diagnostics with source snippets. Sources are looked up by file name.
 #[derive(Debug, Default)]
-pub struct Sources {
+pub(crate) struct Sources {
     texts: BTreeMap<String, String>,
 }
 
 impl Sources {
     /// Remember the text of `file`.
-    pub fn insert(&mut self, file: &str, text: String) {
+    pub(crate) fn insert(&mut self, file: &str, text: String) {
         self.texts.insert(file.to_string(), text);
     }
 
     /// The text of `file`, if known.
-    pub fn get(&self, file: &str) -> Option<&str> {
+    pub(crate) fn get(&self, file: &str) -> Option<&str> {
         self.texts.get(file).map(String::as_str)
     }
 }
 
 /// Render one diagnostic for people: `error[code]: message`, the location, a snippet
 /// with a caret, related places and the hint.
-pub fn render(diagnostic: &Diagnostic, sources: &Sources, color: bool) -> String {
+pub(crate) fn render(diagnostic: &Diagnostic, sources: &Sources, color: bool) -> String {
     // A file that could not be read at all has no line to point at: name the file.
     let location = if diagnostic.line() == 0 {
         diagnostic.file.clone()
@@ -226,7 +227,7 @@ fn clamp_span(source: &str, start: usize, end: usize) -> std::ops::Range<usize> 
 }
 
 /// Sort diagnostics by file, line and column, and drop exact duplicates.
-pub fn sort(diagnostics: &mut Vec<Diagnostic>) {
+pub(crate) fn sort(diagnostics: &mut Vec<Diagnostic>) {
     diagnostics.sort_by(|a, b| {
         (a.file.as_str(), a.line(), a.column(), a.message.as_str()).cmp(&(
             b.file.as_str(),
@@ -239,7 +240,7 @@ pub fn sort(diagnostics: &mut Vec<Diagnostic>) {
 }
 
 /// The closest of `candidates` to `word`, if close enough to be a likely typo.
-pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
+pub(crate) fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
     let mut best: Option<(usize, &str)> = None;
     for candidate in candidates {
         // Optimal string alignment: swapping two neighbouring letters (`agnet`) is one edit.
@@ -253,7 +254,7 @@ pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str
 }
 
 /// Join names as `` `a`, `b` or `c` ``.
-pub fn one_of<S: AsRef<str>>(names: &[S]) -> String {
+pub(crate) fn one_of<S: AsRef<str>>(names: &[S]) -> String {
     let quoted: Vec<String> = names.iter().map(|n| format!("`{}`", n.as_ref())).collect();
     match quoted.len() {
         0 => String::new(),

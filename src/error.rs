@@ -6,7 +6,7 @@ use crate::exit;
 
 /// Why a command did not succeed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     /// Bad command-line usage (exit 64).
     #[error("{0}")]
     Usage(String),
@@ -39,17 +39,17 @@ pub enum Error {
 
 impl Error {
     /// Diagnostics already rendered, exit 65.
-    pub fn problems(text: String) -> Self {
+    pub(crate) fn problems(text: String) -> Self {
         Error::Problems { text, code: exit::DATAERR }
     }
 
     /// `Ok` for exit code 0, else an [`Error::Exit`] with the code.
-    pub fn status(code: i32) -> Result<(), Error> {
+    pub(crate) fn status(code: i32) -> Result<(), Error> {
         if code == exit::OK { Ok(()) } else { Err(Error::Exit(code)) }
     }
 
     /// The process exit code.
-    pub fn code(&self) -> i32 {
+    pub(crate) fn code(&self) -> i32 {
         match self {
             Error::Usage(_) => exit::USAGE,
             Error::Invalid(_) => exit::DATAERR,
@@ -63,7 +63,7 @@ impl Error {
 
     /// What goes to stderr: `runner: <message>` and a line break for a message,
     /// rendered problems as they are, nothing for a bare exit code.
-    pub fn report(&self) -> String {
+    pub(crate) fn report(&self) -> String {
         match self {
             Error::Usage(message)
             | Error::Invalid(message)

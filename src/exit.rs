@@ -2,22 +2,22 @@
 //! sysexits range so callers can tell them apart.
 
 /// Success.
-pub const OK: i32 = 0;
+pub(crate) const OK: i32 = 0;
 /// A workflow failed, or `--check` found drift.
-pub const FAILURE: i32 = 1;
+pub(crate) const FAILURE: i32 = 1;
 /// Bad command-line usage.
-pub const USAGE: i32 = 64;
+pub(crate) const USAGE: i32 = 64;
 /// Invalid workflow, lane registry, manifest or template.
-pub const DATAERR: i32 = 65;
+pub(crate) const DATAERR: i32 = 65;
 /// A named input file or directory does not exist.
-pub const NOINPUT: i32 = 66;
+pub(crate) const NOINPUT: i32 = 66;
 /// runner itself failed (a bug, or an I/O error writing output).
-pub const SOFTWARE: i32 = 70;
+pub(crate) const SOFTWARE: i32 = 70;
 /// The environment lacks something the workflow declares (a required secret).
-pub const CONFIG: i32 = 78;
+pub(crate) const CONFIG: i32 = 78;
 /// The concurrency lock is held and the policy is `fail`.
-pub const TEMPFAIL: i32 = 75;
+pub(crate) const TEMPFAIL: i32 = 75;
 /// The run was cancelled by SIGINT (128 + 2, as shells report it).
-pub const INTERRUPTED: i32 = 130;
+pub(crate) const INTERRUPTED: i32 = 130;
 /// The run was cancelled by SIGTERM (128 + 15).
-pub const TERMINATED: i32 = 143;
+pub(crate) const TERMINATED: i32 = 143;

@@ -7,11 +7,11 @@ use std::path::Path;
 
 /// Largest file runner reads (8 MiB): workflows, registries, templates, `--vars`,
 /// `--input k=@FILE`, recordings, and standard input given as `@-`.
-pub const MAX_READ_BYTES: u64 = 8 * 1024 * 1024;
+pub(crate) const MAX_READ_BYTES: u64 = 8 * 1024 * 1024;
 
 /// Why a file could not be read.
 #[derive(Debug)]
-pub enum ReadFailure {
+pub(crate) enum ReadFailure {
     /// Nothing at that path.
     Missing,
     /// Something that is not a regular file: a directory, a FIFO, a device, a socket.
@@ -73,7 +73,7 @@ fn io_failure(e: std::io::Error) -> ReadFailure {
 /// Read a regular file of at most `limit` bytes. Anything else (a directory, a FIFO,
 /// `/dev/zero`) is refused before it is opened, and the file is opened non-blocking and
 /// checked again, so a FIFO swapped in never blocks and a device never streams forever.
-pub fn read_bytes(path: &Path, limit: u64) -> Result<Vec<u8>, ReadFailure> {
+pub(crate) fn read_bytes(path: &Path, limit: u64) -> Result<Vec<u8>, ReadFailure> {
     let metadata = std::fs::metadata(path).map_err(io_failure)?;
     if !metadata.is_file() {
         return Err(ReadFailure::NotAFile(describe_type(metadata.file_type())));
@@ -94,7 +94,7 @@ pub fn read_bytes(path: &Path, limit: u64) -> Result<Vec<u8>, ReadFailure> {
 }
 
 /// Read at most `limit` bytes from any reader (standard input); more is an error.
-pub fn read_capped(reader: impl std::io::Read, limit: u64) -> Result<Vec<u8>, ReadFailure> {
+pub(crate) fn read_capped(reader: impl std::io::Read, limit: u64) -> Result<Vec<u8>, ReadFailure> {
     let mut bytes = Vec::new();
     reader.take(limit.saturating_add(1)).read_to_end(&mut bytes).map_err(ReadFailure::Io)?;
     let size = bytes.len() as u64;
@@ -105,12 +105,12 @@ pub fn read_capped(reader: impl std::io::Read, limit: u64) -> Result<Vec<u8>, Re
 }
 
 /// [`read_bytes`] as UTF-8 text.
-pub fn read_text(path: &Path, limit: u64) -> Result<String, ReadFailure> {
+pub(crate) fn read_text(path: &Path, limit: u64) -> Result<String, ReadFailure> {
     utf8(read_bytes(path, limit)?)
 }
 
 /// Bytes as UTF-8 text, or [`ReadFailure::NotUtf8`].
-pub fn utf8(bytes: Vec<u8>) -> Result<String, ReadFailure> {
+pub(crate) fn utf8(bytes: Vec<u8>) -> Result<String, ReadFailure> {
     String::from_utf8(bytes).map_err(|e| {
         let valid_up_to = e.utf8_error().valid_up_to();
         ReadFailure::NotUtf8 { bytes: e.into_bytes(), valid_up_to }
@@ -119,7 +119,7 @@ pub fn utf8(bytes: Vec<u8>) -> Result<String, ReadFailure> {
 
 /// Write `contents` to `path` atomically: a temporary file in the same directory,
 /// then a rename, so readers never see half a file.
-pub fn write_atomic(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_atomic(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),

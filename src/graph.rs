@@ -8,7 +8,7 @@ use crate::model::step::{Step, StepKind};
 use crate::model::workflow::Workflow;
 
 /// A Mermaid state diagram of a lifecycle.
-pub fn mermaid_lifecycle(lifecycle: &Lifecycle) -> String {
+pub(crate) fn mermaid_lifecycle(lifecycle: &Lifecycle) -> String {
     let mut out = String::from("stateDiagram-v2\n");
     out.push_str(&format!("    [*] --> {}\n", mermaid_id(&lifecycle.initial)));
     for (key, _) in lifecycle.states.iter().filter(|(k, s)| s.entry && **k != lifecycle.initial) {
@@ -73,7 +73,7 @@ pub fn mermaid_lifecycle(lifecycle: &Lifecycle) -> String {
 /// A Mermaid flowchart of a workflow: steps in order, branches, loops and calls.
 /// Every label is a quoted, escaped Mermaid string ([`crate::mermaid::mermaid_label`]),
 /// so conditions like `a | dig('b')` and names with quotes parse.
-pub fn mermaid_workflow(workflow: &Workflow) -> String {
+pub(crate) fn mermaid_workflow(workflow: &Workflow) -> String {
     let mut out = String::from("flowchart TD\n");
     out.push_str(&format!("    start([{}])\n", label(&workflow.name)));
     let mut counter = 0;

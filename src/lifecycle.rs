@@ -8,7 +8,7 @@ use crate::model::roles::{Role, Roles, TextField};
 
 /// How an item should move.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Move {
+pub(crate) enum Move {
     /// By this event.
     Event(String),
     /// To this state (key or label), by whichever transition leads there.
@@ -31,7 +31,7 @@ pub enum Move {
 
 /// How a route decided.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Routed {
+pub(crate) struct Routed {
     /// The policy (or field) that decided.
     pub by: String,
     /// Its value for the item.
@@ -44,7 +44,7 @@ pub struct Routed {
 
 /// A move the lifecycle allows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Moved {
+pub(crate) struct Moved {
     /// The state it was in.
     pub from: String,
     /// Its label.
@@ -75,7 +75,7 @@ pub struct Moved {
 
 /// The value of the routing policy `name` for an item with these labels: the first
 /// override label `<prefix><value>` naming one of its values, else the default.
-pub fn policy_value(lifecycle: &Lifecycle, name: &str, labels: &[String]) -> Option<(String, String)> {
+pub(crate) fn policy_value(lifecycle: &Lifecycle, name: &str, labels: &[String]) -> Option<(String, String)> {
     let policy = lifecycle.policies.get(name)?;
     let prefix = policy.prefix(name).to_lowercase();
     for label in labels {
@@ -90,7 +90,7 @@ pub fn policy_value(lifecycle: &Lifecycle, name: &str, labels: &[String]) -> Opt
 }
 
 /// Decide a state's route for an item.
-pub fn route(
+pub(crate) fn route(
     lifecycle: &Lifecycle,
     state_key: &str,
     labels: &[String],
@@ -132,7 +132,12 @@ pub fn route(
 }
 
 /// Work out a move, or say why the lifecycle does not allow it.
-pub fn step(lifecycle: &Lifecycle, roles: Option<&Roles>, state: &str, how: &Move) -> Result<Moved, String> {
+pub(crate) fn step(
+    lifecycle: &Lifecycle,
+    roles: Option<&Roles>,
+    state: &str,
+    how: &Move,
+) -> Result<Moved, String> {
     let Some((from, current)) = lifecycle.find(state) else {
         let keys: Vec<&str> = lifecycle.states.keys().map(String::as_str).collect();
         return Err(format!(
@@ -248,7 +253,7 @@ fn targets(state: &crate::model::lifecycle::State) -> String {
 
 /// The level chosen for a piece of work, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Selection {
+pub(crate) struct Selection {
     /// The role.
     pub role: String,
     /// The level.
@@ -263,13 +268,8 @@ pub struct Selection {
     pub reason: String,
 }
 
-/// Choose a level with no role aliases; see [`select_level_in`].
-pub fn select_level(role_id: &str, role: &Role, title: &str, body: &str, labels: &[String]) -> Selection {
-    select_level_with(&indexmap::IndexMap::new(), role_id, role, title, body, labels)
-}
-
 /// Choose a level for `role_id` of `roles` (its role aliases apply to labels).
-pub fn select_level_in(
+pub(crate) fn select_level_in(
     roles: &Roles,
     role_id: &str,
     title: &str,
@@ -281,7 +281,7 @@ pub fn select_level_in(
 }
 
 /// A role by id or by one of its old names (`dev`, `qa`), ignoring case.
-pub fn find_role<'a>(roles: &'a Roles, name: &str) -> Option<(&'a str, &'a Role)> {
+pub(crate) fn find_role<'a>(roles: &'a Roles, name: &str) -> Option<(&'a str, &'a Role)> {
     if let Some((id, role)) = roles.roles.get_key_value(name) {
         return Some((id, role));
     }
@@ -343,7 +343,7 @@ fn parse_level_label(role_aliases: &indexmap::IndexMap<String, String>, label: &
 /// 3. if the role inherits: the first other role's level label naming a level this role has;
 /// 4. the rules in order (a rule's level may be `lowest` or `highest`);
 /// 5. the default level.
-pub fn select_level_with(
+pub(crate) fn select_level_with(
     role_aliases: &indexmap::IndexMap<String, String>,
     role_id: &str,
     role: &Role,
@@ -442,7 +442,7 @@ pub fn select_level_with(
 
 /// Whether `phrase` occurs in `text` as whole words, ignoring case ("css" does not match
 /// "process", "architect" does not match "architecture").
-pub fn contains_words(text: &str, phrase: &str) -> bool {
+pub(crate) fn contains_words(text: &str, phrase: &str) -> bool {
     let text = text.to_lowercase();
     let phrase = phrase.trim().to_lowercase();
     if phrase.is_empty() {

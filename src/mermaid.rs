@@ -8,7 +8,7 @@
 //! `>` are codes too so that HTML labels show them instead of reading them as tags.
 
 /// `text` as a double-quoted Mermaid label (quotes included).
-pub fn mermaid_label(text: &str) -> String {
+pub(crate) fn mermaid_label(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 2);
     out.push('"');
     out.push_str(&mermaid_text(text));
@@ -19,7 +19,7 @@ pub fn mermaid_label(text: &str) -> String {
 /// `text` with every character Mermaid would read as syntax inside a quoted label
 /// replaced by its entity code (no quotes added): for state-diagram transition texts,
 /// which run to the end of the line and may not be quoted.
-pub fn mermaid_text(text: &str) -> String {
+pub(crate) fn mermaid_text(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -40,7 +40,7 @@ pub fn mermaid_text(text: &str) -> String {
 }
 
 /// A Mermaid node or state id made of `key`: ASCII letters, digits and `_` only.
-pub fn mermaid_id(key: &str) -> String {
+pub(crate) fn mermaid_id(key: &str) -> String {
     key.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect()
 }
 
@@ -53,7 +53,7 @@ pub(crate) mod grammar {
 
     /// Whether `s` is a whole quoted label Mermaid reads as one string: `"…"` with no
     /// `"` inside, no leading backtick, and only complete `#…;` entity codes.
-    pub fn is_label(s: &str) -> bool {
+    pub(crate) fn is_label(s: &str) -> bool {
         let Some(inner) = s.strip_prefix('"').and_then(|s| s.strip_suffix('"')) else {
             return false;
         };
@@ -61,7 +61,7 @@ pub(crate) mod grammar {
     }
 
     /// Every `#` starts an entity code `#name;` or `#123;`.
-    pub fn entities_closed(text: &str) -> bool {
+    pub(crate) fn entities_closed(text: &str) -> bool {
         let mut rest = text;
         while let Some(at) = rest.find('#') {
             let after = &rest[at + 1..];
@@ -75,14 +75,14 @@ pub(crate) mod grammar {
         true
     }
 
-    pub fn is_id(s: &str) -> bool {
+    pub(crate) fn is_id(s: &str) -> bool {
         !s.is_empty()
             && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
             && !matches!(s, "end" | "subgraph" | "graph" | "flowchart" | "style" | "class" | "click")
     }
 
     /// Checks one flowchart as `runner graph` writes it; the error names the line.
-    pub fn check_flowchart(text: &str) -> Result<(), String> {
+    pub(crate) fn check_flowchart(text: &str) -> Result<(), String> {
         let mut lines = text.lines();
         if lines.next() != Some("flowchart TD") {
             return Err("first line is not `flowchart TD`".into());

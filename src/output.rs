@@ -5,18 +5,18 @@ use std::io::Write;
 
 /// Writes to stdout and stderr, ignoring a closed pipe (`runner ... | head`).
 #[derive(Debug, Default)]
-pub struct Out;
+pub(crate) struct Out;
 
 impl Out {
     /// Print to stdout.
-    pub fn out(&mut self, text: &str) {
+    pub(crate) fn out(&mut self, text: &str) {
         let mut stdout = std::io::stdout().lock();
         let _ = stdout.write_all(text.as_bytes());
         let _ = stdout.flush();
     }
 
     /// Print to stderr.
-    pub fn err(&mut self, text: &str) {
+    pub(crate) fn err(&mut self, text: &str) {
         let mut stderr = std::io::stderr().lock();
         let _ = stderr.write_all(text.as_bytes());
         let _ = stderr.flush();

@@ -14,11 +14,11 @@ use crate::model::lanes::{Lane, LaneRegistry};
 use crate::template;
 
 /// The manifest file name looked up next to a template.
-pub const MANIFEST_NAME: &str = "prompts.yaml";
+pub(crate) const MANIFEST_NAME: &str = "prompts.yaml";
 
 /// A problem in a template, at a 1-based line and column of its file.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TemplateProblem {
+pub(crate) struct TemplateProblem {
     /// The template file (the included one, when the problem is inside an include).
     pub file: PathBuf,
     /// 1-based line (0 when unknown).
@@ -34,7 +34,7 @@ pub struct TemplateProblem {
 }
 
 /// A template environment that loads includes only from under `root`.
-pub fn environment_for(root: &Path) -> Environment<'static> {
+pub(crate) fn environment_for(root: &Path) -> Environment<'static> {
     let mut env = template::environment();
     let root = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
     env.set_loader(move |name| {
@@ -60,7 +60,7 @@ pub fn environment_for(root: &Path) -> Environment<'static> {
 
 /// `out_dir` joined with a rendered output name, refused unless the result stays
 /// inside `out_dir`: no absolute name, no `..`, no symlinked folder leading out.
-pub fn inside_out_dir(out_dir: &Path, name: &str) -> Result<PathBuf, String> {
+pub(crate) fn inside_out_dir(out_dir: &Path, name: &str) -> Result<PathBuf, String> {
     use std::path::Component;
     if name.trim().is_empty() {
         return Err("is empty".into());
@@ -106,7 +106,7 @@ fn safe_join(root: &Path, name: &str) -> Option<PathBuf> {
 
 /// The values a prompt sees: `vars` by name, `lanes`, `final_forms` and, when
 /// rendering for a lane, `lane`.
-pub fn prompt_context(
+pub(crate) fn prompt_context(
     vars: &IndexMap<String, Value>,
     registry: Option<&LaneRegistry>,
     lane: Option<&Lane>,
@@ -126,13 +126,13 @@ pub fn prompt_context(
 }
 
 /// The placeholders a template uses (dotted paths, sorted).
-pub fn placeholders(text: &str) -> Result<BTreeSet<String>, minijinja::Error> {
+pub(crate) fn placeholders(text: &str) -> Result<BTreeSet<String>, minijinja::Error> {
     template::template_variables(&template::environment(), text)
 }
 
 /// Check that every placeholder of `text` exists in `context`, then render it.
 /// `file` is the template's path; `root` bounds its includes.
-pub fn render_checked(
+pub(crate) fn render_checked(
     file: &Path,
     text: &str,
     root: &Path,
@@ -264,7 +264,7 @@ fn find_in_template(text: &str, name: &str) -> (usize, usize) {
 }
 
 /// Turn a minijinja error into a problem, following includes to the real place.
-pub fn problem_from_error(file: &Path, text: &str, error: &minijinja::Error) -> TemplateProblem {
+pub(crate) fn problem_from_error(file: &Path, text: &str, error: &minijinja::Error) -> TemplateProblem {
     // An error inside an include is wrapped; the innermost one knows the real place.
     let mut innermost: &minijinja::Error = error;
     let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(error);
@@ -305,7 +305,7 @@ pub fn problem_from_error(file: &Path, text: &str, error: &minijinja::Error) -> 
 }
 
 /// Parse `KEY=VALUE` from `--set`.
-pub fn parse_assignment(text: &str) -> Result<(String, String), String> {
+pub(crate) fn parse_assignment(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
         Some((key, value)) if !key.is_empty() => Ok((key.to_string(), value.to_string())),
         _ => Err(format!("`{text}` is not KEY=VALUE")),
@@ -313,14 +313,14 @@ pub fn parse_assignment(text: &str) -> Result<(String, String), String> {
 }
 
 /// The output file name of a lane's prompt: `<lane>-<template file name>`.
-pub fn lane_output_name(lane: &Lane, template: &Path) -> String {
+pub(crate) fn lane_output_name(lane: &Lane, template: &Path) -> String {
     let file =
         template.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_else(|| "prompt.md".into());
     format!("{}-{file}", lane.id)
 }
 
 /// Describe the lanes for messages.
-pub fn lane_list(registry: &LaneRegistry) -> String {
+pub(crate) fn lane_list(registry: &LaneRegistry) -> String {
     one_of(&registry.ids())
 }
 

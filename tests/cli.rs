@@ -3,6 +3,9 @@
 
 // A test fails by panicking; helpers here are test code too.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+// Test-crate helpers (tests/fake) are `pub` for their sibling modules; the library itself
+// denies unreachable `pub` (Cargo.toml).
+#![allow(unreachable_pub)]
 
 mod engine;
 mod fake;
@@ -85,12 +88,12 @@ fn committed_validator(kind: &str) -> jsonschema::Validator {
     let text = std::fs::read_to_string(root().join("schemas").join(format!("{kind}.schema.json")))
         .unwrap_or_else(|e| panic!("schemas/{kind}.schema.json: {e}"));
     let schema: Value = serde_json::from_str(&text).expect("schema is JSON");
-    runner::load::schema_check::compile(&schema).expect("committed schema compiles")
+    runner::support::compile_schema(&schema).expect("committed schema compiles")
 }
 
 fn yaml_value(path: &Path) -> Option<Value> {
     let text = std::fs::read_to_string(path).ok()?;
-    runner::load::yaml::parse(&text).ok().map(|d| d.value)
+    runner::support::parse_yaml(&text).ok().map(|d| d.value)
 }
 
 // ---------------------------------------------------------------------------

@@ -8,13 +8,13 @@ use crate::cmd::Out;
 use crate::error::Error;
 
 /// Run `runner completions`.
-pub fn run(args: &CompletionsArgs, out: &mut Out) -> Result<(), Error> {
+pub(crate) fn run(args: &CompletionsArgs, out: &mut Out) -> Result<(), Error> {
     out.out(&script(args.shell));
     Ok(())
 }
 
 /// The completion script for `shell`.
-pub fn script(shell: clap_complete::Shell) -> String {
+pub(crate) fn script(shell: clap_complete::Shell) -> String {
     let mut command = Cli::command();
     let mut buffer: Vec<u8> = Vec::new();
     clap_complete::generate(shell, &mut command, "runner", &mut buffer);

@@ -7,7 +7,7 @@ use crate::export::kubernetes::{self as export, Options};
 use crate::load::{Loaded, Loader, ReadError};
 
 /// Run `runner export kubernetes`.
-pub fn kubernetes(args: &ExportKubernetesArgs, out: &mut Out) -> Result<(), Error> {
+pub(crate) fn kubernetes(args: &ExportKubernetesArgs, out: &mut Out) -> Result<(), Error> {
     let mut labels = Vec::new();
     for label in &args.labels {
         let Some((key, value)) = label.split_once('=') else {

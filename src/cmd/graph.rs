@@ -6,7 +6,7 @@ use crate::error::Error;
 use crate::load::{Loaded, Loader, ReadError, display};
 
 /// Run `runner graph`.
-pub fn run(args: &GraphArgs, out: &mut Out) -> Result<(), Error> {
+pub(crate) fn run(args: &GraphArgs, out: &mut Out) -> Result<(), Error> {
     let mut loader = Loader::new();
     match loader.load(&args.file) {
         Ok(Some(Loaded::Lifecycle(lifecycle))) => {

@@ -18,7 +18,7 @@ fn yaml(value: &Value, source: &str) -> Result<String, String> {
 }
 
 /// Run `runner import devclaw`.
-pub fn devclaw(args: &ImportDevclawArgs, out: &mut Out) -> Result<(), Error> {
+pub(crate) fn devclaw(args: &ImportDevclawArgs, out: &mut Out) -> Result<(), Error> {
     let mut loader = Loader::new();
     let name = display(&args.workflow);
     let text = match loader.read(&args.workflow) {
@@ -91,7 +91,7 @@ pub fn devclaw(args: &ImportDevclawArgs, out: &mut Out) -> Result<(), Error> {
 }
 
 /// The import report: files written, then every note with its position.
-pub fn report(source: &str, files: &[String], notes: &[Note]) -> String {
+pub(crate) fn report(source: &str, files: &[String], notes: &[Note]) -> String {
     let mut text = String::new();
     for file in files {
         text.push_str(&format!("wrote {file}\n"));

@@ -10,7 +10,7 @@ use crate::model::workflow::{InputType, Workflow};
 use crate::plan::inputs::typed_inputs;
 
 /// Convert `--input KEY=VALUE` texts to typed inputs and check them.
-pub fn parse_cli_inputs(
+pub(crate) fn parse_cli_inputs(
     workflow: &Workflow,
     registry: Option<&LaneRegistry>,
     raw: &[(String, String)],

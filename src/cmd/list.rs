@@ -14,7 +14,7 @@ use crate::model::Workflow;
 use crate::model::workflow::InputDef;
 
 /// Run `runner list`.
-pub fn run(args: &ListArgs, out: &mut Out) -> Result<(), Error> {
+pub(crate) fn run(args: &ListArgs, out: &mut Out) -> Result<(), Error> {
     let mut paths: Vec<PathBuf> = args.paths.iter().map(|p| normalize(p)).collect();
     if paths.is_empty() {
         paths = ["workflows", "examples"].iter().map(PathBuf::from).filter(|p| p.is_dir()).collect();
@@ -142,7 +142,7 @@ fn first_sentence(text: &str) -> String {
 
 /// What `runner run FILE --help` adds after the options: the workflow's description,
 /// inputs (type, default, allowed values), secrets and environment.
-pub fn workflow_help(file: &Path, workflow: &Workflow) -> String {
+pub(crate) fn workflow_help(file: &Path, workflow: &Workflow) -> String {
     let mut text = format!("Workflow {} ({}):\n", display(file), workflow.name);
     if let Some(description) = &workflow.description {
         for line in description.trim_end().lines() {

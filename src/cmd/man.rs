@@ -10,7 +10,7 @@ use crate::cmd::Out;
 use crate::error::Error;
 
 /// Run `runner man`.
-pub fn run(args: &ManArgs, out: &mut Out) -> Result<(), Error> {
+pub(crate) fn run(args: &ManArgs, out: &mut Out) -> Result<(), Error> {
     match &args.write {
         None => {
             out.out(&page(&Cli::command()));
@@ -24,7 +24,7 @@ pub fn run(args: &ManArgs, out: &mut Out) -> Result<(), Error> {
 }
 
 /// Every page: `runner.1` and `runner-COMMAND.1` (nested: `runner-roles-select.1`).
-pub fn pages() -> Vec<(String, String)> {
+pub(crate) fn pages() -> Vec<(String, String)> {
     let mut command = Cli::command();
     command.build();
     let mut found = Vec::new();

@@ -1,25 +1,25 @@
 //! Command implementations. Each returns `Result<(), Error>`; output goes through
 //! [`Out`]. [`run`] is the one place that prints an [`Error`] and maps it to the exit code.
 
-pub mod graph;
-pub mod import;
-pub mod render;
-pub mod roles;
-pub mod run;
-pub mod runs;
-pub mod schedule;
-pub mod schema;
-pub mod show;
-pub mod show_config;
-pub mod test;
-pub mod validate;
+pub(crate) mod graph;
+pub(crate) mod import;
+pub(crate) mod render;
+pub(crate) mod roles;
+pub(crate) mod run;
+pub(crate) mod runs;
+pub(crate) mod schedule;
+pub(crate) mod schema;
+pub(crate) mod show;
+pub(crate) mod show_config;
+pub(crate) mod test;
+pub(crate) mod validate;
 
-pub mod completions;
-pub mod inputs;
-pub mod list;
-pub mod man;
+pub(crate) mod completions;
+pub(crate) mod inputs;
+pub(crate) mod list;
+pub(crate) mod man;
 
-pub mod export;
+pub(crate) mod export;
 
 use std::io::IsTerminal;
 
@@ -29,7 +29,7 @@ use crate::exit;
 
 /// Run a parsed command line and return the exit code: the one place that prints
 /// a command's error and maps it to the process exit code.
-pub fn run(cli: Cli) -> i32 {
+pub(crate) fn run(cli: Cli) -> i32 {
     let mut out = Out;
     match dispatch(cli, &mut out) {
         Ok(()) => exit::OK,
@@ -63,7 +63,7 @@ fn dispatch(cli: Cli, out: &mut Out) -> Result<(), Error> {
 
 /// Parse `args` and run; usage errors (including no command at all) exit 64,
 /// `--help` and `--version` exit 0.
-pub fn main_with_args<I, T>(args: I) -> i32
+pub(crate) fn main_with_args<I, T>(args: I) -> i32
 where
     I: IntoIterator<Item = T>,
     T: Into<std::ffi::OsString> + Clone,
@@ -88,13 +88,13 @@ where
 }
 
 // `Out` lives below every layer that prints (the scheduler logs through it too).
-pub use crate::output::Out;
+pub(crate) use crate::output::Out;
 
 /// Whether to colour output written to a stream. `auto` follows the conventions
 /// anstream follows (via anstyle-query): `NO_COLOR` set -> no colour; else
 /// `CLICOLOR_FORCE` set -> colour even into a pipe; else `TERM=dumb` or `CLICOLOR=0`
 /// -> no colour; else colour on a terminal.
-pub fn use_color(choice: ColorChoice, stream_is_terminal: bool) -> bool {
+pub(crate) fn use_color(choice: ColorChoice, stream_is_terminal: bool) -> bool {
     match choice {
         ColorChoice::Always => true,
         ColorChoice::Never => false,
@@ -112,14 +112,9 @@ pub fn use_color(choice: ColorChoice, stream_is_terminal: bool) -> bool {
     }
 }
 
-/// Whether stdout is a terminal.
-pub fn stdout_is_terminal() -> bool {
-    std::io::stdout().is_terminal()
-}
-
 /// Take the loader's diagnostics and render them (sorted) for stderr, ending with
 /// `error: N problem(s); <consequence>`. Empty when there are none.
-pub fn render_problems(loader: &mut crate::load::Loader, color: bool, consequence: &str) -> String {
+pub(crate) fn render_problems(loader: &mut crate::load::Loader, color: bool, consequence: &str) -> String {
     let mut found = std::mem::take(&mut loader.diagnostics);
     if found.is_empty() {
         return String::new();
@@ -136,6 +131,6 @@ pub fn render_problems(loader: &mut crate::load::Loader, color: bool, consequenc
 }
 
 /// Whether to colour output written to stderr.
-pub fn stderr_color(choice: ColorChoice) -> bool {
+pub(crate) fn stderr_color(choice: ColorChoice) -> bool {
     use_color(choice, std::io::stderr().is_terminal())
 }

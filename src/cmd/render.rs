@@ -27,7 +27,7 @@ struct Job {
 }
 
 /// Run `runner render`.
-pub fn run(args: &RenderArgs, out: &mut Out) -> Result<(), Error> {
+pub(crate) fn run(args: &RenderArgs, out: &mut Out) -> Result<(), Error> {
     let mut loader = Loader::new();
     let result =
         if args.all { render_all(args, out, &mut loader) } else { render_one(args, out, &mut loader) };

@@ -7,7 +7,7 @@ use crate::error::Error;
 use crate::load::{Loaded, Loader, ReadError, display};
 
 /// Run `runner roles select`.
-pub fn select(args: &SelectArgs, out: &mut Out) -> Result<(), Error> {
+pub(crate) fn select(args: &SelectArgs, out: &mut Out) -> Result<(), Error> {
     let mut loader = Loader::new();
     let roles = match loader.load(&args.roles) {
         Ok(Some(Loaded::Roles(roles))) => roles,

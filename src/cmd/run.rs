@@ -35,7 +35,7 @@ impl Sink for Shared {
 }
 
 /// Run `runner run`.
-pub fn run(args: &RunArgs, out: &mut Out) -> Result<(), Error> {
+pub(crate) fn run(args: &RunArgs, out: &mut Out) -> Result<(), Error> {
     let mut raw_inputs = Vec::new();
     for input in &args.inputs {
         match input.split_once('=') {
@@ -258,7 +258,7 @@ fn watch_signals(engine: &Arc<Engine>) {
 /// (`runner run FILE --help`), print that workflow's description, inputs, secrets and
 /// environment. The file is found by clap itself, parsing the same arguments with the
 /// help flag made an ordinary one.
-pub fn workflow_help_after_run_help(args: &[std::ffi::OsString], out: &mut Out) {
+pub(crate) fn workflow_help_after_run_help(args: &[std::ffi::OsString], out: &mut Out) {
     use clap::CommandFactory as _;
     let command = crate::cli::Cli::command().mut_subcommand("run", |run| {
         run.disable_help_flag(true)

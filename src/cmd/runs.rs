@@ -12,7 +12,7 @@ use crate::report::human::duration;
 const STATUSES: [&str; 4] = ["ok", "failed", "cancelled", "skipped"];
 
 /// Run `runner runs`.
-pub fn run(args: &RunsArgs, out: &mut Out) -> Result<(), Error> {
+pub(crate) fn run(args: &RunsArgs, out: &mut Out) -> Result<(), Error> {
     let state_dir = args.state_dir.clone().unwrap_or_else(default_state_dir);
     if let Some(status) = &args.status
         && !STATUSES.contains(&status.as_str())
@@ -52,7 +52,7 @@ pub fn run(args: &RunsArgs, out: &mut Out) -> Result<(), Error> {
 }
 
 /// The human table.
-pub fn table(entries: &[Entry], total: usize, dir: &str) -> String {
+pub(crate) fn table(entries: &[Entry], total: usize, dir: &str) -> String {
     if entries.is_empty() {
         return if total == 0 {
             format!("no runs in {dir}\n")

@@ -15,7 +15,7 @@ use crate::model::Schedule;
 use crate::schedule::service::{self, Config, Service};
 
 /// Run `runner schedule`.
-pub fn run(args: &ScheduleArgs, out: &mut Out) -> Result<(), Error> {
+pub(crate) fn run(args: &ScheduleArgs, out: &mut Out) -> Result<(), Error> {
     let stop_timeout = match crate::model::duration::parse_duration(&args.stop_timeout) {
         Ok(d) => d.get(),
         Err(e) => {

@@ -9,7 +9,7 @@ use crate::model::FileKind;
 use crate::model::duration::DURATION_PATTERN;
 
 /// Run `runner schema`.
-pub fn run(args: &SchemaArgs, out: &mut Out) -> Result<(), Error> {
+pub(crate) fn run(args: &SchemaArgs, out: &mut Out) -> Result<(), Error> {
     if let Some(dir) = &args.write {
         for kind in FileKind::ALL {
             let path = dir.join(kind.schema_file());
@@ -60,21 +60,21 @@ pub fn run(args: &SchemaArgs, out: &mut Out) -> Result<(), Error> {
 }
 
 /// The committed file name of the run report schema.
-pub const RUN_REPORT_FILE: &str = "run-report.schema.json";
+pub(crate) const RUN_REPORT_FILE: &str = "run-report.schema.json";
 
 /// The run report schema as committed.
-pub fn run_report_text() -> String {
+pub(crate) fn run_report_text() -> String {
     let mut schema = crate::report::run_report::schema();
     portable(&mut schema, "run-report");
     pretty(&schema)
 }
 
 /// Where the committed schemas say they live (`$id`): a name, not a download address.
-pub const ID_BASE: &str = "urn:runner:schema:";
+pub(crate) const ID_BASE: &str = "urn:runner:schema:";
 
 /// `kind`'s schema as published (committed in `schemas/`, printed by `runner schema`):
 /// the generated schema made portable with [`portable`].
-pub fn published(kind: FileKind) -> Value {
+pub(crate) fn published(kind: FileKind) -> Value {
     let mut schema = kind.schema();
     portable(&mut schema, kind.name());
     crate::load::layers::add_overlay_variant(&mut schema, kind);
@@ -82,7 +82,7 @@ pub fn published(kind: FileKind) -> Value {
 }
 
 /// [`published`] as committed: pretty JSON with a trailing newline.
-pub fn published_text(kind: FileKind) -> String {
+pub(crate) fn published_text(kind: FileKind) -> String {
     pretty(&published(kind))
 }
 
@@ -107,7 +107,7 @@ fn pretty(schema: &Value) -> String {
 /// - the duration pattern refuses zero too ([`NONZERO_DURATION_PATTERN`]);
 /// - every tagged union's `type` constant gets its variant's description, and every
 ///   `description` a `markdownDescription` copy, which VS Code renders on hover.
-pub fn portable(schema: &mut Value, name: &str) {
+pub(crate) fn portable(schema: &mut Value, name: &str) {
     if let Value::Object(map) = schema {
         let mut ordered = Map::new();
         if let Some(dialect) = map.remove("$schema") {
@@ -124,7 +124,7 @@ pub fn portable(schema: &mut Value, name: &str) {
 /// [`DURATION_PATTERN`] that also refuses zero (`0s`), which runner's `duration`
 /// format refuses: at least one number has a non-zero digit. The 7-day maximum is
 /// left to runner.
-pub const NONZERO_DURATION_PATTERN: &str =
+pub(crate) const NONZERO_DURATION_PATTERN: &str =
     "^([0-9]+(ms|s|m|h|d))*[0-9]*[1-9][0-9]*(ms|s|m|h|d)([0-9]+(ms|s|m|h|d))*$";
 
 /// Standard `format` values (JSON Schema 2020-12 and ajv-formats) that may stay.

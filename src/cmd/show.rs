@@ -9,7 +9,7 @@ use crate::report::human::duration;
 use crate::report::run_report::RunReport;
 
 /// Run `runner show`.
-pub fn run(args: &ShowArgs, out: &mut Out) -> Result<(), Error> {
+pub(crate) fn run(args: &ShowArgs, out: &mut Out) -> Result<(), Error> {
     let state_dir = args.state_dir.clone().unwrap_or_else(default_state_dir);
     let path = match history::find(&state_dir, &args.run) {
         Ok(path) => path,
@@ -45,11 +45,11 @@ pub fn run(args: &ShowArgs, out: &mut Out) -> Result<(), Error> {
 }
 
 // Shared with the HTML timeline, so they live with the run report.
-pub use crate::report::run_report::{by_start, depth};
+pub(crate) use crate::report::run_report::{by_start, depth};
 
 /// The run as text: a header, the inputs, then one line per step (start offset,
 /// duration, status, the step nested under its parent), errors and plans below.
-pub fn tree(report: &RunReport) -> String {
+pub(crate) fn tree(report: &RunReport) -> String {
     let status = report.status.map_or("unknown", |s| s.name());
     let mut text = format!("{} ({})\n", report.workflow, report.file);
     if !report.run_id.is_empty() {

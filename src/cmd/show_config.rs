@@ -6,7 +6,7 @@ use crate::error::Error;
 use crate::load::{Loaded, Loader, ReadError, display};
 
 /// Run `runner show-config`.
-pub fn run(args: &ShowConfigArgs, out: &mut Out) -> Result<(), Error> {
+pub(crate) fn run(args: &ShowConfigArgs, out: &mut Out) -> Result<(), Error> {
     let mut loader = Loader::new();
     let value = match loader.load(&args.file) {
         Ok(Some(Loaded::Lifecycle(lifecycle))) => serde_json::to_value(&*lifecycle),

@@ -13,7 +13,7 @@ use crate::load::{Loaded, Loader, display, normalize};
 use crate::testing;
 
 /// Run `runner test`.
-pub fn run(args: &TestArgs, out: &mut Out) -> Result<(), Error> {
+pub(crate) fn run(args: &TestArgs, out: &mut Out) -> Result<(), Error> {
     let mut paths: Vec<PathBuf> = args.paths.iter().map(|p| normalize(p)).collect();
     if paths.is_empty() {
         paths = ["workflows", "examples"].iter().map(PathBuf::from).filter(|p| p.is_dir()).collect();

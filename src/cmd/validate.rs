@@ -10,10 +10,10 @@ use crate::exit;
 use crate::load::{Loader, ReadError, display, normalize};
 
 /// Directories checked when no path is given.
-pub const DEFAULT_DIRS: [&str; 3] = ["workflows", "cron-prompts", "examples"];
+pub(crate) const DEFAULT_DIRS: [&str; 3] = ["workflows", "cron-prompts", "examples"];
 
 /// Run `runner validate`.
-pub fn run(args: &ValidateArgs, out: &mut Out) -> Result<(), Error> {
+pub(crate) fn run(args: &ValidateArgs, out: &mut Out) -> Result<(), Error> {
     let mut paths: Vec<PathBuf> = args.paths.iter().map(|p| normalize(p)).collect();
     if paths.is_empty() {
         paths = DEFAULT_DIRS.iter().map(PathBuf::from).filter(|p| p.is_dir()).collect();
@@ -184,7 +184,7 @@ fn check_file(loader: &mut Loader, path: &Path) {
 }
 
 // The file walk is shared with `runner test` and `runner list`, so it lives in the loader.
-pub use crate::load::yaml_files;
+pub(crate) use crate::load::yaml_files;
 
 /// Warnings as `warning[code]: file:line:col: message` lines with their hint.
 fn render_warnings(warnings: &[Diagnostic]) -> String {
@@ -208,7 +208,7 @@ fn render_warnings(warnings: &[Diagnostic]) -> String {
 /// One GitHub Actions workflow command for `diagnostic`:
 /// `::error file=F,line=L,col=C,title=CODE::message` (with the hint on a second line),
 /// escaped as the runner expects so `:`/`,` in values and newlines in text survive.
-pub fn github_annotation(diagnostic: &Diagnostic) -> String {
+pub(crate) fn github_annotation(diagnostic: &Diagnostic) -> String {
     let property = |text: &str| {
         text.replace('%', "%25")
             .replace('\r', "%0D")

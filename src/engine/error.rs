@@ -12,7 +12,7 @@ use super::run::RunResult;
 
 /// A failure before the first step of an invocation.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SetupError {
+pub(crate) enum SetupError {
     /// A declared secret's environment variable is unset or empty.
     MissingSecret {
         /// The secret's name in the workflow.
@@ -57,7 +57,7 @@ pub enum SetupError {
 
 impl SetupError {
     /// The process exit code this failure ends the run with.
-    pub fn code(&self) -> i32 {
+    pub(crate) fn code(&self) -> i32 {
         match self {
             SetupError::MissingSecret { .. } | SetupError::Template { .. } => crate::exit::CONFIG,
             SetupError::LockDirectory { .. } => crate::exit::SOFTWARE,
@@ -68,7 +68,7 @@ impl SetupError {
     }
 
     /// How the run is recorded.
-    pub fn status(&self) -> RunStatus {
+    pub(crate) fn status(&self) -> RunStatus {
         match self {
             SetupError::LockSkipped { .. } => RunStatus::Skipped,
             SetupError::LockCancelled => RunStatus::Cancelled,

@@ -15,10 +15,8 @@ use std::time::{Duration, Instant};
 
 /// A held lock; released when dropped (and by the OS if the process dies).
 #[derive(Debug)]
-pub struct LockGuard {
+pub(crate) struct LockGuard {
     file: File,
-    /// The lock file.
-    pub path: PathBuf,
     /// The work lock of the key, shared by the programs of this run.
     pub work_path: PathBuf,
 }
@@ -35,7 +33,7 @@ impl Drop for LockGuard {
 const PREVIOUS_WORK_LIMIT: Duration = Duration::from_secs(3);
 
 /// The work lock file of a lock file.
-pub fn work_path(lock: &Path) -> PathBuf {
+pub(crate) fn work_path(lock: &Path) -> PathBuf {
     lock.with_extension("work")
 }
 
@@ -61,7 +59,7 @@ fn previous_work_ended(work: &Path) -> std::io::Result<bool> {
 
 /// The default state directory: `$RUNNER_STATE_DIR`, else `$XDG_STATE_HOME/runner`,
 /// else `~/.local/state/runner`, else a directory under the system temp dir.
-pub fn default_state_dir() -> PathBuf {
+pub(crate) fn default_state_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("RUNNER_STATE_DIR").filter(|d| !d.is_empty()) {
         return PathBuf::from(dir);
     }
@@ -76,7 +74,7 @@ pub fn default_state_dir() -> PathBuf {
 
 /// The lock file of a key: readable characters kept, the rest replaced, plus a hash
 /// so that different keys never share a file.
-pub fn lock_path(state_dir: &Path, key: &str) -> PathBuf {
+pub(crate) fn lock_path(state_dir: &Path, key: &str) -> PathBuf {
     let readable: String = key
         .chars()
         .take(80)
@@ -92,7 +90,7 @@ pub fn lock_path(state_dir: &Path, key: &str) -> PathBuf {
 }
 
 /// Try to take the lock of `key` once.
-pub fn try_lock(state_dir: &Path, key: &str) -> std::io::Result<Option<LockGuard>> {
+pub(crate) fn try_lock(state_dir: &Path, key: &str) -> std::io::Result<Option<LockGuard>> {
     let path = lock_path(state_dir, key);
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
@@ -110,7 +108,7 @@ pub fn try_lock(state_dir: &Path, key: &str) -> std::io::Result<Option<LockGuard
             let _ = file.set_len(0);
             let _ = writeln!(file, "pid {}\nkey {key}", std::process::id());
             crate::steps::supervise::add_work_lock(work_path.clone());
-            Ok(Some(LockGuard { file, path, work_path }))
+            Ok(Some(LockGuard { file, work_path }))
         }
         Err(TryLockError::WouldBlock) => Ok(None),
         Err(TryLockError::Error(e)) => Err(e),
@@ -118,7 +116,11 @@ pub fn try_lock(state_dir: &Path, key: &str) -> std::io::Result<Option<LockGuard
 }
 
 /// Wait for the lock of `key` up to `limit`, polling.
-pub async fn wait_lock(state_dir: &Path, key: &str, limit: Duration) -> std::io::Result<Option<LockGuard>> {
+pub(crate) async fn wait_lock(
+    state_dir: &Path,
+    key: &str,
+    limit: Duration,
+) -> std::io::Result<Option<LockGuard>> {
     let deadline = Instant::now() + limit;
     loop {
         if let Some(guard) = try_lock(state_dir, key)? {

@@ -1,11 +1,11 @@
 //! Executes a validated workflow and emits events; never prints.
 
-pub mod error;
-pub mod invoke;
-pub mod lock;
-pub mod run;
+pub(crate) mod error;
+pub(crate) mod invoke;
+pub(crate) mod lock;
+pub(crate) mod run;
 
 // Moved below the steps; kept under their old paths for the layers above.
-pub use crate::expr::{mask, scope, values};
-pub use crate::plan::project;
-pub use crate::steps::events;
+pub(crate) use crate::expr::{mask, values};
+pub(crate) use crate::plan::project;
+pub(crate) use crate::steps::events;

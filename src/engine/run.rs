@@ -18,17 +18,17 @@ use crate::expr::values::{Evaluator, to_mj};
 use crate::model::step::{OnError, Step, StepKind};
 use crate::plan::Plan;
 use crate::steps;
+pub(crate) use crate::steps::api::RunResult;
 pub(crate) use crate::steps::api::{BoxFuture, Flow, Invocation, StepCall, StepResult, exit_code_of, millis};
 use crate::steps::api::{CronJobCache, Runtime};
-pub use crate::steps::api::{DEFAULT_STEP_TIMEOUT, RunResult};
 
 /// How long `finally` steps may run after a signal cancelled the run; a second
 /// signal ends them at once.
-pub const FINALLY_GRACE: Duration = Duration::from_secs(10);
+pub(crate) const FINALLY_GRACE: Duration = Duration::from_secs(10);
 
 /// How a run is carried out.
 #[derive(Debug, Clone, Default)]
-pub struct Options {
+pub(crate) struct Options {
     /// Report writes instead of doing them.
     pub dry_run: bool,
     /// Where concurrency locks live.
@@ -42,7 +42,7 @@ pub struct Options {
 
 /// Why the run was cancelled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CancelReason {
+pub(crate) enum CancelReason {
     /// SIGINT.
     Interrupt,
     /// SIGTERM.
@@ -50,7 +50,7 @@ pub enum CancelReason {
 }
 
 /// Shared state of one `runner run`.
-pub struct Engine {
+pub(crate) struct Engine {
     pub(crate) masker: RwLock<Masker>,
     sink: Arc<dyn Sink>,
     /// Cancelled on SIGINT/SIGTERM.
@@ -69,7 +69,7 @@ pub struct Engine {
 
 impl Engine {
     /// The loaded workflows.
-    pub fn project(&self) -> &Project {
+    pub(crate) fn project(&self) -> &Project {
         self.plan.project()
     }
 }
@@ -82,7 +82,7 @@ impl std::fmt::Debug for Engine {
 
 impl Engine {
     /// An engine for a compiled project.
-    pub fn new(plan: Plan, options: Options, sink: Arc<dyn Sink>) -> Arc<Engine> {
+    pub(crate) fn new(plan: Plan, options: Options, sink: Arc<dyn Sink>) -> Arc<Engine> {
         Arc::new(Engine {
             masker: RwLock::new(Masker::default()),
             sink,
@@ -99,7 +99,7 @@ impl Engine {
     /// Cancel the run (from a signal handler). The first call cancels the steps and
     /// lets `finally` run (for at most [`FINALLY_GRACE`]); a second one ends `finally`
     /// too.
-    pub fn cancel(&self, reason: CancelReason) {
+    pub(crate) fn cancel(&self, reason: CancelReason) {
         if let Ok(mut slot) = self.cancel_reason.write() {
             slot.get_or_insert(reason);
         }
@@ -119,7 +119,7 @@ impl Engine {
     }
 
     /// The secrets known so far, for masking text written outside the event stream.
-    pub fn masker(&self) -> Masker {
+    pub(crate) fn masker(&self) -> Masker {
         self.masker.read().map(|m| m.clone()).unwrap_or_default()
     }
 
@@ -139,7 +139,11 @@ impl Engine {
     }
 
     /// Run the main workflow with typed inputs (tests, replays).
-    pub async fn run_main_typed(self: &Arc<Self>, main: &Path, inputs: Map<String, Json>) -> RunResult {
+    pub(crate) async fn run_main_typed(
+        self: &Arc<Self>,
+        main: &Path,
+        inputs: Map<String, Json>,
+    ) -> RunResult {
         self.run_main_with(main, |unit| {
             crate::plan::inputs::typed_inputs(&unit.workflow, unit.registry.as_deref(), inputs)
         })
@@ -148,7 +152,7 @@ impl Engine {
 
     /// Run the main workflow with inputs made by `inputs` from its loaded unit (the
     /// command parses `--input` texts against the declarations this way).
-    pub async fn run_main_with(
+    pub(crate) async fn run_main_with(
         self: &Arc<Self>,
         main: &Path,
         inputs: impl FnOnce(&Unit) -> Result<Map<String, Json>, String>,

@@ -36,13 +36,13 @@ use crate::model::workflow::Workflow;
 use crate::steps::kubernetes::{is_dns_label, is_dns_subdomain};
 
 /// Where the files are mounted (the container's working directory).
-pub const MOUNT: &str = "/etc/runner";
+pub(crate) const MOUNT: &str = "/etc/runner";
 /// Largest ConfigMap Kubernetes stores (1 MiB), minus room for metadata.
-pub const MAX_CONFIGMAP_BYTES: usize = 1_000_000;
+pub(crate) const MAX_CONFIGMAP_BYTES: usize = 1_000_000;
 
 /// Options of the export.
 #[derive(Debug, Clone)]
-pub struct Options {
+pub(crate) struct Options {
     /// Container image running `runner`.
     pub image: String,
     /// Namespace of every object.
@@ -56,7 +56,7 @@ pub struct Options {
 }
 
 /// Problems found while exporting: one line each.
-pub type Problems = Vec<String>;
+pub(crate) type Problems = Vec<String>;
 
 /// What the export collected from the files.
 #[derive(Debug, Default)]
@@ -260,7 +260,7 @@ fn metadata(name: &str, options: &Options, extra: &[(&str, &str)]) -> Json {
 }
 
 /// Check the options; problems are one line each.
-pub fn check_options(options: &Options) -> Problems {
+pub(crate) fn check_options(options: &Options) -> Problems {
     let mut problems = Vec::new();
     if options.image.trim().is_empty() || options.image.contains(char::is_whitespace) {
         problems.push(format!("--image `{}` is not an image reference", options.image));
@@ -293,7 +293,7 @@ pub fn check_options(options: &Options) -> Problems {
 
 /// Build the manifests of `schedule` (read from `file`, paths relative to the working
 /// directory). Each object is a JSON value; [`to_yaml`] writes the stream.
-pub fn export(file: &Path, schedule: &Schedule, options: &Options) -> Result<Vec<Json>, Problems> {
+pub(crate) fn export(file: &Path, schedule: &Schedule, options: &Options) -> Result<Vec<Json>, Problems> {
     let mut problems = check_options(options);
     let mut loader = Loader::new();
     let mut collected = Collected::default();
@@ -497,7 +497,7 @@ fn cronjob(
 }
 
 /// The objects as one YAML stream (`---` between documents).
-pub fn to_yaml(objects: &[Json]) -> Result<String, String> {
+pub(crate) fn to_yaml(objects: &[Json]) -> Result<String, String> {
     let mut out = String::new();
     for object in objects {
         out.push_str("---\n");

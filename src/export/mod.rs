@@ -1,3 +1,3 @@
 //! Writing a project out for another system to run: `runner export kubernetes`.
 
-pub mod kubernetes;
+pub(crate) mod kubernetes;

@@ -3,10 +3,10 @@
 use serde_json::Value;
 
 /// What a masked secret is replaced with.
-pub const MASK: &str = "***";
+pub(crate) const MASK: &str = "***";
 
 /// Secrets shorter than this are masked only as whole words.
-pub const SHORT_SECRET: usize = 6;
+pub(crate) const SHORT_SECRET: usize = 6;
 
 /// Replace `secret` where it is not part of a longer word.
 fn mask_words(text: &str, secret: &str) -> String {
@@ -41,7 +41,7 @@ fn mask_words(text: &str, secret: &str) -> String {
 ///   its neighbours: this catches `user:secret` in a Basic `Authorization` value and a
 ///   secret inside any base64 text. Only fragments of at least 8 characters are kept,
 ///   so a short secret cannot turn unrelated base64 into `***`.
-pub fn forms(secret: &str) -> Vec<String> {
+pub(crate) fn forms(secret: &str) -> Vec<String> {
     if secret.is_empty() {
         return Vec::new();
     }
@@ -110,19 +110,19 @@ fn base64_fragment(bytes: &[u8], offset: usize) -> String {
 }
 
 /// Header names whose values are always redacted, whatever they hold.
-pub const SENSITIVE_HEADERS: &[&str] =
+pub(crate) const SENSITIVE_HEADERS: &[&str] =
     &["authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key", "x-auth-token"];
 
 /// Replaces every known secret value with `***`.
 #[derive(Debug, Clone, Default)]
-pub struct Masker {
+pub(crate) struct Masker {
     secrets: Vec<String>,
 }
 
 impl Masker {
     /// Remember a secret value (empty values are ignored), together with every form
     /// the runner itself may write it in: see [`forms`].
-    pub fn add(&mut self, secret: &str) {
+    pub(crate) fn add(&mut self, secret: &str) {
         for form in forms(secret) {
             if !self.secrets.contains(&form) {
                 self.secrets.push(form);
@@ -133,14 +133,14 @@ impl Masker {
     }
 
     /// Whether there is anything to mask.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.secrets.is_empty()
     }
 
     /// Mask a string. Secrets of at least [`SHORT_SECRET`] characters are masked
     /// wherever they appear; shorter ones only where they stand as a whole word, so a
     /// one-letter test token does not turn every `t` into `***`.
-    pub fn text(&self, text: &str) -> String {
+    pub(crate) fn text(&self, text: &str) -> String {
         let mut out = text.to_string();
         for secret in &self.secrets {
             if !out.contains(secret.as_str()) {
@@ -156,12 +156,12 @@ impl Masker {
     }
 
     /// Whether `text` holds a known secret (in any form [`Masker::text`] masks).
-    pub fn reveals(&self, text: &str) -> bool {
+    pub(crate) fn reveals(&self, text: &str) -> bool {
         !self.secrets.is_empty() && self.text(text) != text
     }
 
     /// Mask every string (and key) inside a JSON value.
-    pub fn value(&self, value: &Value) -> Value {
+    pub(crate) fn value(&self, value: &Value) -> Value {
         if self.secrets.is_empty() {
             return value.clone();
         }
@@ -177,7 +177,7 @@ impl Masker {
 }
 
 /// Whether a header's value must never be shown.
-pub fn is_sensitive_header(name: &str) -> bool {
+pub(crate) fn is_sensitive_header(name: &str) -> bool {
     let lower = name.to_ascii_lowercase();
     SENSITIVE_HEADERS.contains(&lower.as_str()) || lower.contains("token") || lower.contains("secret")
 }

@@ -2,6 +2,6 @@
 //! templates ([`values`]), the nested variable scopes a run builds ([`scope`]) and the
 //! masking of secrets in everything that leaves a run ([`mask`]).
 
-pub mod mask;
-pub mod scope;
-pub mod values;
+pub(crate) mod mask;
+pub(crate) mod scope;
+pub(crate) mod values;

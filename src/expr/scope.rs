@@ -11,7 +11,7 @@ use minijinja::value::{Enumerator, Object, ObjectRepr};
 /// One level of names: the workflow's root level, a `for_each` iteration or a
 /// `switch` branch. Lookups fall back to the parent.
 #[derive(Debug, Default)]
-pub struct Scope {
+pub(crate) struct Scope {
     parent: Option<Arc<Scope>>,
     names: Mutex<BTreeMap<String, Value>>,
     steps: Mutex<BTreeMap<String, Value>>,
@@ -19,31 +19,31 @@ pub struct Scope {
 
 impl Scope {
     /// A root scope.
-    pub fn root() -> Arc<Scope> {
+    pub(crate) fn root() -> Arc<Scope> {
         Arc::new(Scope::default())
     }
 
     /// A child scope that sees everything this one sees.
-    pub fn child(self: &Arc<Self>) -> Arc<Scope> {
+    pub(crate) fn child(self: &Arc<Self>) -> Arc<Scope> {
         Arc::new(Scope { parent: Some(self.clone()), ..Scope::default() })
     }
 
     /// Define a name at this level (`inputs`, a loop variable, ...).
-    pub fn set(&self, name: &str, value: Value) {
+    pub(crate) fn set(&self, name: &str, value: Value) {
         if let Ok(mut names) = self.names.lock() {
             names.insert(name.to_string(), value);
         }
     }
 
     /// Record a step's result (`{output, status, error}`) at this level.
-    pub fn set_step(&self, id: &str, result: Value) {
+    pub(crate) fn set_step(&self, id: &str, result: Value) {
         if let Ok(mut steps) = self.steps.lock() {
             steps.insert(id.to_string(), result);
         }
     }
 
     /// A name, looking through parents.
-    pub fn lookup(&self, name: &str) -> Option<Value> {
+    pub(crate) fn lookup(&self, name: &str) -> Option<Value> {
         if let Some(value) = self.names.lock().ok().and_then(|names| names.get(name).cloned()) {
             return Some(value);
         }
@@ -51,7 +51,7 @@ impl Scope {
     }
 
     /// A step result, looking through parents.
-    pub fn step(&self, id: &str) -> Option<Value> {
+    pub(crate) fn step(&self, id: &str) -> Option<Value> {
         if let Some(value) = self.steps.lock().ok().and_then(|steps| steps.get(id).cloned()) {
             return Some(value);
         }
@@ -77,7 +77,7 @@ impl Scope {
     }
 
     /// The context value templates render with.
-    pub fn context(self: &Arc<Self>) -> Value {
+    pub(crate) fn context(self: &Arc<Self>) -> Value {
         Value::from_object(ScopeView(self.clone()))
     }
 }

@@ -11,12 +11,12 @@ use serde_json::Value as Json;
 use crate::template;
 
 /// A JSON value as a template value.
-pub fn to_mj(value: &Json) -> Value {
+pub(crate) fn to_mj(value: &Json) -> Value {
     Value::from(Serde(value))
 }
 
 /// A template value as JSON (`none` and undefined become `null`).
-pub fn to_json(value: &Value) -> Json {
+pub(crate) fn to_json(value: &Value) -> Json {
     if value.is_undefined() || value.is_none() {
         return Json::Null;
     }
@@ -28,12 +28,12 @@ const COMPONENT: &percent_encoding::AsciiSet =
     &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
 
 /// Percent-encode a value for use as one URL path segment or query value.
-pub fn encode_component(text: &str) -> String {
+pub(crate) fn encode_component(text: &str) -> String {
     percent_encoding::utf8_percent_encode(text, COMPONENT).to_string()
 }
 
 /// How a found value is described in messages.
-pub fn describe(value: &Json) -> String {
+pub(crate) fn describe(value: &Json) -> String {
     match value {
         Json::Null => "nothing (an empty value)".to_string(),
         Json::Bool(b) => format!("`{b}`"),
@@ -52,7 +52,7 @@ pub fn describe(value: &Json) -> String {
 
 /// Compiles and caches templates, evaluates expressions.
 #[derive(Debug)]
-pub struct Evaluator {
+pub(crate) struct Evaluator {
     env: RwLock<Environment<'static>>,
     /// Same as `env`, but every `{{ value }}` is percent-encoded: for URLs.
     url_env: RwLock<Environment<'static>>,
@@ -69,7 +69,7 @@ impl Default for Evaluator {
 
 impl Evaluator {
     /// An evaluator over `env`.
-    pub fn new(env: Environment<'static>) -> Self {
+    pub(crate) fn new(env: Environment<'static>) -> Self {
         let mut url_env = env.clone();
         url_env.set_formatter(|out, _state, value| {
             let text = match template::display_override(value) {
@@ -88,7 +88,7 @@ impl Evaluator {
     }
 
     /// Add a global (a function such as `get_lane`).
-    pub fn add_global(&self, name: &'static str, value: Value) {
+    pub(crate) fn add_global(&self, name: &'static str, value: Value) {
         if let Ok(mut env) = self.env.write() {
             env.add_global(name, value.clone());
         }
@@ -99,7 +99,7 @@ impl Evaluator {
 
     /// Render a URL or path template: each interpolated value is percent-encoded, so a
     /// `/`, `?`, `#` or `&` inside a value can never change the URL's shape.
-    pub fn render_url(&self, text: &str, context: &Value) -> Result<String, String> {
+    pub(crate) fn render_url(&self, text: &str, context: &Value) -> Result<String, String> {
         if !template::is_template(text) {
             return Ok(text.to_string());
         }
@@ -110,7 +110,7 @@ impl Evaluator {
     }
 
     /// Render a template string to text.
-    pub fn render_text(&self, text: &str, context: &Value) -> Result<String, String> {
+    pub(crate) fn render_text(&self, text: &str, context: &Value) -> Result<String, String> {
         if !template::is_template(text) {
             return Ok(text.to_string());
         }
@@ -126,7 +126,7 @@ impl Evaluator {
     }
 
     /// Evaluate a bare expression.
-    pub fn eval(&self, expression: &str, context: &Value) -> Result<Value, String> {
+    pub(crate) fn eval(&self, expression: &str, context: &Value) -> Result<Value, String> {
         if let Some(result) =
             template::bounds::isolated(template::bounds::Mode::Expression, expression, context)
         {
@@ -136,7 +136,7 @@ impl Evaluator {
     }
 
     /// Evaluate a condition (`when`).
-    pub fn truthy(&self, expression: &str, context: &Value) -> Result<bool, String> {
+    pub(crate) fn truthy(&self, expression: &str, context: &Value) -> Result<bool, String> {
         self.eval(expression, context).map(|v| v.is_true())
     }
 
@@ -144,7 +144,7 @@ impl Evaluator {
     /// of its first evaluation. True when something was compiled or already was; false
     /// for plain text and for a template that does not compile (its evaluation
     /// reports that, as before).
-    pub fn prepare_value(&self, text: &str) -> bool {
+    pub(crate) fn prepare_value(&self, text: &str) -> bool {
         if !template::is_template(text) {
             return false;
         }
@@ -155,13 +155,14 @@ impl Evaluator {
     }
 
     /// Compile a bare expression (`when`, `items`) ahead of its first evaluation.
-    pub fn prepare_expression(&self, expression: &str) -> bool {
+    pub(crate) fn prepare_expression(&self, expression: &str) -> bool {
         self.cache.prepare_expression(&self.env, expression)
     }
 
     /// Whether a template string is compiled already (no compilation at its first
     /// evaluation).
-    pub fn is_prepared(&self, text: &str) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_prepared(&self, text: &str) -> bool {
         match template::single_expression(text) {
             Some(expression) => self.cache.has_expression(expression),
             None => self.cache.has_template(text),
@@ -169,12 +170,13 @@ impl Evaluator {
     }
 
     /// Whether a bare expression is compiled already.
-    pub fn is_prepared_expression(&self, expression: &str) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_prepared_expression(&self, expression: &str) -> bool {
         self.cache.has_expression(expression)
     }
 
     /// Render a template string keeping the type of a lone `{{ expr }}`.
-    pub fn render_value(&self, text: &str, context: &Value) -> Result<Json, String> {
+    pub(crate) fn render_value(&self, text: &str, context: &Value) -> Result<Json, String> {
         match template::single_expression(text) {
             Some(expression) => self.eval(expression, context).and_then(|v| {
                 // Converting is recursive: refuse absurd nesting first.
@@ -186,7 +188,7 @@ impl Evaluator {
     }
 
     /// Render every string inside a YAML value, keeping structure.
-    pub fn render_dyn(&self, value: &Json, context: &Value) -> Result<Json, String> {
+    pub(crate) fn render_dyn(&self, value: &Json, context: &Value) -> Result<Json, String> {
         Ok(match value {
             Json::String(text) => self.render_value(text, context)?,
             Json::Array(items) => Json::Array(

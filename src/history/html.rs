@@ -26,7 +26,7 @@ color:#666;padding-right:6px}pre{background:#f6f6f6;padding:.6em;overflow:auto;f
 width:10px;height:10px;margin:0 4px 0 12px;border-radius:2px}";
 
 /// Escape text for HTML content and attribute values.
-pub fn escape(text: &str) -> String {
+pub(crate) fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -46,7 +46,7 @@ fn pretty(value: &Value) -> String {
 }
 
 /// The page.
-pub fn page(report: &RunReport) -> String {
+pub(crate) fn page(report: &RunReport) -> String {
     let status = report.status.map_or("unknown", |s| s.name());
     // The axis spans the run, or the last step end if the run's own time is missing.
     let span = report

@@ -12,7 +12,7 @@
 //! concurrent runs never see or corrupt each other's entries; pruning only removes
 //! files, and a file another pruner removed first is not an error.
 
-pub mod html;
+pub(crate) mod html;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -21,9 +21,9 @@ use crate::engine::events::RunStatus;
 use crate::report::run_report::RunReport;
 
 /// Entries kept by default (newest first).
-pub const DEFAULT_KEEP: usize = 1000;
+pub(crate) const DEFAULT_KEEP: usize = 1000;
 /// Entries older than this are removed by default (30 days).
-pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(30 * 24 * 3600);
+pub(crate) const DEFAULT_MAX_AGE: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// The history directory of a state directory.
 pub fn dir(state_dir: &Path) -> PathBuf {
@@ -82,12 +82,12 @@ pub fn new_run_id(started: SystemTime) -> String {
 }
 
 /// `20261201T220937.123Z`: an RFC 3339 time without separators, sortable as text.
-pub fn compact_time(time: SystemTime) -> String {
+pub(crate) fn compact_time(time: SystemTime) -> String {
     crate::report::timestamp(time).replace(['-', ':'], "")
 }
 
 /// Whether `id` is a well-formed run id (safe to use in a file name).
-pub fn is_run_id(id: &str) -> bool {
+pub(crate) fn is_run_id(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= 64
         && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
@@ -95,7 +95,7 @@ pub fn is_run_id(id: &str) -> bool {
 }
 
 /// A workflow name as it appears in a history file name.
-pub fn file_safe(name: &str) -> String {
+pub(crate) fn file_safe(name: &str) -> String {
     let safe: String = name
         .chars()
         .take(60)
@@ -214,7 +214,7 @@ pub fn list(dir: &Path) -> Vec<Entry> {
 }
 
 /// Remove entries beyond the newest `keep` and those older than `max_age`.
-pub fn prune(dir: &Path, retention: Retention, now: SystemTime) -> usize {
+pub(crate) fn prune(dir: &Path, retention: Retention, now: SystemTime) -> usize {
     let cutoff = now.checked_sub(retention.max_age).map(compact_time);
     let mut removed = 0;
     for (index, entry) in list(dir).into_iter().enumerate() {
@@ -231,7 +231,7 @@ pub fn prune(dir: &Path, retention: Retention, now: SystemTime) -> usize {
 }
 
 /// Find a run: an id, a unique prefix of one, or the path of a stored report.
-pub fn find(state_dir: &Path, run: &str) -> Result<PathBuf, String> {
+pub(crate) fn find(state_dir: &Path, run: &str) -> Result<PathBuf, String> {
     let as_path = Path::new(run);
     if run.ends_with(".json") && as_path.is_file() {
         return Ok(as_path.to_path_buf());
@@ -250,7 +250,7 @@ pub fn find(state_dir: &Path, run: &str) -> Result<PathBuf, String> {
 }
 
 /// Read a stored report.
-pub fn read(path: &Path) -> Result<RunReport, String> {
+pub(crate) fn read(path: &Path) -> Result<RunReport, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     serde_json::from_str(&text).map_err(|e| format!("{} is not a run report: {e}", path.display()))
 }

@@ -12,7 +12,7 @@ use crate::load::yaml::{Document, escape_pointer};
 
 /// One line of the import report.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Note {
+pub(crate) struct Note {
     /// Line of the key in the DevClaw file (0 when it is about a built-in default).
     pub line: usize,
     /// Column of the key.
@@ -27,7 +27,7 @@ pub struct Note {
 
 /// The converted files.
 #[derive(Debug, Clone)]
-pub struct Conversion {
+pub(crate) struct Conversion {
     /// lifecycle.yaml, as a value.
     pub lifecycle: Value,
     /// roles.yaml, as a value.
@@ -185,7 +185,7 @@ fn at(document: &Document, pointer: &str, message: &str) -> String {
 }
 
 /// Convert a parsed DevClaw workflow file.
-pub fn convert(document: &Document, source: &str) -> Result<Conversion, String> {
+pub(crate) fn convert(document: &Document, source: &str) -> Result<Conversion, String> {
     let empty = Map::new();
     let root = match &document.value {
         Value::Object(map) => map,

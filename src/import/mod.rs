@@ -1,3 +1,3 @@
 //! Converters from other tools' configuration into runner files.
 
-pub mod devclaw;
+pub(crate) mod devclaw;

@@ -10,7 +10,13 @@ use crate::model::lanes::{CronBackend, LaneRegistry};
 use crate::template;
 
 /// Check a lane registry; problems go to the loader.
-pub fn check(loader: &mut Loader, path: &Path, name: &str, document: &Document, registry: &LaneRegistry) {
+pub(crate) fn check(
+    loader: &mut Loader,
+    path: &Path,
+    name: &str,
+    document: &Document,
+    registry: &LaneRegistry,
+) {
     let mut seen: [HashMap<String, usize>; 4] = Default::default();
     for (index, lane) in registry.lanes.iter().enumerate() {
         let pointer = format!("/lanes/{index}");

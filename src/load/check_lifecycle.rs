@@ -166,7 +166,7 @@ const CSS_COLOURS: &[&str] = &[
 ];
 
 /// Whether a colour is `#rgb`, `#rrggbb` or a CSS colour name.
-pub fn valid_colour(colour: &str) -> bool {
+pub(crate) fn valid_colour(colour: &str) -> bool {
     match colour.strip_prefix('#') {
         Some(hex) => (hex.len() == 3 || hex.len() == 6) && hex.chars().all(|c| c.is_ascii_hexdigit()),
         None => CSS_COLOURS.contains(&colour.to_ascii_lowercase().as_str()),
@@ -178,7 +178,7 @@ const MIN_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1
 
 /// Check a lifecycle (merged over its base, if it extends one); problems go to the
 /// loader, in the file that wrote the value.
-pub fn check_lifecycle(loader: &mut Loader, layers: &Layers, lifecycle: &Lifecycle) {
+pub(crate) fn check_lifecycle(loader: &mut Loader, layers: &Layers, lifecycle: &Lifecycle) {
     let keys: Vec<&str> = lifecycle.states.keys().map(String::as_str).collect();
     if !lifecycle.states.contains_key(&lifecycle.initial) {
         layers.report(
@@ -543,7 +543,7 @@ fn check_level_name(
 
 /// Check a roles file (merged over its base, if it extends one); problems go to the
 /// loader, in the file that wrote the value.
-pub fn check_roles(loader: &mut Loader, layers: &Layers, roles: &Roles) {
+pub(crate) fn check_roles(loader: &mut Loader, layers: &Layers, roles: &Roles) {
     let ids: Vec<&str> = roles.roles.keys().map(String::as_str).collect();
     for (alias, target) in &roles.role_aliases {
         let at = format!("/role_aliases/{}", escape_pointer(alias));
@@ -645,7 +645,7 @@ pub fn check_roles(loader: &mut Loader, layers: &Layers, roles: &Roles) {
 }
 
 /// Load the lifecycle a workflow names, with the roles file it names.
-pub fn load_lifecycle(
+pub(crate) fn load_lifecycle(
     loader: &mut Loader,
     path: &Path,
     name: &str,
@@ -671,7 +671,7 @@ pub fn load_lifecycle(
 }
 
 /// Load the roles file a workflow (or a lifecycle) names, reported at its `roles:` line.
-pub fn load_workflow_roles(
+pub(crate) fn load_workflow_roles(
     loader: &mut Loader,
     path: &Path,
     name: &str,

@@ -17,7 +17,13 @@ use crate::render::{self, TemplateProblem};
 const PROVIDED: &[&str] = &["lane", "lanes", "final_forms"];
 
 /// Check a prompt manifest; problems go to the loader.
-pub fn check(loader: &mut Loader, path: &Path, name: &str, document: &Document, manifest: &PromptManifest) {
+pub(crate) fn check(
+    loader: &mut Loader,
+    path: &Path,
+    name: &str,
+    document: &Document,
+    manifest: &PromptManifest,
+) {
     for key in manifest.vars.keys() {
         check_var_name(loader, name, document, &format!("/vars/{}", escape_pointer(key)), key);
     }
@@ -129,7 +135,7 @@ fn check_var_name(loader: &mut Loader, name: &str, document: &Document, pointer:
 }
 
 /// Render a template with its context and report every problem at its line.
-pub fn render_and_report(loader: &mut Loader, template: &Path, text: &str, context: &Value) {
+pub(crate) fn render_and_report(loader: &mut Loader, template: &Path, text: &str, context: &Value) {
     let root = template.parent().unwrap_or(Path::new("."));
     if let Err(problems) = render::render_checked(template, text, root, context) {
         for problem in problems {
@@ -139,7 +145,7 @@ pub fn render_and_report(loader: &mut Loader, template: &Path, text: &str, conte
 }
 
 /// Compile a template file and check that it uses only `known` names (when not empty).
-pub fn check_template_text(loader: &mut Loader, name: &str, text: &str, known: &BTreeSet<String>) {
+pub(crate) fn check_template_text(loader: &mut Loader, name: &str, text: &str, known: &BTreeSet<String>) {
     let path = Path::new(name);
     let env = render::environment_for(path.parent().unwrap_or(Path::new(".")));
     match env.template_from_named_str(name, text) {
@@ -176,7 +182,7 @@ pub fn check_template_text(loader: &mut Loader, name: &str, text: &str, known: &
 }
 
 /// Turn a template problem into a diagnostic with an exact range.
-pub fn push_problem(loader: &mut Loader, problem: &TemplateProblem) {
+pub(crate) fn push_problem(loader: &mut Loader, problem: &TemplateProblem) {
     let name = display(&problem.file);
     let text = match loader.sources.get(&name) {
         Some(t) => t.to_string(),

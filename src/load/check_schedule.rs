@@ -25,7 +25,7 @@ const COMMON_ZONES: [&str; 8] = [
 ];
 
 /// Check a schedule; problems go to the loader.
-pub fn check(loader: &mut Loader, path: &Path, name: &str, document: &Document, schedule: &Schedule) {
+pub(crate) fn check(loader: &mut Loader, path: &Path, name: &str, document: &Document, schedule: &Schedule) {
     let file_zone = match schedule.time_zone.as_deref() {
         None => Some(chrono_tz::Tz::UTC),
         Some(text) => check_zone(loader, name, document, "/time_zone", text),

@@ -11,7 +11,7 @@ use crate::model::{FileKind, TestFile};
 const STATUSES: [&str; 4] = ["ok", "failed", "skipped", "planned"];
 
 /// Check a test file; problems go to the loader.
-pub fn check(loader: &mut Loader, path: &Path, name: &str, document: &Document, tests: &TestFile) {
+pub(crate) fn check(loader: &mut Loader, path: &Path, name: &str, document: &Document, tests: &TestFile) {
     let workflow = match loader.load_reference(
         path,
         name,

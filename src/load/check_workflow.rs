@@ -52,7 +52,7 @@ const RESERVED: &[&str] = &[
 const RESULT_FIELDS: &[&str] = &["output", "status", "error"];
 
 /// Check a workflow; problems go to the loader.
-pub fn check(
+pub(crate) fn check(
     loader: &mut Loader,
     path: &Path,
     name: &str,
@@ -490,7 +490,13 @@ impl Checker<'_> {
 }
 
 /// Check that each rule's pattern compiles (anchored, as the guard uses it).
-pub fn check_rules(loader: &mut Loader, name: &str, document: &Document, rules: &[GuardRule], base: &str) {
+pub(crate) fn check_rules(
+    loader: &mut Loader,
+    name: &str,
+    document: &Document,
+    rules: &[GuardRule],
+    base: &str,
+) {
     let mut seen: HashMap<&str, usize> = HashMap::new();
     for (index, rule) in rules.iter().enumerate() {
         let pointer = format!("{base}/{index}");
@@ -518,7 +524,7 @@ pub fn check_rules(loader: &mut Loader, name: &str, document: &Document, rules: 
 }
 
 /// Compile a rule's pattern so that it must match the whole text.
-pub fn compile_rule(rule: &GuardRule) -> Result<regex::Regex, String> {
+pub(crate) fn compile_rule(rule: &GuardRule) -> Result<regex::Regex, String> {
     regex::RegexBuilder::new(&format!("^(?:{})$", rule.pattern))
         .case_insensitive(rule.ignore_case)
         .size_limit(1 << 20)
@@ -578,7 +584,7 @@ fn list_or_none(names: &[&str]) -> String {
 /// an argument after a literal `--`, one whose template starts with literal text (so
 /// `--repo={{ inputs.repo }}` is the way to pass an option's value), a step with
 /// `options_from_input: true`, and boolean or lane inputs.
-pub fn warn_unguarded_argv(loader: &mut Loader, name: &str, document: &Document, workflow: &Workflow) {
+pub(crate) fn warn_unguarded_argv(loader: &mut Loader, name: &str, document: &Document, workflow: &Workflow) {
     let env = template::environment();
     let all = walk_steps_at(&workflow.steps, "/steps").chain(walk_steps_at(&workflow.finally, "/finally"));
     for (pointer, step) in all {

@@ -14,7 +14,7 @@ use crate::model::FileKind;
 
 /// One file of a layered configuration.
 #[derive(Debug, Clone)]
-pub struct Layer {
+pub(crate) struct Layer {
     /// Its display name.
     pub name: String,
     /// Its path.
@@ -25,20 +25,20 @@ pub struct Layer {
 
 /// The files of a layered configuration, the extending (top) file first.
 #[derive(Debug, Clone)]
-pub struct Layers {
+pub(crate) struct Layers {
     /// Top first.
     pub files: Vec<Layer>,
 }
 
 impl Layers {
     /// One file, no layering.
-    pub fn single(name: &str, path: &Path, document: Arc<Document>) -> Layers {
+    pub(crate) fn single(name: &str, path: &Path, document: Arc<Document>) -> Layers {
         Layers { files: vec![Layer { name: name.to_string(), path: path.to_path_buf(), document }] }
     }
 
     /// The layer that wrote the value at `pointer`: the topmost file that has it (or,
     /// failing that, its nearest ancestor).
-    pub fn at(&self, pointer: &str) -> &Layer {
+    pub(crate) fn at(&self, pointer: &str) -> &Layer {
         let mut current = pointer;
         loop {
             if let Some(layer) = self.files.iter().find(|l| l.document.locations.contains_key(current)) {
@@ -53,7 +53,7 @@ impl Layers {
     }
 
     /// Report a problem at the value of `pointer`, in the layer that wrote it.
-    pub fn report(
+    pub(crate) fn report(
         &self,
         loader: &mut Loader,
         pointer: &str,
@@ -66,7 +66,7 @@ impl Layers {
     }
 
     /// Report a problem at the key of `pointer`, in the layer that wrote it.
-    pub fn report_key(
+    pub(crate) fn report_key(
         &self,
         loader: &mut Loader,
         pointer: &str,
@@ -82,7 +82,7 @@ impl Layers {
 /// The roles file of the lifecycle that the file at `path` names as `lifecycle`, loaded
 /// through that lifecycle's `roles:` line, so a roles path that cannot be read is
 /// reported there (not at `path:0:0`). `None` when it did not load.
-pub fn lifecycle_roles(
+pub(crate) fn lifecycle_roles(
     loader: &mut Loader,
     path: &Path,
     lifecycle: &str,
@@ -107,13 +107,13 @@ pub fn lifecycle_roles(
 }
 
 /// Whether a parsed file layers over a base.
-pub fn extends(document: &Document) -> bool {
+pub(crate) fn extends(document: &Document) -> bool {
     document.value.get("extends").is_some()
 }
 
 /// The merged value of a file and its layers. For a file without `extends`, its own
 /// value. `None` when a problem was reported.
-pub fn resolve(
+pub(crate) fn resolve(
     loader: &mut Loader,
     path: &Path,
     name: &str,
@@ -267,7 +267,7 @@ pub fn resolve(
 
 /// Resolve a file's layers and check the merged result against the schema of `kind`;
 /// then the typed model. `None` when a problem was reported.
-pub fn load_typed<T: serde::de::DeserializeOwned>(
+pub(crate) fn load_typed<T: serde::de::DeserializeOwned>(
     loader: &mut Loader,
     path: &Path,
     name: &str,
@@ -411,7 +411,7 @@ fn merge_map(target: &mut Value, overlay: &Value) {
 /// an entry of `levels`/`aliases`/`completion` be `false` (removed), as [`resolve`]
 /// merges them. A file without `extends` is checked as complete, as before. Other
 /// kinds are left alone.
-pub fn add_overlay_variant(schema: &mut Value, kind: FileKind) {
+pub(crate) fn add_overlay_variant(schema: &mut Value, kind: FileKind) {
     let entries: &[(&str, &str)] = match kind {
         FileKind::Lifecycle => &[("states", "State"), ("policies", "Policy")],
         FileKind::Roles => &[("roles", "Role")],
@@ -544,7 +544,7 @@ fn json_object<const N: usize>(entries: [(&str, Value); N]) -> Value {
 }
 
 /// `target` as a path relative to `dir` (both as given, shortened lexically).
-pub fn relative_to(target: &Path, dir: &Path) -> String {
+pub(crate) fn relative_to(target: &Path, dir: &Path) -> String {
     let target = normalize(target);
     let dir = normalize(dir);
     let t: Vec<Component> = target.components().collect();

@@ -1,17 +1,17 @@
 //! Loading files: raw text -> spanned YAML -> schema check -> typed model -> semantic
 //! checks. Every problem becomes a [`Diagnostic`]; a file with problems yields no model.
 
-pub mod check_lanes;
-pub mod check_lifecycle;
-pub mod check_prompts;
-pub mod check_schedule;
-pub mod check_test;
-pub mod check_workflow;
-pub mod layers;
+pub(crate) mod check_lanes;
+pub(crate) mod check_lifecycle;
+pub(crate) mod check_prompts;
+pub(crate) mod check_schedule;
+pub(crate) mod check_test;
+pub(crate) mod check_workflow;
+pub(crate) mod layers;
 #[cfg(test)]
 mod mutation_tests;
-pub mod schema_check;
-pub mod yaml;
+pub(crate) mod schema_check;
+pub(crate) mod yaml;
 
 use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
@@ -26,11 +26,11 @@ use crate::model::{FileKind, LaneRegistry, PromptManifest, Workflow};
 use yaml::{Document, Location, Pos, Range};
 
 /// Largest file runner reads (8 MiB).
-pub const MAX_FILE_BYTES: u64 = crate::fsutil::MAX_READ_BYTES;
+pub(crate) const MAX_FILE_BYTES: u64 = crate::fsutil::MAX_READ_BYTES;
 
 /// A file that loaded cleanly.
 #[derive(Debug, Clone)]
-pub enum Loaded {
+pub(crate) enum Loaded {
     /// A workflow.
     Workflow(Arc<Workflow>),
     /// A lane registry.
@@ -49,7 +49,7 @@ pub enum Loaded {
 
 impl Loaded {
     /// The file's kind.
-    pub fn kind(&self) -> FileKind {
+    pub(crate) fn kind(&self) -> FileKind {
         match self {
             Loaded::Workflow(_) => FileKind::Workflow,
             Loaded::Lanes(_) => FileKind::Lanes,
@@ -70,7 +70,7 @@ enum Slot {
 
 /// Why a file could not be read at all.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ReadError {
+pub(crate) enum ReadError {
     /// It does not exist.
     Missing,
     /// Something else (permissions, a directory, too large, not UTF-8); already
@@ -81,7 +81,7 @@ pub enum ReadError {
 /// Loads files once each, remembers their text for diagnostics and collects every
 /// problem found in them or in the files they refer to.
 #[derive(Debug, Default)]
-pub struct Loader {
+pub(crate) struct Loader {
     /// Every problem found so far.
     pub diagnostics: Vec<Diagnostic>,
     /// The text of every file read, by display name.
@@ -95,7 +95,7 @@ pub struct Loader {
 }
 
 /// A path shortened lexically (`a/./b/../c` -> `a/c`), for display and joining.
-pub fn normalize(path: &Path) -> PathBuf {
+pub(crate) fn normalize(path: &Path) -> PathBuf {
     let mut out = PathBuf::new();
     for component in path.components() {
         match component {
@@ -115,18 +115,18 @@ pub fn normalize(path: &Path) -> PathBuf {
 }
 
 /// `target` relative to the directory of `file`.
-pub fn sibling(file: &Path, target: &str) -> PathBuf {
+pub(crate) fn sibling(file: &Path, target: &str) -> PathBuf {
     let dir = file.parent().unwrap_or(Path::new(""));
     normalize(&dir.join(target))
 }
 
 /// The display name of a path.
-pub fn display(path: &Path) -> String {
+pub(crate) fn display(path: &Path) -> String {
     path.to_string_lossy().into_owned()
 }
 
 /// Every *.yaml / *.yml under `dir`, sorted, skipping hidden directories and `target`.
-pub fn yaml_files(dir: &Path) -> Vec<PathBuf> {
+pub(crate) fn yaml_files(dir: &Path) -> Vec<PathBuf> {
     let mut found = Vec::new();
     let mut pending = vec![dir.to_path_buf()];
     while let Some(current) = pending.pop() {
@@ -152,20 +152,20 @@ pub fn yaml_files(dir: &Path) -> Vec<PathBuf> {
 
 impl Loader {
     /// A fresh loader.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
     /// Read a file's text, reporting unreadable files. `Missing` is not reported here,
     /// so the caller can decide between exit 66 and a diagnostic at the reference.
-    pub fn read(&mut self, path: &Path) -> Result<String, ReadError> {
+    pub(crate) fn read(&mut self, path: &Path) -> Result<String, ReadError> {
         self.read_from(path, None)
     }
 
     /// [`Loader::read`] for a file named in another file: a file that exists but
     /// cannot be read (a directory, a FIFO, a device, too large, no permission) is
     /// reported at `at`, the reference (file and range), not at `path:0:0`.
-    pub fn read_from(&mut self, path: &Path, at: Option<(&str, Range)>) -> Result<String, ReadError> {
+    pub(crate) fn read_from(&mut self, path: &Path, at: Option<(&str, Range)>) -> Result<String, ReadError> {
         let name = display(path);
         let failure = match crate::fsutil::read_text(path, MAX_FILE_BYTES) {
             Ok(text) => {
@@ -212,24 +212,28 @@ impl Loader {
 
     /// Read a file whose problems are reported elsewhere (a second reader of the same
     /// reference): its text, or `None` without a diagnostic.
-    pub fn read_quiet(&mut self, path: &Path) -> Option<String> {
+    pub(crate) fn read_quiet(&mut self, path: &Path) -> Option<String> {
         let text = crate::fsutil::read_text(path, MAX_FILE_BYTES).ok()?;
         self.sources.insert(&display(path), text.clone());
         Some(text)
     }
 
     /// The parsed document of a loaded file (for locating values), by display name.
-    pub fn document(&self, name: &str) -> Option<Arc<Document>> {
+    pub(crate) fn document(&self, name: &str) -> Option<Arc<Document>> {
         self.documents.get(name).cloned()
     }
 
     /// Load and fully check a YAML file of any kind. Reports `Missing` to the caller.
-    pub fn load(&mut self, path: &Path) -> Result<Option<Loaded>, ReadError> {
+    pub(crate) fn load(&mut self, path: &Path) -> Result<Option<Loaded>, ReadError> {
         self.load_from(path, None)
     }
 
     /// [`Loader::load`] for a file named at `at` (see [`Loader::read_from`]).
-    pub fn load_from(&mut self, path: &Path, at: Option<(&str, Range)>) -> Result<Option<Loaded>, ReadError> {
+    pub(crate) fn load_from(
+        &mut self,
+        path: &Path,
+        at: Option<(&str, Range)>,
+    ) -> Result<Option<Loaded>, ReadError> {
         let key = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
         match self.slots.get(&key) {
             Some(Slot::Done(result)) => return Ok(result.clone()),
@@ -247,13 +251,13 @@ impl Loader {
     }
 
     /// Whether `path` is being loaded right now (a reference cycle).
-    pub fn in_progress(&self, path: &Path) -> bool {
+    pub(crate) fn in_progress(&self, path: &Path) -> bool {
         let key = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
         matches!(self.slots.get(&key), Some(Slot::InProgress))
     }
 
     /// The chain of files being loaded, outermost first.
-    pub fn chain(&self) -> &[String] {
+    pub(crate) fn chain(&self) -> &[String] {
         &self.stack
     }
 
@@ -292,7 +296,7 @@ impl Loader {
 
     /// Load a file of a known kind with the schema check only (no meaning checks, no
     /// other files), e.g. a prompt manifest whose templates are rendered by the caller.
-    pub fn load_shallow<T: DeserializeOwned>(
+    pub(crate) fn load_shallow<T: DeserializeOwned>(
         &mut self,
         path: &Path,
         expected: FileKind,
@@ -432,7 +436,7 @@ impl Loader {
     /// Report a problem at a located value, naming the alias/merge site when the value
     /// was defined elsewhere.
     #[allow(clippy::too_many_arguments)]
-    pub fn push_at(
+    pub(crate) fn push_at(
         &mut self,
         name: &str,
         _document: &Document,
@@ -458,7 +462,7 @@ impl Loader {
     /// `note_invalid`, also at the reference). `what` names the file in messages, e.g.
     /// "lane registry".
     #[allow(clippy::too_many_arguments)]
-    pub fn load_reference(
+    pub(crate) fn load_reference(
         &mut self,
         from: &Path,
         name: &str,
@@ -514,7 +518,7 @@ impl Loader {
     }
 
     /// Report a problem at a JSON pointer of a document.
-    pub fn report(
+    pub(crate) fn report(
         &mut self,
         name: &str,
         document: &Document,
@@ -528,7 +532,7 @@ impl Loader {
     }
 
     /// Report a problem at the key of a JSON pointer (falls back to the value).
-    pub fn report_key(
+    pub(crate) fn report_key(
         &mut self,
         name: &str,
         document: &Document,
@@ -550,7 +554,7 @@ impl Loader {
     }
 
     /// Report a problem at an exact byte range of a file.
-    pub fn report_range(
+    pub(crate) fn report_range(
         &mut self,
         name: &str,
         range: Range,
@@ -577,7 +581,7 @@ fn as_written(document: &Document, pointer: &str, source: &str, message: String)
 
 /// Find `needle` used inside a template tag of a located scalar and return its exact
 /// range, so a problem inside a template points at the name, not the whole string.
-pub fn refine(source: &str, location: &Location, needle: &str) -> Range {
+pub(crate) fn refine(source: &str, location: &Location, needle: &str) -> Range {
     let value = location.value;
     let start = value.start.offset.min(source.len());
     let end = value.end.min(source.len()).max(start);
@@ -591,7 +595,7 @@ pub fn refine(source: &str, location: &Location, needle: &str) -> Range {
 
 /// Place a range given in template text coordinates (e.g. a syntax error) inside the
 /// located scalar that holds the template.
-pub fn refine_template_range(
+pub(crate) fn refine_template_range(
     source: &str,
     location: &Location,
     template: &str,

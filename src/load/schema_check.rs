@@ -16,7 +16,7 @@ use crate::model::duration::{DURATION_PATTERN, parse_duration};
 
 /// A problem found by the schema, located by JSON pointer.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
+pub(crate) struct Problem {
     /// JSON pointer of the offending value (or key).
     pub pointer: String,
     /// Point at the key rather than the value (unknown fields).
@@ -37,13 +37,13 @@ impl Problem {
 
 /// A compiled schema for one file kind.
 #[derive(Debug)]
-pub struct Checker {
+pub(crate) struct Checker {
     schema: Value,
     validator: Option<Validator>,
 }
 
 /// The checker for `kind`, compiled once per process.
-pub fn checker(kind: FileKind) -> &'static Checker {
+pub(crate) fn checker(kind: FileKind) -> &'static Checker {
     static CHECKERS: [OnceLock<Checker>; FileKind::ALL.len()] =
         [const { OnceLock::new() }; FileKind::ALL.len()];
     let slot = FileKind::ALL.iter().position(|k| *k == kind).unwrap_or(0);
@@ -62,13 +62,13 @@ pub fn compile(schema: &Value) -> Result<Validator, String> {
 
 impl Checker {
     /// A checker for `schema`.
-    pub fn new(schema: Value) -> Self {
+    pub(crate) fn new(schema: Value) -> Self {
         let validator = compile(&schema).ok();
         Checker { schema, validator }
     }
 
     /// All problems of `instance`, in document order of their pointers.
-    pub fn check(&self, instance: &Value) -> Vec<Problem> {
+    pub(crate) fn check(&self, instance: &Value) -> Vec<Problem> {
         let Some(validator) = &self.validator else {
             return vec![Problem::new("", "internal", "the built-in schema failed to compile".into())];
         };
@@ -560,7 +560,7 @@ fn type_words(schema_type: &Value) -> String {
 
 /// How a found value is described in messages (it lives with the expression values,
 /// so the steps use it without importing the loader).
-pub use crate::expr::values::describe;
+pub(crate) use crate::expr::values::describe;
 
 fn pattern_problem(base: &str, value: &Value, pattern: &str) -> Problem {
     let text = plain(value);

@@ -16,13 +16,13 @@ use serde_json::{Map, Number, Value};
 use serde_saphyr::granit_parser::{Event, Marker, Parser, ScalarStyle, Span};
 
 /// The deepest nesting accepted.
-pub const MAX_DEPTH: usize = 128;
+pub(crate) const MAX_DEPTH: usize = 128;
 /// The most nodes a document may expand to (after aliases and merges).
-pub const MAX_NODES: usize = 1_000_000;
+pub(crate) const MAX_NODES: usize = 1_000_000;
 
 // The position types live in `diagnostics` (below the loader); re-exported here
 // because every YAML node carries them.
-pub use crate::diagnostics::{Pos, Range};
+pub(crate) use crate::diagnostics::{Pos, Range};
 
 /// Where a value sits in the source.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -79,7 +79,7 @@ pub struct YamlError {
 /// line, and otherwise by walking on from the last position asked for on that line
 /// (the parser asks in order), never from the line start for every node.
 #[derive(Debug)]
-pub struct LineIndex<'a> {
+pub(crate) struct LineIndex<'a> {
     source: &'a str,
     starts: Vec<usize>,
     /// Whether each line is pure ASCII (then column = byte distance).
@@ -90,7 +90,7 @@ pub struct LineIndex<'a> {
 
 impl<'a> LineIndex<'a> {
     /// Index `source`.
-    pub fn new(source: &'a str) -> Self {
+    pub(crate) fn new(source: &'a str) -> Self {
         let mut starts = vec![0];
         let mut ascii = Vec::new();
         let mut line_ascii = true;
@@ -108,7 +108,7 @@ impl<'a> LineIndex<'a> {
     }
 
     /// The position of 1-based `line` and 0-based character column `col`.
-    pub fn pos(&self, line: usize, col: usize) -> Pos {
+    pub(crate) fn pos(&self, line: usize, col: usize) -> Pos {
         let line = line.max(1).min(self.starts.len());
         let start = self.starts[line - 1];
         let end = self.starts.get(line).copied().unwrap_or(self.source.len());
@@ -161,7 +161,7 @@ impl<'a> LineIndex<'a> {
     }
 
     /// The position of a byte offset.
-    pub fn pos_of_offset(&self, offset: usize) -> Pos {
+    pub(crate) fn pos_of_offset(&self, offset: usize) -> Pos {
         let offset = offset.min(self.source.len());
         let line = match self.starts.binary_search(&offset) {
             Ok(index) => index + 1,
@@ -539,7 +539,7 @@ fn push_escaped(pointer: &mut String, key: &str) {
 }
 
 /// Escape a key for use in a JSON pointer.
-pub fn escape_pointer(key: &str) -> String {
+pub(crate) fn escape_pointer(key: &str) -> String {
     key.replace('~', "~0").replace('/', "~1")
 }
 

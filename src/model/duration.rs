@@ -7,26 +7,26 @@ use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// The pattern every duration must match; also used by the schema.
-pub const DURATION_PATTERN: &str = "^([0-9]+(ms|s|m|h|d))+$";
+pub(crate) const DURATION_PATTERN: &str = "^([0-9]+(ms|s|m|h|d))+$";
 
 /// The longest duration runner accepts anywhere (7 days).
-pub const MAX_DURATION_MS: u64 = 7 * 24 * 3600 * 1000;
+pub(crate) const MAX_DURATION_MS: u64 = 7 * 24 * 3600 * 1000;
 
 /// A span of time written as a number with a unit: `250ms`, `30s`, `5m`, `2h`, `1d`,
 /// or a sum of them such as `1h30m`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Duration(pub std::time::Duration);
+pub(crate) struct Duration(pub std::time::Duration);
 
 impl Duration {
     /// The duration as a `std::time::Duration`.
-    pub fn get(self) -> std::time::Duration {
+    pub(crate) fn get(self) -> std::time::Duration {
         self.0
     }
 }
 
 /// Why a duration did not parse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum DurationError {
+pub(crate) enum DurationError {
     /// The text is not a sequence of `<number><unit>` parts.
     #[error("invalid duration `{0}`; expected a number with a unit, like `30s`, `5m`, `1h30m` or `250ms`")]
     Syntax(String),
@@ -39,7 +39,7 @@ pub enum DurationError {
 }
 
 /// Parse a duration such as `1h30m`.
-pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, DurationError> {
     let syntax = || DurationError::Syntax(text.to_string());
     if text.is_empty() {
         return Err(syntax());

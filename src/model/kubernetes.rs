@@ -13,7 +13,7 @@ use super::{Dyn, Template};
 /// `--dry-run` shows the exact manifest and request instead (effect `write`).
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct KubernetesStep {
+pub(crate) struct KubernetesStep {
     /// The object; every string inside is a template. It needs literal `apiVersion` and
     /// `kind`, and `metadata.name` (or `metadata.generateName` for `action: create`).
     /// Numbers and booleans in `metadata.labels`/`metadata.annotations` are sent as
@@ -50,7 +50,7 @@ pub struct KubernetesStep {
 /// What a `kubernetes` step does with its object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
-pub enum KubernetesAction {
+pub(crate) enum KubernetesAction {
     /// Create it (POST); 409 when it exists.
     #[default]
     Create,
@@ -61,7 +61,7 @@ pub enum KubernetesAction {
 /// Wait for a condition of the created object.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct KubernetesWait {
+pub(crate) struct KubernetesWait {
     /// The condition type that must become `"True"` in `status.conditions`, e.g.
     /// `Complete` for a Job, `Ready` for many custom resources.
     #[schemars(length(min = 1))]
@@ -75,7 +75,7 @@ pub struct KubernetesWait {
 }
 
 /// Whether a namespace (or other name) is a DNS label.
-pub fn is_dns_label(text: &str) -> bool {
+pub(crate) fn is_dns_label(text: &str) -> bool {
     let bytes = text.as_bytes();
     !bytes.is_empty()
         && bytes.len() <= 63
@@ -85,6 +85,6 @@ pub fn is_dns_label(text: &str) -> bool {
 }
 
 /// Whether a name is a DNS subdomain (the rule for most object names).
-pub fn is_dns_subdomain(text: &str) -> bool {
+pub(crate) fn is_dns_subdomain(text: &str) -> bool {
     text.len() <= 253 && text.split('.').all(is_dns_label)
 }

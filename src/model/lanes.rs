@@ -13,7 +13,7 @@ use super::duration::Duration;
 /// Top-level keys starting with `x-` are ignored (a place for YAML anchors).
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[schemars(title = "runner lane registry", extend("patternProperties" = {"^x-": true}, "additionalProperties" = false))]
-pub struct LaneRegistry {
+pub(crate) struct LaneRegistry {
     /// Always `lanes`.
     pub kind: LanesKind,
     /// How `cron` steps switch a lane's worker cron on and off.
@@ -40,7 +40,7 @@ pub struct LaneRegistry {
 /// The only `kind` of a lane registry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
-pub enum LanesKind {
+pub(crate) enum LanesKind {
     /// A lane registry.
     Lanes,
 }
@@ -48,7 +48,7 @@ pub enum LanesKind {
 /// How worker crons are switched.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
-pub enum CronBackend {
+pub(crate) enum CronBackend {
     /// Reads the jobs' state once per run with `openclaw cron list --all --json`, then
     /// runs exactly `openclaw cron edit <cron id> --enable|--disable` for a job whose
     /// `enabled` flag differs, nothing else (an already matching job is left alone).
@@ -104,12 +104,12 @@ pub enum CronBackend {
 }
 
 /// The CronJob name template of the `kubernetes` cron backend when none is given.
-pub const DEFAULT_CRONJOB_NAME: &str = "worker-{{ lane.id }}";
+pub(crate) const DEFAULT_CRONJOB_NAME: &str = "worker-{{ lane.id }}";
 
 /// One worker lane.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct Lane {
+pub(crate) struct Lane {
     /// Lane id used everywhere (`local`, `cloud`, `frontier`): lower case letters,
     /// digits and `-`.
     #[schemars(regex(pattern = r"^[a-z][a-z0-9-]*$"))]
@@ -149,7 +149,7 @@ pub struct Lane {
 /// A lane's worker cron.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct LaneCron {
+pub(crate) struct LaneCron {
     /// The cron job's display name, e.g. `(Saffron): Dispatch - Local`.
     #[schemars(length(min = 1))]
     pub name: String,
@@ -167,7 +167,7 @@ pub struct LaneCron {
 /// Terminal texts of a lane.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct LaneTerminal {
+pub(crate) struct LaneTerminal {
     /// What the worker answers when the lane has no work, e.g. `Pipeline is clear.`
     #[schemars(length(min = 1))]
     pub clear: String,
@@ -176,7 +176,7 @@ pub struct LaneTerminal {
 /// A final form a worker may end with.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct FinalForm {
+pub(crate) struct FinalForm {
     /// Identifier of the form, e.g. `pr_opened`.
     #[schemars(regex(pattern = r"^[a-z][a-z0-9_]*$"))]
     pub id: String,
@@ -189,7 +189,7 @@ pub struct FinalForm {
 /// matches the **whole** (trimmed) text decides.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct GuardRule {
+pub(crate) struct GuardRule {
     /// Identifier of the rule, reported in the verdict.
     #[schemars(regex(pattern = r"^[a-z][a-z0-9_]*$"))]
     pub id: String,
@@ -214,7 +214,7 @@ pub struct GuardRule {
 /// A guard rule's verdict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
-pub enum Verdict {
+pub(crate) enum Verdict {
     /// The text is a valid result.
     Accept,
     /// The text is not a valid result.
@@ -223,12 +223,12 @@ pub enum Verdict {
 
 impl LaneRegistry {
     /// The lane with this id.
-    pub fn lane(&self, id: &str) -> Option<&Lane> {
+    pub(crate) fn lane(&self, id: &str) -> Option<&Lane> {
         self.lanes.iter().find(|lane| lane.id == id)
     }
 
     /// The lanes as the template value `lanes`, converted once and then shared.
-    pub fn lanes_value(&self) -> minijinja::Value {
+    pub(crate) fn lanes_value(&self) -> minijinja::Value {
         self.lanes_value
             .get_or_init(|| {
                 minijinja::Value::from(minijinja::value::Serde(
@@ -239,7 +239,7 @@ impl LaneRegistry {
     }
 
     /// All lane ids, in order.
-    pub fn ids(&self) -> Vec<&str> {
+    pub(crate) fn ids(&self) -> Vec<&str> {
         self.lanes.iter().map(|lane| lane.id.as_str()).collect()
     }
 }

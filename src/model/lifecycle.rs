@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 /// Top-level keys starting with `x-` are ignored (a place for YAML anchors).
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[schemars(title = "runner lifecycle", extend("patternProperties" = {"^x-": true}, "additionalProperties" = false))]
-pub struct Lifecycle {
+pub(crate) struct Lifecycle {
     /// Always `lifecycle`.
     pub kind: LifecycleKind,
     /// What the lifecycle is for.
@@ -43,7 +43,7 @@ pub struct Lifecycle {
 /// The only `kind` of a lifecycle file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
-pub enum LifecycleKind {
+pub(crate) enum LifecycleKind {
     /// A lifecycle.
     Lifecycle,
 }
@@ -51,7 +51,7 @@ pub enum LifecycleKind {
 /// A state of the lifecycle.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct State {
+pub(crate) struct State {
     /// `hold` (waits for a person), `queue` (waits for a worker of `role`), `active`
     /// (a worker of `role` holds it) or `terminal` (finished; no transitions).
     #[serde(rename = "type")]
@@ -98,7 +98,7 @@ pub struct State {
 /// override the default per item.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct Policy {
+pub(crate) struct Policy {
     /// What the policy decides.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
@@ -115,7 +115,7 @@ pub struct Policy {
 
 impl Policy {
     /// The prefix of the override labels for the policy named `name`.
-    pub fn prefix(&self, name: &str) -> String {
+    pub(crate) fn prefix(&self, name: &str) -> String {
         self.label_prefix.clone().unwrap_or_else(|| format!("{name}:"))
     }
 }
@@ -123,7 +123,7 @@ impl Policy {
 /// Conditional transitions: the policy value (or field value) picks the case.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct Route {
+pub(crate) struct Route {
     /// The routing policy whose value for the item picks the case (the item's
     /// override label, else the policy's default). Give `policy` or `field`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -143,7 +143,7 @@ pub struct Route {
 /// A polled condition.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct Check {
+pub(crate) struct Check {
     /// What is checked, e.g. `prApproved`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
@@ -157,7 +157,7 @@ pub struct Check {
 /// State types.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
-pub enum StateType {
+pub(crate) enum StateType {
     /// Waits for a person.
     Hold,
     /// Waits for a worker of its role.
@@ -170,7 +170,7 @@ pub enum StateType {
 
 impl StateType {
     /// The name used in files.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             StateType::Hold => "hold",
             StateType::Queue => "queue",
@@ -183,7 +183,7 @@ impl StateType {
 /// Where an event leads.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(untagged)]
-pub enum Transition {
+pub(crate) enum Transition {
     /// Just the target state's key.
     Target(String),
     /// The target and the actions to run, in order.
@@ -193,7 +193,7 @@ pub enum Transition {
 /// A transition with actions.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct FullTransition {
+pub(crate) struct FullTransition {
     /// The target state's key.
     pub target: String,
     /// Actions to run with the move, in order (names your workflows act on, e.g.
@@ -207,7 +207,7 @@ pub struct FullTransition {
 
 impl Transition {
     /// The target state's key.
-    pub fn target(&self) -> &str {
+    pub(crate) fn target(&self) -> &str {
         match self {
             Transition::Target(target) => target,
             Transition::Full(full) => &full.target,
@@ -215,7 +215,7 @@ impl Transition {
     }
 
     /// The actions.
-    pub fn actions(&self) -> &[String] {
+    pub(crate) fn actions(&self) -> &[String] {
         match self {
             Transition::Target(_) => &[],
             Transition::Full(full) => &full.actions,
@@ -225,7 +225,7 @@ impl Transition {
 
 impl Lifecycle {
     /// The state with this key, or else with this label (case-insensitive).
-    pub fn find(&self, key_or_label: &str) -> Option<(&str, &State)> {
+    pub(crate) fn find(&self, key_or_label: &str) -> Option<(&str, &State)> {
         if let Some((key, state)) = self.states.get_key_value(key_or_label) {
             return Some((key.as_str(), state));
         }

@@ -1,43 +1,42 @@
 //! The typed file formats. Each type derives `JsonSchema`; its doc comments become the
 //! schema descriptions editors show on hover, so they are written for users.
 
-pub mod duration;
-pub mod kubernetes;
-pub mod lanes;
-pub mod lifecycle;
-pub mod prompts;
-pub mod roles;
-pub mod schedule;
-pub mod step;
-pub mod steps_iter;
-pub mod test_file;
-pub mod walk;
-pub mod workflow;
+pub(crate) mod duration;
+pub(crate) mod kubernetes;
+pub(crate) mod lanes;
+pub(crate) mod lifecycle;
+pub(crate) mod prompts;
+pub(crate) mod roles;
+pub(crate) mod schedule;
+pub(crate) mod step;
+pub(crate) mod steps_iter;
+pub(crate) mod test_file;
+pub(crate) mod walk;
+pub(crate) mod workflow;
 
-pub use duration::Duration;
-pub use lanes::LaneRegistry;
-pub use lifecycle::Lifecycle;
-pub use prompts::PromptManifest;
-pub use roles::Roles;
-pub use schedule::Schedule;
-pub use step::{Step, StepKind};
-pub use test_file::TestFile;
-pub use workflow::Workflow;
+pub(crate) use duration::Duration;
+pub(crate) use lanes::LaneRegistry;
+pub(crate) use lifecycle::Lifecycle;
+pub(crate) use prompts::PromptManifest;
+pub(crate) use roles::Roles;
+pub(crate) use schedule::Schedule;
+pub(crate) use test_file::TestFile;
+pub(crate) use workflow::Workflow;
 
 /// A minijinja template string, e.g. `"/api/agents/{{ inputs.agent }}/queue"`.
 /// A template that is exactly one `{{ expr }}` yields the expression's typed value.
-pub type Template = String;
+pub(crate) type Template = String;
 
 /// A bare minijinja expression (no `{{ }}`), e.g. `steps.probe.output.has_work and not inputs.dry`.
-pub type Expr = String;
+pub(crate) type Expr = String;
 
 /// Any YAML value whose strings are templates: maps and lists keep their structure and
 /// every string inside is rendered.
-pub type Dyn = serde_json::Value;
+pub(crate) type Dyn = serde_json::Value;
 
 /// The kinds of file runner reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum FileKind {
+pub(crate) enum FileKind {
     /// A workflow (`kind: workflow` or no `kind`).
     Workflow,
     /// The lane registry (`kind: lanes`).
@@ -56,7 +55,7 @@ pub enum FileKind {
 
 impl FileKind {
     /// Every kind, in the order `runner schema` lists them.
-    pub const ALL: [FileKind; 7] = [
+    pub(crate) const ALL: [FileKind; 7] = [
         FileKind::Workflow,
         FileKind::Lanes,
         FileKind::Prompts,
@@ -67,7 +66,7 @@ impl FileKind {
     ];
 
     /// The name used for `kind:` values, `runner schema NAME` and schema file names.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             FileKind::Workflow => "workflow",
             FileKind::Lanes => "lanes",
@@ -80,17 +79,17 @@ impl FileKind {
     }
 
     /// The kind named `name`.
-    pub fn from_name(name: &str) -> Option<FileKind> {
+    pub(crate) fn from_name(name: &str) -> Option<FileKind> {
         FileKind::ALL.into_iter().find(|kind| kind.name() == name)
     }
 
     /// The committed schema's file name, e.g. `workflow.schema.json`.
-    pub fn schema_file(self) -> String {
+    pub(crate) fn schema_file(self) -> String {
         format!("{}.schema.json", self.name())
     }
 
     /// The JSON Schema generated from the Rust types.
-    pub fn schema(self) -> serde_json::Value {
+    pub(crate) fn schema(self) -> serde_json::Value {
         let schema = match self {
             FileKind::Workflow => schemars::schema_for!(Workflow),
             FileKind::Lanes => schemars::schema_for!(LaneRegistry),
@@ -103,13 +102,6 @@ impl FileKind {
         let mut value = schema.to_value();
         forbid_null(&mut value);
         value
-    }
-
-    /// The schema as committed: pretty JSON with a trailing newline.
-    pub fn schema_text(self) -> String {
-        let mut text = serde_json::to_string_pretty(&self.schema()).unwrap_or_default();
-        text.push('\n');
-        text
     }
 }
 

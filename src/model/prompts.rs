@@ -13,7 +13,7 @@ use super::Template;
 /// Top-level keys starting with `x-` are ignored (a place for YAML anchors).
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[schemars(title = "runner prompt manifest", extend("patternProperties" = {"^x-": true}, "additionalProperties" = false))]
-pub struct PromptManifest {
+pub(crate) struct PromptManifest {
     /// Always `prompts`.
     pub kind: PromptsKind,
     /// Path of the lane registry, relative to this file. Each lane's `prompt` template is
@@ -31,7 +31,7 @@ pub struct PromptManifest {
 /// The only `kind` of a prompt manifest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
-pub enum PromptsKind {
+pub(crate) enum PromptsKind {
     /// A prompt manifest.
     Prompts,
 }
@@ -39,7 +39,7 @@ pub enum PromptsKind {
 /// A template rendered once.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct PromptEntry {
+pub(crate) struct PromptEntry {
     /// Template file, relative to this manifest.
     #[schemars(length(min = 1))]
     pub template: String,

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 /// Top-level keys starting with `x-` are ignored (a place for YAML anchors).
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[schemars(title = "runner roles", extend("patternProperties" = {"^x-": true}, "additionalProperties" = false))]
-pub struct Roles {
+pub(crate) struct Roles {
     /// Always `roles`.
     pub kind: RolesKind,
     /// A base roles file (path relative to this file) this file layers over: a role of
@@ -29,7 +29,7 @@ pub struct Roles {
 /// The only `kind` of a roles file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
-pub enum RolesKind {
+pub(crate) enum RolesKind {
     /// A roles file.
     Roles,
 }
@@ -37,7 +37,7 @@ pub enum RolesKind {
 /// A role.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct Role {
+pub(crate) struct Role {
     /// What the role does.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
@@ -67,7 +67,7 @@ pub struct Role {
 /// A level's model.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(untagged, deny_unknown_fields)]
-pub enum LevelModel {
+pub(crate) enum LevelModel {
     /// Just the model id.
     Model(String),
     /// The model and how many workers may run at this level at once.
@@ -87,7 +87,7 @@ fn yes() -> bool {
 
 impl Role {
     /// The level a name means: a level, an alias of one, or `lowest` / `highest`.
-    pub fn resolve_level(&self, name: &str) -> Option<&str> {
+    pub(crate) fn resolve_level(&self, name: &str) -> Option<&str> {
         let name = name.trim();
         if let Some((key, _)) = self.levels.get_key_value(name) {
             return Some(key);
@@ -109,7 +109,7 @@ impl Role {
 
 impl LevelModel {
     /// The model id.
-    pub fn model(&self) -> &str {
+    pub(crate) fn model(&self) -> &str {
         match self {
             LevelModel::Model(model) => model,
             LevelModel::Full { model, .. } => model,
@@ -121,7 +121,7 @@ impl LevelModel {
 /// another role's level label; then the rules in order; then `default_level`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct LevelSelection {
+pub(crate) struct LevelSelection {
     /// Take the level from another role's `<role>:<level>` label when that level
     /// exists for this role (e.g. a `developer:senior` item gets a senior tester).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -134,7 +134,7 @@ pub struct LevelSelection {
 /// One level rule. Every condition given must hold.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct LevelRule {
+pub(crate) struct LevelRule {
     /// A name for the rule, shown by `runner roles select`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
@@ -158,7 +158,7 @@ pub struct LevelRule {
 /// A field of a work item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
-pub enum TextField {
+pub(crate) enum TextField {
     /// The title.
     Title,
     /// The body.

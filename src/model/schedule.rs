@@ -12,7 +12,7 @@ use super::duration::Duration;
 /// Top-level keys starting with `x-` are ignored (a place for YAML anchors).
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[schemars(title = "runner schedule", extend("patternProperties" = {"^x-": true}, "additionalProperties" = false))]
-pub struct Schedule {
+pub(crate) struct Schedule {
     /// Always `schedule`.
     pub kind: ScheduleKind,
     /// The time zone cron expressions are read in, unless an entry names its own: an
@@ -27,7 +27,7 @@ pub struct Schedule {
 /// The only `kind` of a schedule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
-pub enum ScheduleKind {
+pub(crate) enum ScheduleKind {
     /// A schedule.
     Schedule,
 }
@@ -35,7 +35,7 @@ pub enum ScheduleKind {
 /// One scheduled workflow.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct ScheduleEntry {
+pub(crate) struct ScheduleEntry {
     /// A unique name for the entry, used in logs, locks and the saved fire times.
     #[schemars(regex(pattern = r"^[a-z0-9][a-z0-9_-]*$"), length(max = 64))]
     pub id: String,
@@ -81,7 +81,7 @@ pub struct ScheduleEntry {
 /// Overlap policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
-pub enum Overlap {
+pub(crate) enum Overlap {
     /// Skip the new firing (logged).
     #[default]
     Skip,
@@ -94,7 +94,7 @@ pub enum Overlap {
 /// Missed-run policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
-pub enum Missed {
+pub(crate) enum Missed {
     /// Forget them (logged); wait for the next firing.
     #[default]
     None,
@@ -106,12 +106,12 @@ pub enum Missed {
 
 impl ScheduleEntry {
     /// The run time limit (default one hour).
-    pub fn timeout(&self) -> std::time::Duration {
+    pub(crate) fn timeout(&self) -> std::time::Duration {
         self.timeout.map_or(std::time::Duration::from_secs(3600), Duration::get)
     }
 
     /// The bound for `missed: all`.
-    pub fn max_missed(&self) -> usize {
+    pub(crate) fn max_missed(&self) -> usize {
         self.max_missed.unwrap_or(10).clamp(1, 100) as usize
     }
 }

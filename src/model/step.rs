@@ -11,7 +11,7 @@ use super::{Dyn, Expr, Template};
 /// fields below plus the fields of that kind.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[schemars(deny_unknown_fields)]
-pub struct Step {
+pub(crate) struct Step {
     /// Identifier, unique in the workflow: lower case letters, digits, `_` and `-`.
     /// Later steps read this step's result as `steps.<id>.output`, `.status`, `.error`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -48,7 +48,7 @@ pub struct Step {
 /// A step failure's effect on the run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
-pub enum OnError {
+pub(crate) enum OnError {
     /// Stop running steps, run `finally`, exit 1 (or the code given by a `fail` step).
     Fail,
     /// Record the failure in `steps.<id>` and continue with the next step.
@@ -58,7 +58,7 @@ pub enum OnError {
 /// A step's effect, which decides what `--dry-run` does with it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
-pub enum Effect {
+pub(crate) enum Effect {
     /// Only reads: runs during a dry run too.
     Read,
     /// Changes something: a dry run reports exactly what it would do instead.
@@ -68,7 +68,7 @@ pub enum Effect {
 /// Retry policy.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct Retry {
+pub(crate) struct Retry {
     /// Total attempts including the first (2–10).
     #[schemars(range(min = 2, max = 10))]
     pub attempts: u32,
@@ -94,7 +94,7 @@ pub struct Retry {
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
-pub enum StepKind {
+pub(crate) enum StepKind {
     /// Send an HTTP request and decode the response.
     Http(HttpStep),
     /// Run a program with an argument list (never through a shell).
@@ -136,7 +136,7 @@ pub enum StepKind {
 
 impl StepKind {
     /// The `type` value of this kind.
-    pub fn type_name(&self) -> &'static str {
+    pub(crate) fn type_name(&self) -> &'static str {
         match self {
             StepKind::Http(_) => "http",
             StepKind::Exec(_) => "exec",
@@ -162,7 +162,7 @@ impl StepKind {
 /// HTTP methods.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "UPPERCASE")]
-pub enum HttpMethod {
+pub(crate) enum HttpMethod {
     /// GET (read, idempotent).
     #[default]
     Get,
@@ -180,7 +180,7 @@ pub enum HttpMethod {
 
 impl HttpMethod {
     /// The method as sent on the wire, e.g. `GET`.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             HttpMethod::Get => "GET",
             HttpMethod::Head => "HEAD",
@@ -192,12 +192,12 @@ impl HttpMethod {
     }
 
     /// Whether repeating the request is safe.
-    pub fn is_idempotent(self) -> bool {
+    pub(crate) fn is_idempotent(self) -> bool {
         matches!(self, HttpMethod::Get | HttpMethod::Head | HttpMethod::Put | HttpMethod::Delete)
     }
 
     /// Whether the method only reads.
-    pub fn is_read(self) -> bool {
+    pub(crate) fn is_read(self) -> bool {
         matches!(self, HttpMethod::Get | HttpMethod::Head)
     }
 }
@@ -205,7 +205,7 @@ impl HttpMethod {
 /// How an HTTP response body is decoded into `output.body`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
-pub enum Decode {
+pub(crate) enum Decode {
     /// Parse as JSON; an empty body is `none`.
     #[default]
     Json,
@@ -217,7 +217,7 @@ pub enum Decode {
 
 /// `type: http`: one HTTP request.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-pub struct HttpStep {
+pub(crate) struct HttpStep {
     /// Name of an API declared under `apis`; the request goes to its base URL plus
     /// `path`, with its auth, headers and timeout. Give either `api` or `url`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -274,7 +274,7 @@ pub struct HttpStep {
 /// Which HTTP redirects are followed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
-pub enum Redirects {
+pub(crate) enum Redirects {
     /// Follow up to 5 redirects. Crossing to another origin drops `Authorization`,
     /// cookies, `Referer` and every header that is sensitive or holds a secret; a
     /// redirect that would re-send a body (307/308) to another origin fails instead.
@@ -287,7 +287,7 @@ pub enum Redirects {
 /// What an HTTP outcome turns into.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(untagged)]
-pub enum OutcomeAction {
+pub(crate) enum OutcomeAction {
     /// `fail` or `continue`.
     Simple(SimpleOutcome),
     /// `{value: ...}`: the step succeeds with this output.
@@ -297,7 +297,7 @@ pub enum OutcomeAction {
 /// `fail` or `continue`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
-pub enum SimpleOutcome {
+pub(crate) enum SimpleOutcome {
     /// The step fails (then `on_error` decides).
     Fail,
     /// The step is recorded as failed and the run continues.
@@ -307,7 +307,7 @@ pub enum SimpleOutcome {
 /// Succeed with a value.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct ValueOutcome {
+pub(crate) struct ValueOutcome {
     /// The step's output (strings are templates).
     pub value: Dyn,
 }
@@ -315,7 +315,7 @@ pub struct ValueOutcome {
 /// How `exec` turns stdout into `output.stdout`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
-pub enum Parse {
+pub(crate) enum Parse {
     /// Keep the text as is.
     #[default]
     Text,
@@ -330,7 +330,7 @@ pub enum Parse {
 /// `type: exec`: run a program. Never goes through a shell: each argv entry is one
 /// argument, whatever it contains.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-pub struct ExecStep {
+pub(crate) struct ExecStep {
     /// Program and arguments (templates, one argument each), e.g.
     /// `[gh, pr, view, "{{ item.url }}", --json, state]`.
     #[schemars(length(min = 1))]
@@ -365,7 +365,7 @@ pub struct ExecStep {
 
 /// `type: call`: run another workflow.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-pub struct CallStep {
+pub(crate) struct CallStep {
     /// Path of the workflow file, relative to this file.
     #[schemars(length(min = 1))]
     pub workflow: String,
@@ -380,7 +380,7 @@ pub struct CallStep {
 
 /// `type: set`: compute values. The output is the map of values.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-pub struct SetStep {
+pub(crate) struct SetStep {
     /// Values (strings are templates; a template that is one `{{ expr }}` keeps its type).
     /// Each value sees the ones before it by name, typed: `count: "{{ items | length }}"`
     /// after `items: "{{ ... }}"`.
@@ -390,7 +390,7 @@ pub struct SetStep {
 
 /// `type: switch`: ordered cases, first match wins.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-pub struct SwitchStep {
+pub(crate) struct SwitchStep {
     /// Cases, tried in order.
     #[schemars(length(min = 1))]
     pub cases: Vec<Case>,
@@ -402,7 +402,7 @@ pub struct SwitchStep {
 /// One case of a switch.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct Case {
+pub(crate) struct Case {
     /// Expression; the first case where it is true runs.
     pub when: Expr,
     /// Steps of this case (may be empty when `output` says it all).
@@ -417,7 +417,7 @@ pub struct Case {
 /// The default branch of a switch.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct Branch {
+pub(crate) struct Branch {
     /// Steps of the branch.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub steps: Vec<Step>,
@@ -428,7 +428,7 @@ pub struct Branch {
 
 /// `type: for_each`: run steps once per item.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-pub struct ForEachStep {
+pub(crate) struct ForEachStep {
     /// Expression yielding the list to iterate, e.g. `lanes`.
     pub items: Expr,
     /// Name of the loop variable (default `item`). `loop.index0` and `loop.index` are
@@ -461,7 +461,7 @@ pub struct ForEachStep {
 /// Output stream.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
-pub enum Stream {
+pub(crate) enum Stream {
     /// Standard output.
     #[default]
     Stdout,
@@ -471,7 +471,7 @@ pub enum Stream {
 
 /// `type: emit`: print text or JSON.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-pub struct EmitStep {
+pub(crate) struct EmitStep {
     /// Text to print (template). Give `text` or `json`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<Template>,
@@ -488,7 +488,7 @@ pub struct EmitStep {
 
 /// `type: render`: render a template file.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-pub struct RenderStep {
+pub(crate) struct RenderStep {
     /// Template file, relative to this workflow file. It may include templates only
     /// from its own directory tree.
     #[schemars(length(min = 1))]
@@ -504,7 +504,7 @@ pub struct RenderStep {
 
 /// `type: stop`: end the run.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-pub struct StopStep {
+pub(crate) struct StopStep {
     /// Line printed when stopping (template).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<Template>,
@@ -518,7 +518,7 @@ pub struct StopStep {
 
 /// `type: fail`: end the run as failed.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-pub struct FailStep {
+pub(crate) struct FailStep {
     /// Why (template); shown in the output and the report.
     pub message: Template,
     /// Exit code 1–63 (default 1) or a template yielding one.
@@ -531,7 +531,7 @@ pub struct FailStep {
 
 /// `type: cron`: switch a lane's worker cron on or off.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-pub struct CronStep {
+pub(crate) struct CronStep {
     /// Lane id (template), e.g. `"{{ lane.id }}"`. Must name a lane of the registry; a
     /// literal id is checked by `runner validate`.
     pub lane: Template,
@@ -544,7 +544,7 @@ pub struct CronStep {
 
 /// `type: guard`: check a text against a contract of ordered rules.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-pub struct GuardStep {
+pub(crate) struct GuardStep {
     /// The text to check (template). Leading and trailing whitespace is trimmed.
     pub text: Template,
     /// Restrict the lane-specific rules (the lane's clear text) to this lane
@@ -566,7 +566,7 @@ pub struct GuardStep {
 /// lifecycle does not allow fails the step. Give exactly one of `event`, `to`, `role`
 /// with `result`, or `labels`/`fields` (take the state's `route`).
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-pub struct TransitionStep {
+pub(crate) struct TransitionStep {
     /// The item's current state: a state key or its label (template).
     pub state: Template,
     /// The event, e.g. `PICKUP` (template).
@@ -612,7 +612,7 @@ pub struct TransitionStep {
 ///   catch: {action: stuck, reason: "{{ error.stage }}: {{ error.message }}"}
 /// ```
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-pub struct StagesStep {
+pub(crate) struct StagesStep {
     /// The stages, tried in order. Steps of all stages share one scope, so a stage sees
     /// the steps of the stages before it.
     #[schemars(length(min = 1))]
@@ -637,7 +637,7 @@ pub struct StagesStep {
 /// One stage of a `stages` step.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct Stage {
+pub(crate) struct Stage {
     /// Identifier of the stage (shown in the run output and in `error.stage`).
     #[schemars(regex(pattern = r"^[a-z][a-z0-9_]*$"))]
     pub id: String,
@@ -664,7 +664,7 @@ pub struct Stage {
 /// replaces the workflow's `outputs`. A `switch` case is not a boundary: a `return`
 /// inside one ends the block around the switch.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-pub struct ReturnStep {
+pub(crate) struct ReturnStep {
     /// The value returned (default `none`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<Dyn>,
@@ -675,7 +675,7 @@ pub struct ReturnStep {
 /// The output is the list of the steps' outputs, in order. A failure (without
 /// `on_error: continue`) fails the block once all its steps have finished.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-pub struct ParallelStep {
+pub(crate) struct ParallelStep {
     /// The steps run together.
     #[schemars(length(min = 1))]
     pub steps: Vec<Step>,
@@ -688,7 +688,7 @@ pub struct ParallelStep {
 /// A `for_each` width: a fixed count or a template yielding one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(untagged)]
-pub enum Width {
+pub(crate) enum Width {
     /// A fixed number of items at once.
     Count(#[schemars(range(min = 1, max = 256))] u32),
     /// A template yielding the number when the loop starts (a number below 1 means 1,
@@ -698,7 +698,7 @@ pub enum Width {
 
 impl Width {
     /// The largest width a loop may have.
-    pub const MAX: u32 = 256;
+    pub(crate) const MAX: u32 = 256;
 }
 
 impl std::fmt::Display for Width {

@@ -7,13 +7,13 @@ use super::step::{Step, StepKind};
 
 /// Every step of `steps` and every step inside them, depth first in document order
 /// (a step before its children, switch cases before the default).
-pub fn walk_steps(steps: &[Step]) -> Steps<'_> {
+pub(crate) fn walk_steps(steps: &[Step]) -> Steps<'_> {
     Steps { stack: steps.iter().rev().collect() }
 }
 
 /// Like [`walk_steps`], with each step's JSON pointer; `base` is the pointer of the list
 /// itself, e.g. `/steps` or `/finally`.
-pub fn walk_steps_at<'a>(steps: &'a [Step], base: &str) -> StepsAt<'a> {
+pub(crate) fn walk_steps_at<'a>(steps: &'a [Step], base: &str) -> StepsAt<'a> {
     StepsAt {
         stack: steps
             .iter()
@@ -26,7 +26,7 @@ pub fn walk_steps_at<'a>(steps: &'a [Step], base: &str) -> StepsAt<'a> {
 
 /// The iterator of [`walk_steps`].
 #[derive(Debug)]
-pub struct Steps<'a> {
+pub(crate) struct Steps<'a> {
     stack: Vec<&'a Step>,
 }
 
@@ -42,7 +42,7 @@ impl<'a> Iterator for Steps<'a> {
 
 /// The iterator of [`walk_steps_at`]: `(pointer, step)` pairs.
 #[derive(Debug)]
-pub struct StepsAt<'a> {
+pub(crate) struct StepsAt<'a> {
     stack: Vec<(String, &'a Step)>,
 }
 
@@ -61,7 +61,7 @@ impl<'a> Iterator for StepsAt<'a> {
 impl Step {
     /// [`Step::children`] with each child's JSON pointer relative to this step, e.g.
     /// `cases/0/steps/1`, `default/steps/0`, `steps/2` or `stages/1/steps/0`.
-    pub fn children_at(&self) -> Vec<(String, &Step)> {
+    pub(crate) fn children_at(&self) -> Vec<(String, &Step)> {
         match &self.kind {
             StepKind::Switch(switch) => switch
                 .cases

@@ -12,7 +12,7 @@ use super::duration::Duration;
 /// Top-level keys starting with `x-` are ignored (a place for YAML anchors).
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[schemars(title = "runner test file", extend("patternProperties" = {"^x-": true}, "additionalProperties" = false))]
-pub struct TestFile {
+pub(crate) struct TestFile {
     /// Always `test`.
     pub kind: TestKind,
     /// The workflow under test, relative to this file.
@@ -30,7 +30,7 @@ pub struct TestFile {
 /// The only `kind` of a test file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
-pub enum TestKind {
+pub(crate) enum TestKind {
     /// A test file.
     Test,
 }
@@ -38,7 +38,7 @@ pub enum TestKind {
 /// Canned world: environment, HTTP exchanges, command results.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct Fixtures {
+pub(crate) struct Fixtures {
     /// Environment variables the run sees (only these, plus PATH and HOME).
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub env: IndexMap<String, String>,
@@ -55,7 +55,7 @@ pub struct Fixtures {
 /// One test case.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct TestCase {
+pub(crate) struct TestCase {
     /// What the case checks, shown in the results.
     #[schemars(length(min = 1))]
     pub name: String,
@@ -75,7 +75,7 @@ pub struct TestCase {
 /// An HTTP exchange.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct HttpFixture {
+pub(crate) struct HttpFixture {
     /// Which requests it answers.
     #[serde(rename = "match")]
     pub matcher: HttpMatch,
@@ -91,7 +91,7 @@ pub struct HttpFixture {
 /// Request matching. Every given part must match.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct HttpMatch {
+pub(crate) struct HttpMatch {
     /// Method (default: any).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub method: Option<String>,
@@ -109,7 +109,7 @@ pub struct HttpMatch {
 /// An HTTP answer.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct HttpRespond {
+pub(crate) struct HttpRespond {
     /// Status (default 200).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 100, max = 599))]
@@ -135,7 +135,7 @@ pub struct HttpRespond {
 /// A transport failure to simulate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
-pub enum Fault {
+pub(crate) enum Fault {
     /// No answer before the step's timeout.
     Timeout,
     /// The connection was reset.
@@ -147,7 +147,7 @@ pub enum Fault {
 /// A command result.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct CommandFixture {
+pub(crate) struct CommandFixture {
     /// The argv to match, entry by entry: `*` matches one argument, `**` any number
     /// (as the last entry), and `*` inside an entry matches any text.
     #[serde(rename = "match")]
@@ -177,7 +177,7 @@ pub struct CommandFixture {
 /// What a case expects. Everything given is checked.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct Expectations {
+pub(crate) struct Expectations {
     /// The exit code (default 0).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exit_code: Option<i32>,

@@ -7,7 +7,7 @@ use super::step::{Effect, Step, StepKind};
 impl Step {
     /// The steps directly inside this one, in order: switch cases then the default,
     /// loop bodies, stages, parallel blocks. Empty for a leaf.
-    pub fn children(&self) -> Vec<&Step> {
+    pub(crate) fn children(&self) -> Vec<&Step> {
         match &self.kind {
             StepKind::Switch(switch) => switch
                 .cases
@@ -26,7 +26,7 @@ impl Step {
     /// the kind's default (HTTP GET/HEAD read, other methods write; `exec`, `cron` and
     /// `kubernetes` write; `render` to a file writes, to standard output reads; a `call` writes
     /// unless it runs in plan mode). Every other kind only reads.
-    pub fn own_effect(&self) -> Effect {
+    pub(crate) fn own_effect(&self) -> Effect {
         let default = match &self.kind {
             StepKind::Http(http) if http.method.is_read() => Effect::Read,
             StepKind::Http(_) | StepKind::Exec(_) | StepKind::Cron(_) | StepKind::Kubernetes(_) => {
@@ -44,7 +44,7 @@ impl Step {
 
     /// Whether this step, or any step inside it, may change the world: a dry run
     /// reports such a step instead of running it.
-    pub fn writes(&self) -> bool {
+    pub(crate) fn writes(&self) -> bool {
         self.own_effect() == Effect::Write || self.children().into_iter().any(Step::writes)
     }
 }

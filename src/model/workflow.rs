@@ -16,7 +16,7 @@ use super::{Dyn, Template};
 /// (`x-defaults: &defaults {...}`) for `<<: *defaults` merges.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[schemars(title = "runner workflow", extend("patternProperties" = {"^x-": true}, "additionalProperties" = false))]
-pub struct Workflow {
+pub(crate) struct Workflow {
     /// The file kind. Optional for workflows: a file without `kind` is a workflow.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<WorkflowKind>,
@@ -86,7 +86,7 @@ pub struct Workflow {
 /// The only `kind` a workflow file may declare.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
-pub enum WorkflowKind {
+pub(crate) enum WorkflowKind {
     /// A workflow file.
     Workflow,
 }
@@ -94,7 +94,7 @@ pub enum WorkflowKind {
 /// A declared input.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct InputDef {
+pub(crate) struct InputDef {
     /// The value's type; command-line values are converted to it and checked before
     /// anything runs.
     #[serde(rename = "type")]
@@ -113,7 +113,7 @@ pub struct InputDef {
 /// Types an input can have.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
-pub enum InputType {
+pub(crate) enum InputType {
     /// Any text.
     String,
     /// A whole number.
@@ -132,7 +132,7 @@ pub enum InputType {
 
 impl InputType {
     /// Whether a value has this type (a lane id is text; the registry check is separate).
-    pub fn accepts(self, value: &serde_json::Value) -> bool {
+    pub(crate) fn accepts(self, value: &serde_json::Value) -> bool {
         match self {
             InputType::String | InputType::Lane => value.is_string(),
             InputType::Integer => value.is_i64() || value.is_u64(),
@@ -144,7 +144,7 @@ impl InputType {
     }
 
     /// The name used in files and messages.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             InputType::String => "string",
             InputType::Integer => "integer",
@@ -160,7 +160,7 @@ impl InputType {
 /// A secret read from an environment variable.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct SecretDef {
+pub(crate) struct SecretDef {
     /// Name of the environment variable holding the secret, e.g. `DISPATCH_AGENT_TOKEN`.
     #[schemars(regex(pattern = r"^[A-Za-z_][A-Za-z0-9_]*$"))]
     pub env: String,
@@ -176,7 +176,7 @@ pub struct SecretDef {
 /// An environment variable the workflow reads.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct EnvDef {
+pub(crate) struct EnvDef {
     /// Value used when the variable is unset or empty. Without a default, `env.NAME`
     /// is `none` when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -189,7 +189,7 @@ pub struct EnvDef {
 /// A named HTTP API.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct ApiDef {
+pub(crate) struct ApiDef {
     /// Base URL (template), e.g. `"{{ env.DISPATCH_URL }}"`. A trailing `/` is ignored.
     pub base_url: Template,
     /// Bearer token (template), sent as `Authorization: Bearer ...`, e.g.
@@ -216,7 +216,7 @@ pub struct ApiDef {
 /// Overlap control for a workflow.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct Concurrency {
+pub(crate) struct Concurrency {
     /// Lock key (template), e.g. `"preflight-{{ inputs.lane }}"`. Runs with the same key
     /// never overlap; the lock is an OS file lock under the state directory.
     pub key: Template,
@@ -232,7 +232,7 @@ pub struct Concurrency {
 /// What to do when the concurrency key is held.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
-pub enum ConcurrencyPolicy {
+pub(crate) enum ConcurrencyPolicy {
     /// Do nothing and exit 0.
     #[default]
     Skip,

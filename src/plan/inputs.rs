@@ -7,7 +7,7 @@ use crate::model::lanes::LaneRegistry;
 use crate::model::workflow::{InputType, Workflow};
 
 /// Check typed input values against the declarations, filling defaults.
-pub fn typed_inputs(
+pub(crate) fn typed_inputs(
     workflow: &Workflow,
     registry: Option<&LaneRegistry>,
     mut given: Map<String, Json>,

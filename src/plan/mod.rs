@@ -1,9 +1,9 @@
 //! The stage between loading and running: what the engine needs from a loaded
 //! workflow, decided once before it runs.
 
-pub mod compiled;
-pub mod inputs;
-pub mod project;
-pub mod rules;
+pub(crate) mod compiled;
+pub(crate) mod inputs;
+pub(crate) mod project;
+pub(crate) mod rules;
 
-pub use compiled::Plan;
+pub(crate) use compiled::Plan;

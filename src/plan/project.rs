@@ -12,7 +12,7 @@ use crate::model::workflow::Workflow;
 
 /// A workflow with what it refers to.
 #[derive(Debug, Clone)]
-pub struct Unit {
+pub(crate) struct Unit {
     /// The file.
     pub path: PathBuf,
     /// The workflow.
@@ -27,13 +27,13 @@ pub struct Unit {
 
 /// Every workflow of a run, by path.
 #[derive(Debug, Default)]
-pub struct Project {
+pub(crate) struct Project {
     units: HashMap<PathBuf, Unit>,
 }
 
 /// Why a project could not be loaded.
 #[derive(Debug)]
-pub enum ProjectError {
+pub(crate) enum ProjectError {
     /// The main file does not exist.
     Missing(PathBuf),
     /// Problems were found; they are in the loader's diagnostics.
@@ -42,7 +42,7 @@ pub enum ProjectError {
 
 impl Project {
     /// Load and validate `main` and everything it calls.
-    pub fn load(loader: &mut Loader, main: &Path) -> Result<(Project, PathBuf), ProjectError> {
+    pub(crate) fn load(loader: &mut Loader, main: &Path) -> Result<(Project, PathBuf), ProjectError> {
         let mut project = Project::default();
         let main = crate::load::normalize(main);
         match loader.load(&main) {
@@ -121,12 +121,12 @@ impl Project {
     }
 
     /// Every unit, in no particular order.
-    pub fn units(&self) -> impl Iterator<Item = &Unit> {
+    pub(crate) fn units(&self) -> impl Iterator<Item = &Unit> {
         self.units.values()
     }
 
     /// The unit at `path`.
-    pub fn unit(&self, path: &Path) -> Option<&Unit> {
+    pub(crate) fn unit(&self, path: &Path) -> Option<&Unit> {
         self.units.get(path)
     }
 }

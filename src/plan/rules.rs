@@ -19,7 +19,7 @@ fn cache() -> &'static Cache {
 }
 
 /// The rule's whole-text regex, compiled the first time it is asked for.
-pub fn compiled(rule: &GuardRule) -> Result<Arc<Regex>, String> {
+pub(crate) fn compiled(rule: &GuardRule) -> Result<Arc<Regex>, String> {
     let key = (rule.pattern.clone(), rule.ignore_case);
     if let Ok(known) = cache().lock()
         && let Some(found) = known.get(&key)

@@ -17,7 +17,7 @@ use crate::engine::events::{Event, RunStatus, Sink, StepStatus};
 
 /// How much to show.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verbosity {
+pub(crate) enum Verbosity {
     /// Only emitted output and the final line.
     Quiet,
     /// One line per top-level step, plus failures and (in a dry run) planned writes
@@ -29,7 +29,7 @@ pub enum Verbosity {
 
 /// Where the human view goes.
 #[derive(Debug, Clone, Default)]
-pub enum Target {
+pub(crate) enum Target {
     /// The process's stdout and stderr.
     #[default]
     Std,
@@ -42,7 +42,7 @@ const STEP_COLUMN: usize = 24;
 
 /// The human reporter.
 #[derive(Debug)]
-pub struct Human {
+pub(crate) struct Human {
     color: bool,
     verbosity: Verbosity,
     target: Target,
@@ -77,7 +77,7 @@ fn plural(n: usize, one: &str, many: &str) -> String {
 impl Human {
     /// A reporter writing to stdout and stderr. `live`: show a status line for
     /// running steps (only when stderr is a terminal).
-    pub fn new(color: bool, verbosity: Verbosity) -> Self {
+    pub(crate) fn new(color: bool, verbosity: Verbosity) -> Self {
         Human {
             color,
             verbosity,
@@ -90,7 +90,7 @@ impl Human {
 
     /// Mark the run as a replay of `recording` in the header.
     #[must_use]
-    pub fn with_replay(mut self, recording: Option<String>) -> Self {
+    pub(crate) fn with_replay(mut self, recording: Option<String>) -> Self {
         self.replay = recording;
         self
     }
@@ -98,7 +98,7 @@ impl Human {
     /// Show a live status line naming the running top-level steps and their time,
     /// redrawn on stderr. Call only when stderr is a terminal; not in quiet mode.
     #[must_use]
-    pub fn with_live_status(mut self, enabled: bool) -> Self {
+    pub(crate) fn with_live_status(mut self, enabled: bool) -> Self {
         if !enabled || self.verbosity == Verbosity::Quiet || !matches!(self.target, Target::Std) {
             return self;
         }
@@ -111,7 +111,7 @@ impl Human {
     }
 
     /// A reporter writing into buffers, without colour.
-    pub fn to_buffers(stdout: Arc<Mutex<String>>, stderr: Arc<Mutex<String>>) -> Self {
+    pub(crate) fn to_buffers(stdout: Arc<Mutex<String>>, stderr: Arc<Mutex<String>>) -> Self {
         Human {
             color: false,
             verbosity: Verbosity::Normal,
@@ -251,7 +251,7 @@ fn live_message(running: &[String]) -> Option<String> {
 }
 
 /// A duration for people: `12ms`, `1.4s`, `2m03s`.
-pub fn duration(ms: u64) -> String {
+pub(crate) fn duration(ms: u64) -> String {
     match ms {
         0..=999 => format!("{ms}ms"),
         1000..=59_999 => format!("{:.1}s", ms as f64 / 1000.0),
@@ -260,7 +260,7 @@ pub fn duration(ms: u64) -> String {
 }
 
 /// One line describing a planned action.
-pub fn describe_action(kind: &str, action: &Value) -> String {
+pub(crate) fn describe_action(kind: &str, action: &Value) -> String {
     match kind {
         "http" => {
             let method = action.get("method").and_then(Value::as_str).unwrap_or("?");

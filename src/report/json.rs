@@ -7,7 +7,7 @@ use crate::engine::events::{Event, Sink};
 
 /// Writes events as JSON lines to stdout.
 #[derive(Debug, Default)]
-pub struct JsonLines {
+pub(crate) struct JsonLines {
     lock: Mutex<()>,
 }
 
@@ -23,7 +23,7 @@ impl Sink for JsonLines {
 
 /// One event as a JSON line, with `"time"` (RFC 3339, UTC, milliseconds) right after
 /// `"event"`, so a log of a long run says when each step started and ended.
-pub fn line(event: &Event, now: std::time::SystemTime) -> Result<String, serde_json::Error> {
+pub(crate) fn line(event: &Event, now: std::time::SystemTime) -> Result<String, serde_json::Error> {
     let value = serde_json::to_value(event)?;
     let serde_json::Value::Object(fields) = value else { return serde_json::to_string(&value) };
     let mut ordered = serde_json::Map::new();

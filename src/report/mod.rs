@@ -1,10 +1,10 @@
 //! Reporters: they receive engine events and render them: a human progress view on
 //! stderr (the workflow's own `emit` output on stdout), JSON lines, and the run report.
 
-pub mod human;
-pub mod json;
-pub mod overlap;
-pub mod run_report;
+pub(crate) mod human;
+pub(crate) mod json;
+pub(crate) mod overlap;
+pub(crate) mod run_report;
 
 /// An RFC 3339 UTC timestamp (`2026-11-22T00:15:04.123Z`) for a system time.
 pub fn timestamp(time: std::time::SystemTime) -> String {

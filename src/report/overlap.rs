@@ -30,7 +30,7 @@ pub struct Overlap {
 
 /// One step's time span, as measured by the collector.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Span {
+pub(crate) struct Span {
     /// The step's path (`gather.probes[2].probe`).
     pub path: String,
     /// Start, milliseconds after the run started.
@@ -41,7 +41,7 @@ pub struct Span {
 
 /// The block a step path is directly inside: the path without its last step name, and
 /// without a trailing `[index]` (so all iterations of a loop are one block).
-pub fn parent(path: &str) -> &str {
+pub(crate) fn parent(path: &str) -> &str {
     let head = match last_separator(path) {
         Some(at) => &path[..at],
         None => "",
@@ -78,7 +78,7 @@ fn enclosing_step<'a>(path: &'a str, steps: &std::collections::HashSet<&str>) ->
 }
 
 /// The groups of sibling steps that ran at the same time, ordered by block and start.
-pub fn overlaps(spans: &[Span]) -> Vec<Overlap> {
+pub(crate) fn overlaps(spans: &[Span]) -> Vec<Overlap> {
     let steps: std::collections::HashSet<&str> = spans.iter().map(|s| s.path.as_str()).collect();
     let mut by_block: std::collections::BTreeMap<&str, Vec<&Span>> = std::collections::BTreeMap::new();
     for span in spans.iter().filter(|s| s.end_ms > s.start_ms) {

@@ -13,7 +13,7 @@ use crate::engine::events::{Event, RunStatus, Sink, StepStatus};
 
 /// The report format version; bumped on incompatible changes. Version 2 added the run
 /// id, the runner version, the (masked) inputs and each step's start time.
-pub const REPORT_VERSION: u32 = 2;
+pub(crate) const REPORT_VERSION: u32 = 2;
 
 /// A record of one `runner run`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
@@ -121,7 +121,7 @@ pub struct RetryRecord {
 
 /// Collects events into a [`RunReport`].
 #[derive(Debug)]
-pub struct Collector {
+pub(crate) struct Collector {
     report: Mutex<RunReport>,
     retries: Mutex<Vec<(String, RetryRecord)>>,
     /// When each running step started, by path.
@@ -151,12 +151,12 @@ impl Default for Collector {
 
 impl Collector {
     /// The report so far.
-    pub fn report(&self) -> RunReport {
+    pub(crate) fn report(&self) -> RunReport {
         self.report.lock().map(|r| r.clone()).unwrap_or_default()
     }
 
     /// Set what is known before the first event (for runs that end before starting).
-    pub fn set_file(&self, file: &str) {
+    pub(crate) fn set_file(&self, file: &str) {
         if let Ok(mut report) = self.report.lock()
             && report.file.is_empty()
         {
@@ -167,7 +167,7 @@ impl Collector {
 
 impl Collector {
     /// Record the run's id and its (already masked) inputs.
-    pub fn set_identity(&self, run_id: &str, inputs: serde_json::Map<String, Value>) {
+    pub(crate) fn set_identity(&self, run_id: &str, inputs: serde_json::Map<String, Value>) {
         if let Ok(mut report) = self.report.lock() {
             report.run_id = run_id.to_string();
             report.inputs = inputs;
@@ -287,7 +287,7 @@ impl Sink for Collector {
 }
 
 /// The JSON Schema of the run report.
-pub fn schema() -> Value {
+pub(crate) fn schema() -> Value {
     schemars::schema_for!(RunReport).to_value()
 }
 
@@ -299,7 +299,7 @@ impl RunStatus {
 }
 
 /// How deep a step path is nested: `probe[2].queue` is 1 (dots outside brackets).
-pub fn depth(path: &str) -> usize {
+pub(crate) fn depth(path: &str) -> usize {
     let mut level = 0usize;
     let mut brackets = 0usize;
     for c in path.chars() {
@@ -314,7 +314,7 @@ pub fn depth(path: &str) -> usize {
 }
 
 /// The steps in the order they started (parents before their children).
-pub fn by_start(report: &RunReport) -> Vec<&StepRecord> {
+pub(crate) fn by_start(report: &RunReport) -> Vec<&StepRecord> {
     let mut steps: Vec<&StepRecord> = report.steps.iter().collect();
     steps.sort_by(|a, b| a.start_ms.cmp(&b.start_ms).then(depth(&a.path).cmp(&depth(&b.path))));
     steps

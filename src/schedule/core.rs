@@ -11,16 +11,16 @@ use super::cron::Spec;
 use crate::model::schedule::{Missed, Overlap};
 
 /// A firing more than this late (and not followed by a later due one) counts as missed.
-pub const GRACE: Duration = Duration::from_secs(30);
+pub(crate) const GRACE: Duration = Duration::from_secs(30);
 /// At most this many firings wait under `overlap: queue`.
-pub const QUEUE_LIMIT: usize = 10;
+pub(crate) const QUEUE_LIMIT: usize = 10;
 /// At most this many fire times are walked in one tick (a per-second cron after a
 /// week of downtime); the rest are walked on the following ticks.
 const WALK_LIMIT: usize = 100_000;
 
 /// One entry, as the core needs it.
 #[derive(Debug, Clone)]
-pub struct Plan {
+pub(crate) struct Plan {
     /// Entry id.
     pub id: String,
     /// When it fires.
@@ -37,7 +37,7 @@ pub struct Plan {
 
 /// One firing of an entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Fire {
+pub(crate) struct Fire {
     /// Index of the entry.
     pub entry: usize,
     /// The fire time the cron expression gave.
@@ -48,7 +48,7 @@ pub struct Fire {
 
 /// Why a firing does not run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SkipReason {
+pub(crate) enum SkipReason {
     /// The previous run is still going (`overlap: skip`).
     Overlap,
     /// `overlap: queue` and the queue is full.
@@ -57,7 +57,7 @@ pub enum SkipReason {
 
 impl SkipReason {
     /// For logs.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             SkipReason::Overlap => "previous run still going",
             SkipReason::QueueFull => "queue full",
@@ -67,7 +67,7 @@ impl SkipReason {
 
 /// What the process side should do.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Action {
+pub(crate) enum Action {
     /// Start a run.
     Start(Fire),
     /// End the entry's running run (SIGTERM), then start this one.
@@ -98,7 +98,7 @@ struct State {
 
 /// The scheduler's memory: the entries, when each last fired, what runs and waits.
 #[derive(Debug, Clone)]
-pub struct Core {
+pub(crate) struct Core {
     plans: Vec<Plan>,
     states: Vec<State>,
 }
@@ -106,7 +106,7 @@ pub struct Core {
 impl Core {
     /// A core for `plans`, resuming from `saved` last fire times (by entry id); an entry
     /// never seen before starts counting at `now`, so it has missed nothing.
-    pub fn new(plans: Vec<Plan>, saved: &HashMap<String, DateTime<Utc>>, now: DateTime<Utc>) -> Core {
+    pub(crate) fn new(plans: Vec<Plan>, saved: &HashMap<String, DateTime<Utc>>, now: DateTime<Utc>) -> Core {
         let states = plans
             .iter()
             .map(|plan| State {
@@ -118,24 +118,19 @@ impl Core {
         Core { plans, states }
     }
 
-    /// The entries.
-    pub fn plans(&self) -> &[Plan] {
-        &self.plans
-    }
-
     /// When each entry last fired, by id (to be saved).
-    pub fn last_fires(&self) -> HashMap<String, DateTime<Utc>> {
+    pub(crate) fn last_fires(&self) -> HashMap<String, DateTime<Utc>> {
         self.plans.iter().zip(&self.states).map(|(p, s)| (p.id.clone(), s.last)).collect()
     }
 
     /// When a firing is due: its time plus the entry's jitter for that time.
-    pub fn effective(&self, entry: usize, scheduled: DateTime<Utc>) -> DateTime<Utc> {
+    pub(crate) fn effective(&self, entry: usize, scheduled: DateTime<Utc>) -> DateTime<Utc> {
         let Some(plan) = self.plans.get(entry) else { return scheduled };
         scheduled + jitter(&plan.id, scheduled, plan.jitter)
     }
 
     /// When the core next has something to do (the earliest due firing).
-    pub fn next_wake(&self) -> Option<DateTime<Utc>> {
+    pub(crate) fn next_wake(&self) -> Option<DateTime<Utc>> {
         (0..self.plans.len())
             .filter_map(|i| {
                 let next = self.plans[i].spec.next_after(self.states[i].last)?;
@@ -145,7 +140,7 @@ impl Core {
     }
 
     /// Everything due at `now`.
-    pub fn tick(&mut self, now: DateTime<Utc>) -> Vec<Action> {
+    pub(crate) fn tick(&mut self, now: DateTime<Utc>) -> Vec<Action> {
         let mut actions = Vec::new();
         for entry in 0..self.plans.len() {
             self.tick_entry(entry, now, &mut actions);
@@ -226,7 +221,7 @@ impl Core {
     }
 
     /// The entry's run ended (or could not start): start the next queued firing, if any.
-    pub fn finished(&mut self, entry: usize) -> Vec<Action> {
+    pub(crate) fn finished(&mut self, entry: usize) -> Vec<Action> {
         let Some(state) = self.states.get_mut(entry) else { return Vec::new() };
         match state.queue.pop_front() {
             Some(fire) => vec![Action::Start(fire)],
@@ -238,14 +233,15 @@ impl Core {
     }
 
     /// Whether the entry has a run going (as far as the core knows).
-    pub fn is_running(&self, entry: usize) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_running(&self, entry: usize) -> bool {
         self.states.get(entry).is_some_and(|s| s.running)
     }
 }
 
 /// The start delay of a firing: derived from the entry id and the fire time (FNV-1a),
 /// so it is spread between entries and machines but the same on every restart.
-pub fn jitter(id: &str, scheduled: DateTime<Utc>, max: Duration) -> chrono::Duration {
+pub(crate) fn jitter(id: &str, scheduled: DateTime<Utc>, max: Duration) -> chrono::Duration {
     let max_ms = u64::try_from(max.as_millis()).unwrap_or(u64::MAX);
     if max_ms == 0 {
         return chrono::Duration::zero();

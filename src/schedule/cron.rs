@@ -6,7 +6,7 @@ use chrono_tz::Tz;
 
 /// A parsed `cron:` value.
 #[derive(Debug, Clone)]
-pub enum Spec {
+pub(crate) enum Spec {
     /// A cron expression in a time zone.
     Cron {
         /// The expression.
@@ -19,14 +19,14 @@ pub enum Spec {
 }
 
 /// Parse a time zone name (`UTC`, `Europe/Berlin`).
-pub fn zone(name: &str) -> Result<Tz, String> {
+pub(crate) fn zone(name: &str) -> Result<Tz, String> {
     name.parse::<Tz>().map_err(|_| {
         format!("unknown time zone `{name}`; expected an IANA name like `Europe/Berlin` or `UTC`")
     })
 }
 
 /// Parse a `cron:` value.
-pub fn parse(text: &str, zone: Tz) -> Result<Spec, String> {
+pub(crate) fn parse(text: &str, zone: Tz) -> Result<Spec, String> {
     let trimmed = text.trim();
     if let Some(rest) = trimmed.strip_prefix("@every") {
         let rest = rest.trim();
@@ -64,7 +64,7 @@ pub fn parse(text: &str, zone: Tz) -> Result<Spec, String> {
 
 impl Spec {
     /// The first fire time strictly after `after`.
-    pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    pub(crate) fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
         match self {
             Spec::Every(every) => {
                 let step = i64::try_from(every.as_millis()).ok().filter(|s| *s > 0)?;
@@ -80,7 +80,7 @@ impl Spec {
     }
 
     /// The time zone fire times are shown in.
-    pub fn zone(&self) -> Tz {
+    pub(crate) fn zone(&self) -> Tz {
         match self {
             Spec::Cron { zone, .. } => *zone,
             Spec::Every(_) => Tz::UTC,

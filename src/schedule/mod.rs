@@ -1,5 +1,5 @@
 //! `runner schedule`: cron parsing, the pure scheduling core and the process runner.
 
-pub mod core;
-pub mod cron;
-pub mod service;
+pub(crate) mod core;
+pub(crate) mod cron;
+pub(crate) mod service;

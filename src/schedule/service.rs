@@ -19,7 +19,7 @@ use crate::engine::lock::{LockGuard, try_lock};
 use crate::model::schedule::{Schedule, ScheduleEntry};
 
 /// After SIGTERM, how long a child gets before SIGKILL.
-pub const KILL_GRACE: Duration = Duration::from_secs(10);
+pub(crate) const KILL_GRACE: Duration = Duration::from_secs(10);
 /// How much of a child's stderr is kept for the end line.
 const TAIL_BYTES: usize = 2000;
 /// The longest sleep while idle (so a changed clock is noticed within a minute).
@@ -29,7 +29,7 @@ const POLL: Duration = Duration::from_millis(500);
 
 /// How the scheduler runs.
 #[derive(Debug, Clone)]
-pub struct Config {
+pub(crate) struct Config {
     /// The schedule file (workflow paths are relative to it).
     pub file: PathBuf,
     /// Locks, saved fire times and the run history.
@@ -47,7 +47,7 @@ pub struct Config {
 
 /// The plans of a schedule's entries (cron expressions were checked by validation;
 /// a failure here is reported as a message).
-pub fn plans(schedule: &Schedule) -> Result<Vec<Plan>, String> {
+pub(crate) fn plans(schedule: &Schedule) -> Result<Vec<Plan>, String> {
     let file_zone = super::cron::zone(schedule.time_zone.as_deref().unwrap_or("UTC"))?;
     schedule
         .entries
@@ -80,7 +80,7 @@ pub fn state_file(state_dir: &Path, schedule_file: &Path) -> PathBuf {
 }
 
 /// Read saved last fire times (a missing or unreadable file is an empty start).
-pub fn load_fires(path: &Path) -> HashMap<String, DateTime<Utc>> {
+pub(crate) fn load_fires(path: &Path) -> HashMap<String, DateTime<Utc>> {
     let Ok(text) = std::fs::read_to_string(path) else { return HashMap::new() };
     let Ok(value) = serde_json::from_str::<Value>(&text) else { return HashMap::new() };
     let Some(fires) = value.get("last_fires").and_then(Value::as_object) else { return HashMap::new() };
@@ -186,7 +186,7 @@ impl Running {
 
 /// The scheduler.
 #[derive(Debug)]
-pub struct Service {
+pub(crate) struct Service {
     config: Config,
     entries: Vec<ScheduleEntry>,
     core: Core,
@@ -197,7 +197,7 @@ pub struct Service {
 
 impl Service {
     /// A scheduler for `schedule`, resuming from the saved fire times.
-    pub fn new(schedule: &Schedule, config: Config) -> Result<Service, String> {
+    pub(crate) fn new(schedule: &Schedule, config: Config) -> Result<Service, String> {
         let plans = plans(schedule)?;
         let state_file = state_file(&config.state_dir, &config.file);
         let saved = load_fires(&state_file);
@@ -218,7 +218,7 @@ impl Service {
     }
 
     /// Run until SIGTERM (exit 143) or SIGINT (exit 130).
-    pub async fn run(mut self) -> i32 {
+    pub(crate) async fn run(mut self) -> i32 {
         use tokio::signal::unix::{SignalKind, signal};
         let (Ok(mut terminate), Ok(mut interrupt)) =
             (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))

@@ -25,7 +25,7 @@ use crate::plan::Plan;
 use crate::plan::project::{Project, Unit};
 
 /// Default time limit of a step attempt that has none.
-pub const DEFAULT_STEP_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const DEFAULT_STEP_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A boxed, sendable future (the recursion between steps and the engine goes
 /// through these).
@@ -33,7 +33,7 @@ pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn std::future::Future<Output = T> +
 
 /// The outcome of a whole run.
 #[derive(Debug, Clone, PartialEq)]
-pub struct RunResult {
+pub(crate) struct RunResult {
     /// How it ended.
     pub status: RunStatus,
     /// The process exit code.

@@ -60,7 +60,7 @@ impl RunStatus {
 /// One engine event. Serialized as one JSON line with `--output json`.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "event", rename_all = "snake_case")]
-pub enum Event {
+pub(crate) enum Event {
     /// The run begins (after inputs, secrets and the lock were settled).
     RunStarted {
         /// Workflow name.
@@ -152,14 +152,14 @@ pub enum Event {
 }
 
 /// Receives events. Reporters implement it.
-pub trait Sink: Send + Sync {
+pub(crate) trait Sink: Send + Sync {
     /// Handle one event.
     fn event(&self, event: &Event);
 }
 
 /// A sink that forwards to several.
 #[derive(Default)]
-pub struct Fanout {
+pub(crate) struct Fanout {
     sinks: Vec<Box<dyn Sink>>,
 }
 
@@ -171,7 +171,7 @@ impl std::fmt::Debug for Fanout {
 
 impl Fanout {
     /// Add a sink.
-    pub fn push(&mut self, sink: Box<dyn Sink>) {
+    pub(crate) fn push(&mut self, sink: Box<dyn Sink>) {
         self.sinks.push(sink);
     }
 }

@@ -39,7 +39,7 @@ pub(crate) fn run(call: &StepCall<'_>, guard: &GuardStep) -> StepResult {
 
 /// A guard verdict.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Judgement {
+pub(crate) struct Judgement {
     /// Whether the text is a valid terminal result.
     pub valid: bool,
     /// The rule that decided.
@@ -49,7 +49,7 @@ pub struct Judgement {
 }
 
 /// Check a (trimmed) text against a lane's clear text and the contract rules.
-pub fn judge(
+pub(crate) fn judge(
     text: &str,
     lane: Option<&str>,
     rules: Option<&[GuardRule]>,

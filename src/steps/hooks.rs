@@ -10,7 +10,7 @@ use crate::model::test_file::Fault;
 
 /// A canned HTTP response.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CannedResponse {
+pub(crate) struct CannedResponse {
     /// Status code.
     pub status: u16,
     /// Headers.
@@ -23,7 +23,7 @@ pub struct CannedResponse {
 
 /// How to answer a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum HttpAnswer {
+pub(crate) enum HttpAnswer {
     /// Send it over the network.
     Network,
     /// Answer with this.
@@ -36,7 +36,7 @@ pub enum HttpAnswer {
 
 /// How to answer a command.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CommandAnswer {
+pub(crate) enum CommandAnswer {
     /// Run it for real.
     Run,
     /// Answer with this exit code and output.
@@ -57,7 +57,7 @@ pub enum CommandAnswer {
 }
 
 /// Hooks around the outside world.
-pub trait Hooks: Send + Sync + std::fmt::Debug {
+pub(crate) trait Hooks: Send + Sync + std::fmt::Debug {
     /// How to answer this request.
     fn http(&self, request: &Request) -> HttpAnswer;
     /// A real response arrived (for recording).
@@ -74,7 +74,7 @@ pub trait Hooks: Send + Sync + std::fmt::Debug {
 }
 
 /// Run a command, or answer it from the hooks.
-pub async fn run_command(
+pub(crate) async fn run_command(
     hooks: Option<&dyn Hooks>,
     spec: &CommandSpec,
     cancel: &tokio_util::sync::CancellationToken,
@@ -119,7 +119,7 @@ pub async fn run_command(
 }
 
 /// An argv shown as a YAML-ish list, for messages.
-pub fn quote_argv(argv: &[String]) -> String {
+pub(crate) fn quote_argv(argv: &[String]) -> String {
     let items: Vec<String> = argv.iter().map(|a| serde_json::to_string(a).unwrap_or_default()).collect();
     format!("[{}]", items.join(", "))
 }

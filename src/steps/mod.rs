@@ -5,27 +5,27 @@
 //! world (http, exec, cron) prepare a concrete action that a dry run describes instead
 //! of doing; `hooks` stands between them and the world in tests and recordings.
 
-pub mod api;
-pub mod call;
-pub mod cron;
-pub mod emit;
-pub mod events;
-pub mod exec;
-pub mod fail;
-pub mod for_each;
-pub mod guard;
-pub mod hooks;
-pub mod http;
-pub mod kubernetes;
-pub mod render;
-pub mod retry;
-pub mod set;
-pub mod stages;
-pub mod stop;
-pub mod supervise;
-pub mod switch;
-pub mod transition;
-pub mod width;
+pub(crate) mod api;
+pub(crate) mod call;
+pub(crate) mod cron;
+pub(crate) mod emit;
+pub(crate) mod events;
+pub(crate) mod exec;
+pub(crate) mod fail;
+pub(crate) mod for_each;
+pub(crate) mod guard;
+pub(crate) mod hooks;
+pub(crate) mod http;
+pub(crate) mod kubernetes;
+pub(crate) mod render;
+pub(crate) mod retry;
+pub(crate) mod set;
+pub(crate) mod stages;
+pub(crate) mod stop;
+pub(crate) mod supervise;
+pub(crate) mod switch;
+pub(crate) mod transition;
+pub(crate) mod width;
 
 use std::path::Path;
 use std::time::Duration;
@@ -38,7 +38,7 @@ use crate::expr::values::Evaluator;
 
 /// What a step execution produced.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// Success with this output.
     Ok(Json),
     /// Failure. `output` is still recorded (e.g. the HTTP status and body, or the exit
@@ -58,7 +58,7 @@ pub enum Outcome {
 
 /// Whether a failed attempt may be retried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Retry {
+pub(crate) enum Retry {
     /// Retrying cannot help (a 4xx, a decode error, a non-idempotent request).
     No,
     /// A transient failure (transport, timeout, 5xx, 429): retry if the step allows it.
@@ -70,7 +70,7 @@ pub enum Retry {
 
 /// What a step module needs from the engine.
 #[derive(Debug, Clone, Copy)]
-pub struct StepCtx<'a> {
+pub(crate) struct StepCtx<'a> {
     /// Template evaluation.
     pub eval: &'a Evaluator,
     /// The template context of the step (its scope).

@@ -328,14 +328,6 @@ fn step_path(stage_path: &str, index: usize, step: &Step) -> String {
     format!("{stage_path}.{label}")
 }
 
-/// Whether a step may start before its stage (decided by the plan).
-pub use crate::plan::compiled::prefetchable;
-
-/// Whether a step (or any step inside it) may change the world.
-pub fn writes(step: &Step) -> bool {
-    step.writes()
-}
-
 /// The step of a stage that failed and stopped it: the last one with a result.
 fn failed_step(steps: &[Step], scope: &Arc<Scope>) -> Option<(String, String)> {
     let last =
@@ -352,6 +344,11 @@ fn failed_step(steps: &[Step], scope: &Arc<Scope>) -> Option<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plan::compiled::prefetchable;
+
+    fn writes(step: &Step) -> bool {
+        step.writes()
+    }
 
     fn step(value: serde_json::Value) -> Step {
         serde_json::from_value(value).unwrap_or_else(|e| panic!("step: {e}"))

@@ -34,13 +34,13 @@ use nix::sys::signal::{SigSet, Signal, kill, killpg};
 use nix::unistd::{Pid, getpgrp, getpid, getppid};
 
 /// The first argument that selects supervisor mode.
-pub const SUPERVISE_ARG: &str = "__supervise";
+pub(crate) const SUPERVISE_ARG: &str = "__supervise";
 /// Exit code of a supervisor that could not start its program.
-pub const SPAWN_FAILED: i32 = 127;
+pub(crate) const SPAWN_FAILED: i32 = 127;
 /// Start of the stderr line that carries the reason a program could not start.
-pub const SPAWN_MARKER: &str = "runner-supervise: cannot start: ";
+pub(crate) const SPAWN_MARKER: &str = "runner-supervise: cannot start: ";
 /// How often the supervisor checks that the runner is still its parent.
-pub const WATCH_INTERVAL: Duration = Duration::from_millis(100);
+pub(crate) const WATCH_INTERVAL: Duration = Duration::from_millis(100);
 
 static SUPERVISOR: OnceLock<PathBuf> = OnceLock::new();
 static WORK_LOCKS: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
@@ -48,19 +48,19 @@ static ENABLED: AtomicBool = AtomicBool::new(false);
 
 /// Run programs through the supervisor (the `runner` binary calls this at start; the
 /// library alone, e.g. in unit tests, starts programs directly).
-pub fn enable(runner_executable: PathBuf) {
+pub(crate) fn enable(runner_executable: PathBuf) {
     if SUPERVISOR.set(runner_executable).is_ok() {
         ENABLED.store(true, Ordering::SeqCst);
     }
 }
 
 /// The supervisor executable, when enabled.
-pub fn executable() -> Option<&'static PathBuf> {
+pub(crate) fn executable() -> Option<&'static PathBuf> {
     if ENABLED.load(Ordering::SeqCst) { SUPERVISOR.get() } else { None }
 }
 
 /// Make every program started from now on hold a shared lock on `path` while it runs.
-pub fn add_work_lock(path: PathBuf) {
+pub(crate) fn add_work_lock(path: PathBuf) {
     if let Ok(mut locks) = WORK_LOCKS.lock()
         && !locks.contains(&path)
     {
@@ -69,14 +69,14 @@ pub fn add_work_lock(path: PathBuf) {
 }
 
 /// Stop adding `path` (its key was released).
-pub fn remove_work_lock(path: &std::path::Path) {
+pub(crate) fn remove_work_lock(path: &std::path::Path) {
     if let Ok(mut locks) = WORK_LOCKS.lock() {
         locks.retain(|held| held != path);
     }
 }
 
 /// The arguments of the supervisor for `argv`, after the executable.
-pub fn arguments(argv: &[String]) -> Vec<OsString> {
+pub(crate) fn arguments(argv: &[String]) -> Vec<OsString> {
     let mut args: Vec<OsString> = vec![SUPERVISE_ARG.into(), std::process::id().to_string().into()];
     if let Ok(locks) = WORK_LOCKS.lock() {
         args.extend(locks.iter().map(|path| path.clone().into_os_string()));
@@ -126,7 +126,7 @@ const PARENT_DIED: Signal = Signal::SIGUSR1;
 /// The entry point of supervisor mode: `args` are what follows [`SUPERVISE_ARG`].
 /// Returns the exit code (when the program did not die by a signal that could be
 /// passed on).
-pub fn main(args: &[OsString]) -> i32 {
+pub(crate) fn main(args: &[OsString]) -> i32 {
     let Some(separator) = args.iter().position(|arg| arg == "--") else {
         eprintln!("{SPAWN_MARKER}malformed supervisor arguments");
         return SPAWN_FAILED;

@@ -9,7 +9,7 @@ use crate::model::step::Width;
 
 /// How many items run at once: 1 without a width; a template's number is clamped to
 /// 1..=[`Width::MAX`]; anything that is not a whole number is an error.
-pub fn resolve(eval: &Evaluator, width: Option<&Width>, context: &Value) -> Result<usize, String> {
+pub(crate) fn resolve(eval: &Evaluator, width: Option<&Width>, context: &Value) -> Result<usize, String> {
     let count = match width {
         None => 1,
         Some(Width::Count(count)) => u64::from(*count),

@@ -26,15 +26,15 @@ use regex::Regex;
 use serde_json::{Value as Json, json};
 
 /// First line of the parent's generated block.
-pub const BLOCK_START: &str = "<!-- audit-decompose:start -->";
+pub(crate) const BLOCK_START: &str = "<!-- audit-decompose:start -->";
 /// Last line of the parent's generated block.
-pub const BLOCK_END: &str = "<!-- audit-decompose:end -->";
+pub(crate) const BLOCK_END: &str = "<!-- audit-decompose:end -->";
 
 const MAX_TITLE: usize = 120;
 const COLON_WITHIN: usize = 100;
 
 /// Add this module's filters to `env`.
-pub fn register(env: &mut Environment<'_>) {
+pub(crate) fn register(env: &mut Environment<'_>) {
     env.add_filter("audit_breakdown", audit_breakdown);
     env.add_filter("decomposed_children", decomposed_children);
     env.add_filter("with_decomposed_block", with_decomposed_block);
@@ -218,7 +218,7 @@ fn related(a: &str, b: &str) -> bool {
 }
 
 /// The child key: the first 16 hex digits of SHA-256 of `<repo>#<number>:<lower title>`.
-pub fn child_key(repo: &str, number: i64, title: &str) -> String {
+pub(crate) fn child_key(repo: &str, number: i64, title: &str) -> String {
     let digest = ring::digest::digest(
         &ring::digest::SHA256,
         format!("{repo}#{number}:{}", title.to_lowercase()).as_bytes(),
@@ -249,7 +249,7 @@ fn findings(all: &[Section<'_>]) -> Vec<Finding> {
 }
 
 /// Candidates of an audit issue body, as JSON (see the module docs).
-pub fn breakdown(body: &str, repo: &str, number: i64) -> Json {
+pub(crate) fn breakdown(body: &str, repo: &str, number: i64) -> Json {
     let all = sections(body);
     let found = findings(&all);
     let mut raw: Vec<(String, Option<String>, String, Option<String>)> = Vec::new();
@@ -322,7 +322,7 @@ fn block_range(body: &str) -> Option<(usize, usize)> {
 }
 
 /// Issue numbers listed in the generated block.
-pub fn children_in_block(body: &str) -> Vec<i64> {
+pub(crate) fn children_in_block(body: &str) -> Vec<i64> {
     let Some((start, end)) = block_range(body) else { return Vec::new() };
     NUMBER_REF
         .as_ref()
@@ -333,7 +333,7 @@ pub fn children_in_block(body: &str) -> Vec<i64> {
 }
 
 /// `body` with the generated block replaced, or appended when it has none.
-pub fn replace_block(body: &str, children: &[(Option<i64>, String)]) -> String {
+pub(crate) fn replace_block(body: &str, children: &[(Option<i64>, String)]) -> String {
     let mut block = format!("{BLOCK_START}\n## Decomposed into\n\n");
     for (number, title) in children {
         let title = clean(title);

@@ -40,17 +40,17 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
 /// The first argument that selects template-evaluation mode of the binary.
-pub const TEMPLATE_ARG: &str = "__template";
+pub(crate) const TEMPLATE_ARG: &str = "__template";
 /// The address space a child evaluation may use (heap, stacks and the binary).
-pub const MEMORY_LIMIT: u64 = 1024 * 1024 * 1024;
+pub(crate) const MEMORY_LIMIT: u64 = 1024 * 1024 * 1024;
 /// The stack of the thread that evaluates in the child.
-pub const STACK_SIZE: usize = 256 * 1024 * 1024;
+pub(crate) const STACK_SIZE: usize = 256 * 1024 * 1024;
 /// How long a child evaluation may take; fuel ends real templates long before.
-pub const TIME_LIMIT: Duration = Duration::from_secs(300);
+pub(crate) const TIME_LIMIT: Duration = Duration::from_secs(300);
 /// How long compiling one template in a child may take (real ones take milliseconds).
-pub const COMPILE_TIME_LIMIT: Duration = Duration::from_secs(30);
+pub(crate) const COMPILE_TIME_LIMIT: Duration = Duration::from_secs(30);
 /// Concatenations and additions a template may have and still run in-process.
-pub const MAX_SUMS: usize = 4;
+pub(crate) const MAX_SUMS: usize = 4;
 /// Operators one template may have before only a child may compile it.
 const MAX_OPERATORS: usize = 2_000;
 /// The largest request a child reads (the template and its context as JSON).
@@ -62,7 +62,7 @@ static EXECUTABLE: OnceLock<PathBuf> = OnceLock::new();
 /// `runner` binary calls this at start).
 /// `RUNNER_TEMPLATE_CHILD=0` keeps every template in-process (to measure the cost of
 /// the child, or to work around a platform where it cannot start).
-pub fn enable(executable: PathBuf) {
+pub(crate) fn enable(executable: PathBuf) {
     if std::env::var_os("RUNNER_TEMPLATE_CHILD").is_some_and(|value| value == "0") {
         return;
     }
@@ -72,7 +72,7 @@ pub fn enable(executable: PathBuf) {
 /// What a template is evaluated as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Mode {
+pub(crate) enum Mode {
     /// A template rendered to text.
     Text,
     /// A template rendered to text with every value percent-encoded (URLs).
@@ -83,7 +83,7 @@ pub enum Mode {
 
 /// Where a template may run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Class {
+pub(crate) enum Class {
     /// Bounded by construction: evaluate in-process.
     Bounded,
     /// Could grow without bound: evaluate in a child.
@@ -181,7 +181,7 @@ const RUNTIME_FUNCTIONS: &[&str] = &["get_lane", "select_level", "which"];
 /// Whether `text` (a template, or an expression when `mode` says so) is bounded by
 /// construction. Cheap for the common case (a character scan); otherwise compiled
 /// once and remembered.
-pub fn classify(mode: Mode, text: &str) -> Class {
+pub(crate) fn classify(mode: Mode, text: &str) -> Class {
     if obviously_bounded(mode, text) {
         return Class::Bounded;
     }
@@ -392,7 +392,7 @@ enum Reply {
 /// Evaluate `text` in a child when it could grow without bound and a child can be
 /// started; `None` means "evaluate in-process" (bounded, runtime functions, no child).
 /// The result is the rendered text as a JSON string, or the expression's value.
-pub fn isolated(mode: Mode, text: &str, context: &Value) -> Option<Result<Json, String>> {
+pub(crate) fn isolated(mode: Mode, text: &str, context: &Value) -> Option<Result<Json, String>> {
     let executable = EXECUTABLE.get()?;
     if classify(mode, text) != Class::Unbounded {
         return None;
@@ -416,7 +416,11 @@ pub fn isolated(mode: Mode, text: &str, context: &Value) -> Option<Result<Json, 
 /// [`isolated`] for a template file rendered with includes from under `root`: the
 /// rendered text, or the message of the limit that ended it (the caller names the
 /// file); `None` also when an ordinary error ended it (see below).
-pub fn isolated_file(text: &str, context: &Json, root: &std::path::Path) -> Option<Result<String, String>> {
+pub(crate) fn isolated_file(
+    text: &str,
+    context: &Json,
+    root: &std::path::Path,
+) -> Option<Result<String, String>> {
     let executable = EXECUTABLE.get()?;
     if classify(Mode::Text, text) != Class::Unbounded {
         return None;
@@ -517,7 +521,7 @@ fn describe_death(status: &std::process::ExitStatus, stderr: &str) -> String {
 /// The entry point of `runner __template`: read one request from stdin, evaluate it
 /// within the limits, write the reply to stdout. `environment` makes the template
 /// environment (given the include root of a template file). Returns the exit code.
-pub fn main(environment: fn(Option<&std::path::Path>) -> Environment<'static>) -> i32 {
+pub(crate) fn main(environment: fn(Option<&std::path::Path>) -> Environment<'static>) -> i32 {
     // Die with the runner; bound the address space before anything grows.
     let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
     let _ =
@@ -552,7 +556,7 @@ const COMPONENT: &percent_encoding::AsciiSet =
 /// for one that minijinja could not even compile within bounds (see
 /// [`compiling_is_unbounded`]) a child compiles it first, and the error says what
 /// limit it hit. Validation calls this before it compiles anything.
-pub fn check_compile(mode: Mode, text: &str) -> Result<(), String> {
+pub(crate) fn check_compile(mode: Mode, text: &str) -> Result<(), String> {
     type Checked = HashMap<(bool, String), Result<(), String>>;
     static SEEN: OnceLock<Mutex<Checked>> = OnceLock::new();
     let Some(executable) = EXECUTABLE.get() else { return Ok(()) };
@@ -652,7 +656,7 @@ static SOURCES: Mutex<Vec<(String, PathBuf)>> = Mutex::new(Vec::new());
 
 /// Remember a file the loader read, so a template from it that hits a limit can be
 /// reported at its place (`file:line:col`).
-pub fn remember_source(name: &str, path: &std::path::Path) {
+pub(crate) fn remember_source(name: &str, path: &std::path::Path) {
     if let Ok(mut sources) = SOURCES.lock()
         && !sources.iter().any(|(known, _)| known == name)
         && sources.len() < 10_000
@@ -672,7 +676,7 @@ fn located(text: &str, message: String) -> String {
 /// `file:line:col` of the first place a remembered file has `text`: its first line as
 /// written (a YAML block scalar keeps lines whole; a quoted one without escapes keeps
 /// the text whole), in the order the files were read (the workflow first).
-pub fn locate(text: &str) -> Option<String> {
+pub(crate) fn locate(text: &str) -> Option<String> {
     let first = text.trim_start().lines().next()?.trim_end();
     if first.is_empty() {
         return None;

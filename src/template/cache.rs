@@ -18,7 +18,7 @@ use minijinja::{Environment, Error, ErrorKind, Value};
 
 /// The most texts one cache keeps (templates come from workflow files, so a run has a
 /// few thousand at most; past this, texts are compiled each time, nothing breaks).
-pub const MAX_ENTRIES: usize = 50_000;
+pub(crate) const MAX_ENTRIES: usize = 50_000;
 
 /// The variable an expression's value is stored in. Not a valid workflow name, so it
 /// cannot clash with a context variable.
@@ -30,13 +30,13 @@ const EXPRESSION: &str = "\u{1}expression\u{1}";
 
 /// Which texts are compiled into an environment.
 #[derive(Debug, Default)]
-pub struct TemplateCache {
+pub(crate) struct TemplateCache {
     known: RwLock<HashSet<String>>,
 }
 
 impl TemplateCache {
     /// Render `text` with `context`, compiling it into `env` the first time.
-    pub fn render(
+    pub(crate) fn render(
         &self,
         env: &RwLock<Environment<'static>>,
         text: &str,
@@ -51,7 +51,7 @@ impl TemplateCache {
 
     /// Evaluate the bare expression `expression` with `context`, compiling it into `env`
     /// the first time.
-    pub fn eval(
+    pub(crate) fn eval(
         &self,
         env: &RwLock<Environment<'static>>,
         expression: &str,
@@ -76,13 +76,13 @@ impl TemplateCache {
     /// Compile the template `text` into `env` ahead of its first render (the plan
     /// stage does this for every template of a workflow). True when it is compiled; a
     /// text that does not compile is left for its render to report.
-    pub fn prepare(&self, env: &RwLock<Environment<'static>>, text: &str) -> bool {
+    pub(crate) fn prepare(&self, env: &RwLock<Environment<'static>>, text: &str) -> bool {
         self.ensure(env, text, || text.to_string()).unwrap_or(false)
     }
 
     /// Compile the bare expression `expression` into `env` ahead of its first
     /// evaluation, as [`TemplateCache::eval`] would.
-    pub fn prepare_expression(&self, env: &RwLock<Environment<'static>>, expression: &str) -> bool {
+    pub(crate) fn prepare_expression(&self, env: &RwLock<Environment<'static>>, expression: &str) -> bool {
         let name = format!("{EXPRESSION}{expression}");
         if self.contains(&name) {
             return true;
@@ -93,12 +93,14 @@ impl TemplateCache {
     }
 
     /// Whether the template `text` is compiled already.
-    pub fn has_template(&self, text: &str) -> bool {
+    #[cfg(test)]
+    pub(crate) fn has_template(&self, text: &str) -> bool {
         self.contains(text)
     }
 
     /// Whether the bare expression `expression` is compiled already.
-    pub fn has_expression(&self, expression: &str) -> bool {
+    #[cfg(test)]
+    pub(crate) fn has_expression(&self, expression: &str) -> bool {
         self.contains(&format!("{EXPRESSION}{expression}"))
     }
 

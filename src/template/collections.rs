@@ -26,7 +26,7 @@ use minijinja::value::{Kwargs, Rest, ValueKind};
 use minijinja::{Environment, Error, ErrorKind, Value};
 
 /// Add the helpers to an environment.
-pub fn register(env: &mut Environment<'_>) {
+pub(crate) fn register(env: &mut Environment<'_>) {
     env.add_filter("sort_by", sort_by);
     env.add_filter("min_by", min_by);
     env.add_filter("max_by", max_by);
@@ -292,7 +292,7 @@ fn intersecting(value: &Value, other: &Value) -> bool {
 
 /// The full path of `name` on `search` (a `PATH` value), or `none`. A name with a
 /// `/` is checked as it is. Nothing is run.
-pub fn which_in(name: &str, search: Option<&std::ffi::OsStr>) -> Value {
+pub(crate) fn which_in(name: &str, search: Option<&std::ffi::OsStr>) -> Value {
     match find_program(name, search) {
         Some(path) => Value::from(path.display().to_string()),
         None => Value::from(()),

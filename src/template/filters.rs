@@ -23,7 +23,7 @@ use minijinja::value::{Rest, Serde, ValueKind};
 use minijinja::{Environment, Error, ErrorKind, Value};
 
 /// Add the filters, tests and functions of this module to `env`.
-pub fn register(env: &mut Environment<'_>) {
+pub(crate) fn register(env: &mut Environment<'_>) {
     env.add_filter("dig", dig);
     env.add_filter("to_int", to_int);
     env.add_filter("label_names", label_names);

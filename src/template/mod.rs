@@ -1,12 +1,12 @@
 //! The minijinja environment every template and expression runs in, and the
 //! analysis `runner validate` uses to check them before anything runs.
 
-pub mod audit;
-pub mod bounds;
-pub mod cache;
-pub mod collections;
-pub mod filters;
-pub mod text;
+pub(crate) mod audit;
+pub(crate) mod bounds;
+pub(crate) mod cache;
+pub(crate) mod collections;
+pub(crate) mod filters;
+pub(crate) mod text;
 
 use std::collections::BTreeSet;
 
@@ -14,18 +14,18 @@ use minijinja::syntax::SyntaxConfig;
 use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 
 /// Our syntax: `{##`/`##}` comments, trailing newlines kept.
-pub fn syntax() -> Option<SyntaxConfig> {
+pub(crate) fn syntax() -> Option<SyntaxConfig> {
     SyntaxConfig::builder().comment_delimiters("{##", "##}").keep_trailing_newline(true).build().ok()
 }
 
 /// Globals (functions) our environment provides; not variables a file must define.
-pub const GLOBAL_FUNCTIONS: &[&str] =
+pub(crate) const GLOBAL_FUNCTIONS: &[&str] =
     &["range", "dict", "namespace", "debug", "get_lane", "now_utc", "select_level", "which"];
 
 /// A template environment: strict undefined (a typo is an error, never an empty
 /// string), no auto-escaping, trailing newlines kept, and `{##`/`##}` as comment
 /// delimiters so shell snippets like `${#arr[@]}` pass through untouched.
-pub fn environment() -> Environment<'static> {
+pub(crate) fn environment() -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.set_auto_escape_callback(|_| AutoEscape::None);
@@ -49,13 +49,13 @@ pub fn environment() -> Environment<'static> {
 }
 
 /// The work one template evaluation may do (minijinja instructions).
-pub const FUEL: u64 = 50_000_000;
+pub(crate) const FUEL: u64 = 50_000_000;
 
 /// The largest text one template may produce (8 MiB), checked on its result.
-pub const MAX_OUTPUT_BYTES: usize = 8 * 1024 * 1024;
+pub(crate) const MAX_OUTPUT_BYTES: usize = 8 * 1024 * 1024;
 
 /// Refuse a rendered text over [`MAX_OUTPUT_BYTES`].
-pub fn check_output(text: &str) -> Result<(), String> {
+pub(crate) fn check_output(text: &str) -> Result<(), String> {
     if text.len() > MAX_OUTPUT_BYTES {
         return Err(format!(
             "template output is {} bytes; the limit is {MAX_OUTPUT_BYTES} bytes",
@@ -66,11 +66,11 @@ pub fn check_output(text: &str) -> Result<(), String> {
 }
 
 /// The deepest nesting of lists and maps a template may print or hand back.
-pub const MAX_VALUE_DEPTH: usize = 256;
+pub(crate) const MAX_VALUE_DEPTH: usize = 256;
 
 /// Refuse a value nested deeper than [`MAX_VALUE_DEPTH`], checked without recursion,
 /// so printing or converting it cannot overflow the stack.
-pub fn check_depth(value: &minijinja::Value) -> Result<(), minijinja::Error> {
+pub(crate) fn check_depth(value: &minijinja::Value) -> Result<(), minijinja::Error> {
     use minijinja::value::ValueKind;
     let mut pending: Vec<(minijinja::Value, usize)> = vec![(value.clone(), 0)];
     let mut visited = 0usize;
@@ -108,7 +108,7 @@ pub fn check_depth(value: &minijinja::Value) -> Result<(), minijinja::Error> {
 
 /// How values print in text: booleans as `true`/`false` (as in YAML and JSON, not
 /// Python's `True`), and `none` as nothing.
-pub fn display_override(value: &minijinja::Value) -> Option<&'static str> {
+pub(crate) fn display_override(value: &minijinja::Value) -> Option<&'static str> {
     if value.is_none() {
         return Some("");
     }
@@ -120,7 +120,7 @@ pub fn display_override(value: &minijinja::Value) -> Option<&'static str> {
 
 /// If `text` is exactly one `{{ expr }}` (surrounding whitespace allowed), the
 /// expression inside; such a template yields the expression's typed value.
-pub fn single_expression(text: &str) -> Option<&str> {
+pub(crate) fn single_expression(text: &str) -> Option<&str> {
     let trimmed = text.trim();
     let inner = trimmed.strip_prefix("{{")?.strip_suffix("}}")?;
     let inner = inner.strip_prefix('-').unwrap_or(inner);
@@ -157,20 +157,26 @@ pub fn single_expression(text: &str) -> Option<&str> {
 }
 
 /// Whether `text` contains template syntax at all.
-pub fn is_template(text: &str) -> bool {
+pub(crate) fn is_template(text: &str) -> bool {
     text.contains("{{") || text.contains("{%") || text.contains("{##")
 }
 
 /// Compile a template string and return the variables it reads from outside
 /// (dotted paths such as `steps.probe.output`), without globals.
-pub fn template_variables(env: &Environment<'_>, text: &str) -> Result<BTreeSet<String>, minijinja::Error> {
+pub(crate) fn template_variables(
+    env: &Environment<'_>,
+    text: &str,
+) -> Result<BTreeSet<String>, minijinja::Error> {
     bounds::check_compile(bounds::Mode::Text, text).map_err(limit_error)?;
     let template = env.template_from_str(text)?;
     Ok(strip_globals(template.undeclared_variables(true)))
 }
 
 /// Compile a bare expression and return the variables it reads.
-pub fn expression_variables(env: &Environment<'_>, text: &str) -> Result<BTreeSet<String>, minijinja::Error> {
+pub(crate) fn expression_variables(
+    env: &Environment<'_>,
+    text: &str,
+) -> Result<BTreeSet<String>, minijinja::Error> {
     bounds::check_compile(bounds::Mode::Expression, text).map_err(limit_error)?;
     let expression = env.compile_expression(text)?;
     Ok(strip_globals(expression.undeclared_variables(true)))
@@ -194,7 +200,7 @@ fn strip_globals(names: impl IntoIterator<Item = String>) -> BTreeSet<String> {
 
 /// A filter or test that a template uses and the environment does not provide.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UnknownName {
+pub(crate) struct UnknownName {
     /// `filter` or `test`.
     pub kind: &'static str,
     /// The name as written.
@@ -207,7 +213,7 @@ pub struct UnknownName {
 /// instructions (minijinja resolves them only when the instruction runs, so an
 /// unknown one would otherwise fail a run half-way). Unparsable text yields nothing:
 /// its syntax error is reported elsewhere.
-pub fn unknown_names(env: &Environment<'_>, text: &str) -> Vec<UnknownName> {
+pub(crate) fn unknown_names(env: &Environment<'_>, text: &str) -> Vec<UnknownName> {
     use minijinja::machinery::{Instruction, Instructions, get_compiled_template};
     if bounds::check_compile(bounds::Mode::Text, text).is_err() {
         return Vec::new();
@@ -354,7 +360,7 @@ const KNOWN_TESTS: &[&str] = &[
 ];
 
 /// "did you mean `upper`?" for an unknown filter or test, among those `env` has.
-pub fn suggest_name(env: &Environment<'_>, kind: &str, name: &str) -> Option<String> {
+pub(crate) fn suggest_name(env: &Environment<'_>, kind: &str, name: &str) -> Option<String> {
     let candidates = if kind == "filter" { KNOWN_FILTERS } else { KNOWN_TESTS };
     let mut state = env.empty_state();
     let available: Vec<&str> = candidates
@@ -393,7 +399,7 @@ fn find_word(text: &str, name: &str) -> Option<usize> {
 
 /// The byte offset of the first use of `name` as a whole word inside a `{{ }}` or
 /// `{% %}` tag of `text`.
-pub fn find_in_tags(text: &str, name: &str) -> Option<usize> {
+pub(crate) fn find_in_tags(text: &str, name: &str) -> Option<usize> {
     let is_ident = |c: char| c.is_alphanumeric() || c == '_';
     let mut search_from = 0;
     while let Some(found) = text.get(search_from..)?.find(name) {
@@ -412,7 +418,7 @@ pub fn find_in_tags(text: &str, name: &str) -> Option<usize> {
 }
 
 /// Describe a minijinja error in one line, with the template line when known.
-pub fn describe_error(error: &minijinja::Error) -> String {
+pub(crate) fn describe_error(error: &minijinja::Error) -> String {
     if error.kind() == minijinja::ErrorKind::OutOfFuel {
         return format!(
             "template work limit reached ({FUEL} steps); is a loop unbounded or nested too deeply?"

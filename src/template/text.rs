@@ -8,7 +8,7 @@
 use minijinja::{Environment, Error, ErrorKind, Value};
 
 /// Add the filters to `env`.
-pub fn register(env: &mut Environment<'_>) {
+pub(crate) fn register(env: &mut Environment<'_>) {
     env.add_filter("text_diff", text_diff);
     env.add_filter("find_all", find_all);
 }
@@ -35,7 +35,7 @@ fn text_diff(old: &Value, new: &Value, old_name: Option<&str>, new_name: Option<
 }
 
 /// The unified diff of two texts; `""` when they are equal.
-pub fn unified(old: &str, new: &str, old_name: &str, new_name: &str) -> String {
+pub(crate) fn unified(old: &str, new: &str, old_name: &str, new_name: &str) -> String {
     if old == new {
         return String::new();
     }

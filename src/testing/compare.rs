@@ -5,7 +5,7 @@ use serde_json::Value as Json;
 /// Where `actual` does not contain `expected`: maps may have more keys, lists must
 /// have the same length, numbers compare by value, and an expected `"***"` (a masked
 /// secret in a recording) matches any text. Each difference is one line.
-pub fn subset_errors(expected: &Json, actual: &Json, path: &str) -> Vec<String> {
+pub(crate) fn subset_errors(expected: &Json, actual: &Json, path: &str) -> Vec<String> {
     let mut out = Vec::new();
     walk(expected, actual, path, &mut out);
     out
@@ -54,7 +54,7 @@ fn show(value: &Json) -> String {
 }
 
 /// A unified diff of two line lists, or `None` when equal.
-pub fn line_diff(expected: &[String], actual: &[String]) -> Option<String> {
+pub(crate) fn line_diff(expected: &[String], actual: &[String]) -> Option<String> {
     if expected == actual {
         return None;
     }

@@ -10,7 +10,7 @@ use crate::steps::http::Request;
 
 /// What a run did, as the fixtures saw it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Log {
+pub(crate) struct Log {
     /// Requests as `METHOD /decoded/path`.
     pub requests: Vec<String>,
     /// Commands, each as its argv.
@@ -21,7 +21,7 @@ pub struct Log {
 
 /// Hooks answering from fixtures.
 #[derive(Debug)]
-pub struct FixtureHooks {
+pub(crate) struct FixtureHooks {
     http: Vec<HttpFixture>,
     commands: Vec<CommandFixture>,
     used_http: Mutex<Vec<u32>>,
@@ -31,7 +31,7 @@ pub struct FixtureHooks {
 
 impl FixtureHooks {
     /// Hooks over these fixtures (earlier entries win).
-    pub fn new(http: Vec<HttpFixture>, commands: Vec<CommandFixture>) -> Self {
+    pub(crate) fn new(http: Vec<HttpFixture>, commands: Vec<CommandFixture>) -> Self {
         let (h, c) = (http.len(), commands.len());
         FixtureHooks {
             http,
@@ -43,13 +43,13 @@ impl FixtureHooks {
     }
 
     /// What the run did so far.
-    pub fn log(&self) -> Log {
+    pub(crate) fn log(&self) -> Log {
         self.log.lock().map(|l| l.clone()).unwrap_or_default()
     }
 }
 
 /// The decoded path and query pairs of a request URL.
-pub fn split_url(url: &str) -> (String, Vec<(String, String)>) {
+pub(crate) fn split_url(url: &str) -> (String, Vec<(String, String)>) {
     match reqwest::Url::parse(url) {
         Ok(parsed) => {
             let path = percent_encoding::percent_decode_str(parsed.path()).decode_utf8_lossy().into_owned();
@@ -161,7 +161,7 @@ impl Hooks for FixtureHooks {
 
 /// Match an argv against a pattern: `*` is one argument, a final `**` any number, and
 /// `*` inside an entry any text.
-pub fn argv_matches(pattern: &[String], argv: &[String]) -> bool {
+pub(crate) fn argv_matches(pattern: &[String], argv: &[String]) -> bool {
     match pattern.split_first() {
         None => argv.is_empty(),
         Some((first, rest)) if first == "**" && rest.is_empty() => true,
@@ -173,7 +173,7 @@ pub fn argv_matches(pattern: &[String], argv: &[String]) -> bool {
 }
 
 /// `*` matches any text (including none).
-pub fn glob_text(pattern: &str, text: &str) -> bool {
+pub(crate) fn glob_text(pattern: &str, text: &str) -> bool {
     if pattern == "*" {
         return true;
     }
@@ -199,7 +199,7 @@ pub fn glob_text(pattern: &str, text: &str) -> bool {
 }
 
 /// Match a path: `*` within one segment, `**` across any number of segments.
-pub fn glob_path(pattern: &str, path: &str) -> bool {
+pub(crate) fn glob_path(pattern: &str, path: &str) -> bool {
     let pattern: Vec<&str> = pattern.trim_matches('/').split('/').collect();
     let path: Vec<&str> = path.trim_matches('/').split('/').collect();
     segments(&pattern, &path)

@@ -1,9 +1,9 @@
 //! `runner test`: run workflow test cases offline, with canned HTTP exchanges and
 //! command results, and compare what happened with what each case expects.
 
-pub mod compare;
-pub mod fixtures;
-pub mod record;
+pub(crate) mod compare;
+pub(crate) mod fixtures;
+pub(crate) mod record;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -22,7 +22,7 @@ use fixtures::FixtureHooks;
 
 /// The result of one case.
 #[derive(Debug, Clone)]
-pub struct CaseResult {
+pub(crate) struct CaseResult {
     /// The case's name.
     pub name: String,
     /// Every way the run differed from the expectations (empty: passed).
@@ -80,7 +80,7 @@ fn case_env(defaults: Option<&Fixtures>, case: &TestCase) -> HashMap<String, Str
 /// Run every case of a loaded test file. `file` is the test file's path. A workflow
 /// that cannot be loaded is [`Error::NoInput`] when it is missing, else
 /// [`Error::Invalid`] (its problems are in the loader's diagnostics).
-pub fn run_file(loader: &mut Loader, file: &Path, tests: &TestFile) -> Result<Vec<CaseResult>, Error> {
+pub(crate) fn run_file(loader: &mut Loader, file: &Path, tests: &TestFile) -> Result<Vec<CaseResult>, Error> {
     let workflow = sibling(file, &tests.workflow);
     let (project_template, main) = Project::load(loader, &workflow).map_err(|e| load_error(&workflow, &e))?;
     drop(project_template);
@@ -247,7 +247,7 @@ fn indent(text: &str) -> String {
 }
 
 /// Every `*.test.yaml` under `path` (or `path` itself), sorted.
-pub fn test_files(path: &Path) -> Vec<PathBuf> {
+pub(crate) fn test_files(path: &Path) -> Vec<PathBuf> {
     if path.is_file() {
         return vec![path.to_path_buf()];
     }

@@ -19,7 +19,7 @@ use crate::steps::http::Request;
 
 /// Lets everything through to the world and remembers it.
 #[derive(Debug, Default)]
-pub struct Recorder {
+pub(crate) struct Recorder {
     http: Mutex<Vec<HttpFixture>>,
     commands: Mutex<Vec<CommandFixture>>,
     requests: Mutex<Vec<String>>,
@@ -117,7 +117,7 @@ impl Hooks for Recorder {
 
 /// What is known about the run when writing the recording.
 #[derive(Debug)]
-pub struct RunFacts<'a> {
+pub(crate) struct RunFacts<'a> {
     /// The recording's path.
     pub file: &'a Path,
     /// The workflow's path.
@@ -137,7 +137,7 @@ pub struct RunFacts<'a> {
 
 impl Recorder {
     /// The recording as a test file, every secret masked.
-    pub fn to_test_file(&self, facts: RunFacts<'_>, masker: &Masker) -> Result<String, String> {
+    pub(crate) fn to_test_file(&self, facts: RunFacts<'_>, masker: &Masker) -> Result<String, String> {
         let dir = facts.file.parent().unwrap_or(Path::new("."));
         let workflow = relative_to(dir, facts.workflow);
         let http = self.http.lock().map(|h| h.clone()).unwrap_or_default();
@@ -184,7 +184,7 @@ impl Recorder {
 }
 
 /// `to` relative to the directory `from` (both made absolute first).
-pub fn relative_to(from: &Path, to: &Path) -> PathBuf {
+pub(crate) fn relative_to(from: &Path, to: &Path) -> PathBuf {
     let absolute = |p: &Path| -> PathBuf {
         let joined = if p.is_absolute() {
             p.to_path_buf()

@@ -446,7 +446,7 @@ fn restarted(dir: &Dir, policy: &str) -> Scheduler {
         minutes.join(",")
     );
     let file = dir.write("schedule.yaml", &schedule);
-    let state_file = runner::schedule::service::state_file(&dir.state(), &file);
+    let state_file = runner::support::state_file(&dir.state(), &file);
     let last = now - chrono::Duration::minutes(35);
     std::fs::create_dir_all(state_file.parent().expect("dir")).expect("mkdir");
     std::fs::write(&state_file, serde_json::json!({"last_fires": {"tenner": last.to_rfc3339()}}).to_string())
@@ -605,7 +605,7 @@ fn a_run_past_its_timeout_is_ended_and_logged() {
     assert!(!lines.iter().any(|v| v["event"] == "start"), "{lines:#?}");
     // ...but after pretending it last fired two hours ago, `missed: last` runs it once.
     let file = dir.path("schedule.yaml");
-    let state_file = runner::schedule::service::state_file(&dir.state(), &file);
+    let state_file = runner::support::state_file(&dir.state(), &file);
     let last = chrono::Utc::now() - chrono::Duration::hours(2);
     std::fs::write(&state_file, serde_json::json!({"last_fires": {"nap": last.to_rfc3339()}}).to_string())
         .expect("state");

@@ -10,25 +10,26 @@ use serde_json::Value as Json;
 
 /// The arguments after the program that list every job, disabled ones included
 /// (without `--all` openclaw leaves disabled jobs out).
-pub const LIST_ARGS: [&str; 4] = ["cron", "list", "--all", "--json"];
+pub(crate) const LIST_ARGS: [&str; 4] = ["cron", "list", "--all", "--json"];
 
 /// The jobs' `enabled` flags by job id, as read once in a run.
-pub type JobStates = HashMap<String, bool>;
+pub(crate) type JobStates = HashMap<String, bool>;
 
 /// The full list command for `program`.
-pub fn list_argv(program: &str) -> Vec<String> {
+pub(crate) fn list_argv(program: &str) -> Vec<String> {
     std::iter::once(program.to_string()).chain(LIST_ARGS.iter().map(|a| (*a).to_string())).collect()
 }
 
 /// Parse the list's stdout: `{"jobs": [{"id": ..., "enabled": true|false, ...}, ...]}`.
 /// Jobs without a text id or a boolean `enabled` are an error (the state is unknown,
 /// so nothing may be changed on a guess).
-pub fn parse_jobs(stdout: &str) -> Result<JobStates, String> {
+#[cfg(test)]
+pub(crate) fn parse_jobs(stdout: &str) -> Result<JobStates, String> {
     parse_jobs_of("openclaw cron list", stdout)
 }
 
 /// [`parse_jobs`] for any list command; `label` names it in errors (see [`list_label`]).
-pub fn parse_jobs_of(label: &str, stdout: &str) -> Result<JobStates, String> {
+pub(crate) fn parse_jobs_of(label: &str, stdout: &str) -> Result<JobStates, String> {
     let value: Json =
         serde_json::from_str(stdout.trim()).map_err(|e| format!("`{label}` printed no JSON ({e})"))?;
     let Some(jobs) = value.get("jobs").and_then(Json::as_array) else {
@@ -49,14 +50,14 @@ pub fn parse_jobs_of(label: &str, stdout: &str) -> Result<JobStates, String> {
 
 /// How a list command is named in messages: the program and its arguments up to the
 /// first option (`openclaw cron list`).
-pub fn list_label(argv: &[String]) -> String {
+pub(crate) fn list_label(argv: &[String]) -> String {
     let words: Vec<&str> = argv.iter().map(String::as_str).take_while(|a| !a.starts_with('-')).collect();
     if words.is_empty() { argv.first().cloned().unwrap_or_default() } else { words.join(" ") }
 }
 
 /// The listed state of `cron_id` (lane `lane`), or why it is unknown: then nothing may
 /// be changed.
-pub fn known_state(
+pub(crate) fn known_state(
     states: Result<JobStates, String>,
     cron_id: &str,
     lane: &str,
@@ -74,7 +75,7 @@ pub fn known_state(
 
 /// The one-line error of a list command that did not succeed. openclaw prints its JSON
 /// error on stdout and the human text on stderr; prefer the JSON message.
-pub fn list_failure(stdout: &str, stderr: &str) -> String {
+pub(crate) fn list_failure(stdout: &str, stderr: &str) -> String {
     let from_json = serde_json::from_str::<Json>(stdout.trim())
         .ok()
         .and_then(|v| v.pointer("/error/message").and_then(Json::as_str).map(str::to_string));

@@ -2,7 +2,7 @@
 //! (the `openclaw` CLI, read once per run so only differing jobs are edited, or a
 //! command template). Planned in a dry run.
 
-pub mod jobs;
+pub(crate) mod jobs;
 
 use std::time::Duration;
 
@@ -15,10 +15,10 @@ use crate::model::step::{CronStep, Effect};
 use crate::steps;
 use crate::steps::api::{Runtime, StepCall, StepResult};
 
-pub use jobs::{JobStates, LIST_ARGS, list_argv, list_failure, parse_jobs};
+pub(crate) use jobs::{JobStates, list_argv, list_failure};
 
 /// Default time limit of a cron toggle.
-pub const DEFAULT_CRON_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const DEFAULT_CRON_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Resolve the lane and its cron id, compare with the job's state and edit it when it
 /// differs.
@@ -251,7 +251,7 @@ async fn states(
 
 /// The cron id of a lane: the `id_env` override when set (it must be a UUID, so an
 /// environment value can never smuggle an option into the command), else the registry's.
-pub fn resolve_cron_id(lane: &Lane, env: impl Fn(&str) -> Option<String>) -> Result<String, String> {
+pub(crate) fn resolve_cron_id(lane: &Lane, env: impl Fn(&str) -> Option<String>) -> Result<String, String> {
     if let Some(name) = &lane.cron.id_env
         && let Some(value) = env(name).filter(|v| !v.trim().is_empty())
     {

@@ -6,9 +6,9 @@
 //! engine dropping the step's future kills everything the program started (a shell's
 //! background jobs, a CLI's helpers), not just the program itself.
 
-pub mod process;
+pub(crate) mod process;
 
-pub use process::*;
+pub(crate) use process::*;
 
 use nix::sys::signal::Signal;
 use serde_json::{Map, Value as Json};
@@ -18,7 +18,7 @@ use crate::model::step::{ExecStep, Parse};
 use crate::steps::{Outcome, Retry, StepCtx};
 
 /// Most bytes kept of each of stdout and stderr; the rest is read and discarded.
-pub const DEFAULT_MAX_OUTPUT_BYTES: usize = 10 * 1024 * 1024;
+pub(crate) const DEFAULT_MAX_OUTPUT_BYTES: usize = 10 * 1024 * 1024;
 /// Characters of stdin shown in a dry-run plan.
 const PLAN_STDIN_CHARS: usize = 2000;
 /// Characters of stderr quoted in a failure message.
@@ -26,7 +26,7 @@ const ERROR_LINE_CHARS: usize = 200;
 
 /// Render an `exec` step into a command: every argv entry, env value, the cwd and
 /// stdin are rendered as text. Each argv entry stays exactly one argument.
-pub fn prepare(ctx: &StepCtx<'_>, step: &ExecStep) -> Result<CommandSpec, String> {
+pub(crate) fn prepare(ctx: &StepCtx<'_>, step: &ExecStep) -> Result<CommandSpec, String> {
     let render =
         |what: &str, text: &str| ctx.eval.render_text(text, ctx.context).map_err(|e| format!("{what}: {e}"));
 
@@ -104,7 +104,7 @@ fn refuse_nul(what: &str, value: &str) -> Result<(), String> {
 /// What a dry run shows of a command: `argv`, `env`, `cwd`, `stdin` (the first 2000
 /// characters, plus `"stdin_truncated": true` when cut), absent ones omitted, every
 /// string masked.
-pub fn describe(spec: &CommandSpec, masker: &Masker) -> Json {
+pub(crate) fn describe(spec: &CommandSpec, masker: &Masker) -> Json {
     let mut plan = Map::new();
     plan.insert("argv".into(), spec.argv.iter().map(|a| Json::String(a.clone())).collect());
     if !spec.env.is_empty() {
@@ -131,7 +131,7 @@ pub fn describe(spec: &CommandSpec, masker: &Masker) -> Json {
 ///
 /// Output: `{"exit_code", "signal"?, "stdout", "stderr", "duration_ms", "timed_out"?,
 /// "truncated"?}` where `stdout` is parsed per `step.parse`.
-pub async fn execute(ctx: &StepCtx<'_>, step: &ExecStep, spec: &CommandSpec) -> Outcome {
+pub(crate) async fn execute(ctx: &StepCtx<'_>, step: &ExecStep, spec: &CommandSpec) -> Outcome {
     let run = match super::hooks::run_command(ctx.hooks, spec, ctx.cancel).await {
         Ok(run) => run,
         Err(error) => return Outcome::Failed { error, output: Json::Null, retry: Retry::No, proceed: false },

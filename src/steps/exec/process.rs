@@ -16,7 +16,7 @@ use tokio::process::{Child, ChildStdin, Command};
 use tokio_util::sync::CancellationToken;
 
 /// The error of [`run_command`] when the cancellation token fired.
-pub const CANCELLED: &str = "cancelled";
+pub(crate) const CANCELLED: &str = "cancelled";
 
 /// How long a process group gets to exit after SIGTERM before it is sent SIGKILL.
 pub(crate) const TERM_GRACE: Duration = Duration::from_secs(1);
@@ -30,7 +30,7 @@ pub(crate) const READ_CHUNK: usize = 64 * 1024;
 
 /// A program to run, fully rendered.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CommandSpec {
+pub(crate) struct CommandSpec {
     /// Program and arguments; `argv[0]` is never empty after [`prepare`].
     pub argv: Vec<String>,
     /// Variables added to the inherited environment.
@@ -48,7 +48,7 @@ pub struct CommandSpec {
 
 /// What a program did.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CommandOutput {
+pub(crate) struct CommandOutput {
     /// Exit code, when the program exited by itself.
     pub exit_code: Option<i32>,
     /// The signal that killed the program, if one did.
@@ -76,7 +76,10 @@ pub struct CommandOutput {
 ///
 /// Whatever happens — timeout, cancellation, or this future being dropped — the
 /// program's whole process group is killed before or as it ends.
-pub async fn run_command(spec: &CommandSpec, cancel: &CancellationToken) -> Result<CommandOutput, String> {
+pub(crate) async fn run_command(
+    spec: &CommandSpec,
+    cancel: &CancellationToken,
+) -> Result<CommandOutput, String> {
     let program = spec.argv.first().filter(|p| !p.is_empty()).ok_or("no program to run: argv is empty")?;
     if cancel.is_cancelled() {
         return Err(CANCELLED.to_string());

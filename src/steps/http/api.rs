@@ -12,7 +12,7 @@ use crate::model::workflow::ApiDef;
 
 /// A declared API with its templates rendered once per run.
 #[derive(Clone, PartialEq, Eq)]
-pub struct ApiConfig {
+pub(crate) struct ApiConfig {
     /// The name under `apis`.
     pub name: String,
     /// Base URL without a trailing `/`, e.g. `https://dispatch.example/v1`.
@@ -49,7 +49,7 @@ impl ApiConfig {
     /// be an `http://` or `https://` URL without query or fragment. A bearer token that
     /// is empty or `none` (an optional secret not set) means no `Authorization` header;
     /// a header whose value is `none` is not sent.
-    pub fn render(
+    pub(crate) fn render(
         name: &str,
         def: &ApiDef,
         eval: &Evaluator,

@@ -7,13 +7,13 @@ use std::sync::{Arc, Mutex, Once};
 /// One connection pool per API, plus one shared by the steps that give a full `url`.
 /// Cheap to clone: clones share the pools.
 #[derive(Debug, Clone, Default)]
-pub struct Clients {
+pub(crate) struct Clients {
     pub(crate) pools: Arc<Mutex<HashMap<Option<String>, reqwest::Client>>>,
 }
 
 impl Clients {
     /// No pools yet; each is built on first use.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 

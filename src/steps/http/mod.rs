@@ -13,13 +13,13 @@
 
 mod api;
 mod client;
-pub mod request;
+pub(crate) mod request;
 mod response;
 mod transport;
 
-pub use api::*;
-pub use client::*;
-pub use request::*;
+pub(crate) use api::*;
+pub(crate) use client::*;
+pub(crate) use request::*;
 pub(crate) use response::*;
 pub(crate) use transport::*;
 
@@ -31,13 +31,13 @@ use crate::model::step::HttpStep;
 use crate::steps::{Outcome, Retry, StepCtx};
 
 /// Time limit of one request when neither the step nor its API sets one.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Largest response body accepted when neither the step nor its API sets a limit.
-pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 10 * 1024 * 1024;
+pub(crate) const DEFAULT_MAX_RESPONSE_BYTES: u64 = 10 * 1024 * 1024;
 
 /// What the value of a sensitive header is replaced with wherever it is shown.
-pub const REDACTED: &str = "<redacted>";
+pub(crate) const REDACTED: &str = "<redacted>";
 
 /// Redirects followed before the request fails.
 pub(crate) const MAX_REDIRECTS: usize = 5;
@@ -56,7 +56,12 @@ pub(crate) const ERROR_BODY_CHARS: usize = 200;
 /// `{value: ...}` mapping turns it into `Outcome::Ok`, `continue` into a failure with
 /// `proceed: true` and `Retry::No` (it is an answer, not to be retried), `fail` or no
 /// mapping leave it a failure with its retry advice.
-pub async fn execute(ctx: &StepCtx<'_>, clients: &Clients, step: &HttpStep, request: &Request) -> Outcome {
+pub(crate) async fn execute(
+    ctx: &StepCtx<'_>,
+    clients: &Clients,
+    step: &HttpStep,
+    request: &Request,
+) -> Outcome {
     let result = tokio::select! {
         biased;
         () = ctx.cancel.cancelled() => {

@@ -16,7 +16,7 @@ use crate::steps::StepCtx;
 
 /// A request ready to send (or to describe in a plan).
 #[derive(Clone, PartialEq)]
-pub struct Request {
+pub(crate) struct Request {
     /// HTTP method.
     pub method: HttpMethod,
     /// Full URL, query included, every interpolated value encoded.
@@ -84,7 +84,11 @@ pub(crate) fn reqwest_method(method: HttpMethod) -> reqwest::Method {
 ///
 /// `api` must be the rendered config of `step.api` (ignored for `url` steps). The
 /// time limit is `ctx.timeout`, which the engine resolves (step, API, default).
-pub fn prepare(ctx: &StepCtx<'_>, step: &HttpStep, api: Option<&ApiConfig>) -> Result<Request, String> {
+pub(crate) fn prepare(
+    ctx: &StepCtx<'_>,
+    step: &HttpStep,
+    api: Option<&ApiConfig>,
+) -> Result<Request, String> {
     let eval = ctx.eval;
     let context = ctx.context;
 
@@ -266,7 +270,7 @@ pub(crate) fn check_header(name: &str, value: &str) -> Result<(HeaderName, Heade
 
 /// The request as a plan shows it: `{method, url, headers, body}`, sensitive headers
 /// redacted and known secrets masked.
-pub fn describe(request: &Request, masker: &Masker) -> Json {
+pub(crate) fn describe(request: &Request, masker: &Masker) -> Json {
     let headers: Map<String, Json> = request
         .headers
         .iter()

@@ -14,19 +14,19 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 /// The default directory of the in-cluster service-account files.
-pub const SERVICE_ACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+pub(crate) const SERVICE_ACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
 
 /// Environment variable overriding [`SERVICE_ACCOUNT_DIR`] (tests, sidecars that mount
 /// the token elsewhere). A relative path is taken from the workflow's directory, so a
 /// `runner test` fixture can point at a directory next to the test file.
-pub const SERVICE_ACCOUNT_DIR_ENV: &str = "RUNNER_K8S_SERVICE_ACCOUNT_DIR";
+pub(crate) const SERVICE_ACCOUNT_DIR_ENV: &str = "RUNNER_K8S_SERVICE_ACCOUNT_DIR";
 
 /// Environment variable allowing `insecure-skip-tls-verify: true` of a kubeconfig.
-pub const ALLOW_INSECURE_ENV: &str = "RUNNER_K8S_ALLOW_INSECURE";
+pub(crate) const ALLOW_INSECURE_ENV: &str = "RUNNER_K8S_ALLOW_INSECURE";
 
 /// A cluster to talk to.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Cluster {
+pub(crate) struct Cluster {
     /// `https://host:port`, without a trailing `/`.
     pub server: String,
     /// PEM bundle of the CA(s) the server certificate must chain to; `None` uses the
@@ -59,7 +59,7 @@ impl fmt::Debug for Cluster {
 impl Cluster {
     /// Find the cluster: in-cluster when `KUBERNETES_SERVICE_HOST` is set, else the
     /// kubeconfig. `env` is the run's environment; `base` the workflow's directory.
-    pub fn discover(env: &dyn Fn(&str) -> Option<String>, base: &Path) -> Result<Cluster, String> {
+    pub(crate) fn discover(env: &dyn Fn(&str) -> Option<String>, base: &Path) -> Result<Cluster, String> {
         if let Some(host) = env("KUBERNETES_SERVICE_HOST") {
             return in_cluster(&host, env, base);
         }
@@ -187,7 +187,7 @@ impl fmt::Debug for UserDef {
 }
 
 /// Read a kubeconfig and take its current context.
-pub fn from_kubeconfig(path: &Path, allow_insecure: bool) -> Result<Cluster, String> {
+pub(crate) fn from_kubeconfig(path: &Path, allow_insecure: bool) -> Result<Cluster, String> {
     let shown = path.display();
     let text = read_text(path, "kubeconfig")?;
     // The parse error may quote the file; it is not shown (a token could be in it).
@@ -281,7 +281,7 @@ pub fn from_kubeconfig(path: &Path, allow_insecure: bool) -> Result<Cluster, Str
 }
 
 /// Standard base64 (padding optional); `None` when it is not base64.
-pub fn decode_base64(text: &str) -> Option<Vec<u8>> {
+pub(crate) fn decode_base64(text: &str) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(text.len() * 3 / 4);
     let mut buffer = 0u32;
     let mut bits = 0;

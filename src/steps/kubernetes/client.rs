@@ -18,18 +18,18 @@ use crate::model::step::{HttpMethod, Redirects};
 use crate::steps::hooks::{Hooks, HttpAnswer};
 
 /// Largest response body read from the API.
-pub const MAX_RESPONSE_BYTES: u64 = 8 * 1024 * 1024;
+pub(crate) const MAX_RESPONSE_BYTES: u64 = 8 * 1024 * 1024;
 
 /// Content type of a JSON merge patch (RFC 7386).
-pub const MERGE_PATCH: &str = "application/merge-patch+json";
+pub(crate) const MERGE_PATCH: &str = "application/merge-patch+json";
 /// Content type of a server-side apply patch (JSON is YAML, so the body is JSON).
-pub const APPLY_PATCH: &str = "application/apply-patch+yaml";
+pub(crate) const APPLY_PATCH: &str = "application/apply-patch+yaml";
 /// Content type of a create.
-pub const JSON: &str = "application/json";
+pub(crate) const JSON: &str = "application/json";
 
 /// One API request.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ApiRequest {
+pub(crate) struct ApiRequest {
     /// Method.
     pub method: HttpMethod,
     /// Path and query, every segment already encoded, e.g.
@@ -43,7 +43,7 @@ pub struct ApiRequest {
 
 /// An answer with a 2xx status.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Reply {
+pub(crate) struct Reply {
     /// Status code.
     pub status: u16,
     /// Decoded JSON body (`null` when empty).
@@ -52,7 +52,7 @@ pub struct Reply {
 
 /// Why a request failed.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Failure {
+pub(crate) struct Failure {
     /// One line, token masked.
     pub message: String,
     /// The HTTP status, when an answer came.
@@ -64,7 +64,7 @@ pub struct Failure {
 }
 
 /// A client for one cluster.
-pub struct Client {
+pub(crate) struct Client {
     cluster: Cluster,
     http: OnceLock<Result<reqwest::Client, String>>,
     masker: Masker,
@@ -78,17 +78,12 @@ impl std::fmt::Debug for Client {
 
 impl Client {
     /// A client; the HTTP connection pool is built on the first real request.
-    pub fn new(cluster: Cluster) -> Client {
+    pub(crate) fn new(cluster: Cluster) -> Client {
         let mut masker = Masker::default();
         if let Some(token) = &cluster.token {
             masker.add(token);
         }
         Client { cluster, http: OnceLock::new(), masker }
-    }
-
-    /// The cluster.
-    pub fn cluster(&self) -> &Cluster {
-        &self.cluster
     }
 
     fn http(&self) -> Result<reqwest::Client, String> {
@@ -117,7 +112,7 @@ impl Client {
     }
 
     /// Send one request within `timeout`; a non-2xx answer is a [`Failure`].
-    pub async fn send(
+    pub(crate) async fn send(
         &self,
         request: &ApiRequest,
         timeout: Duration,
@@ -324,13 +319,13 @@ fn build_http(cluster: &Cluster) -> Result<reqwest::Client, String> {
 
 /// Encode one path segment (a namespace or name may hold nothing special when valid,
 /// but a templated one is encoded all the same).
-pub fn segment(text: &str) -> String {
+pub(crate) fn segment(text: &str) -> String {
     crate::expr::values::encode_component(text)
 }
 
 /// The API path of a collection: `/api/v1/namespaces/NS/PLURAL` for the core group,
 /// `/apis/GROUP/VERSION/namespaces/NS/PLURAL` otherwise.
-pub fn collection_path(api_version: &str, namespace: &str, plural: &str) -> String {
+pub(crate) fn collection_path(api_version: &str, namespace: &str, plural: &str) -> String {
     let root = if api_version.contains('/') {
         format!("/apis/{}", api_version.split('/').map(segment).collect::<Vec<_>>().join("/"))
     } else {
@@ -343,7 +338,7 @@ pub fn collection_path(api_version: &str, namespace: &str, plural: &str) -> Stri
 /// lower case, `-y` becomes `-ies` after a consonant, `-s`/`-x`/`-ch`/`-sh` add `es`,
 /// others add `s` (`Job` -> `jobs`, `NetworkPolicy` -> `networkpolicies`, `Ingress`
 /// -> `ingresses`). A custom resource with another plural names it in `resource`.
-pub fn plural(kind: &str) -> String {
+pub(crate) fn plural(kind: &str) -> String {
     let lower = kind.to_ascii_lowercase();
     if let Some(stem) = lower.strip_suffix('y')
         && !stem.ends_with(['a', 'e', 'i', 'o', 'u'])

@@ -17,7 +17,7 @@ use crate::steps::kubernetes::is_dns_subdomain;
 
 /// What to switch.
 #[derive(Debug, Clone)]
-pub struct Toggle<'a> {
+pub(crate) struct Toggle<'a> {
     /// Lane id (for the output).
     pub lane: &'a str,
     /// The CronJob's name.
@@ -36,7 +36,7 @@ pub struct Toggle<'a> {
 
 /// How a toggle ended.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Toggled {
+pub(crate) enum Toggled {
     /// Done (or nothing to do): the output.
     Ok(Json),
     /// A dry run: the exact patch that would be sent.
@@ -46,18 +46,18 @@ pub enum Toggled {
 }
 
 /// The API path of a CronJob.
-pub fn cronjob_path(namespace: &str, name: &str) -> String {
+pub(crate) fn cronjob_path(namespace: &str, name: &str) -> String {
     format!("/apis/batch/v1/namespaces/{}/cronjobs/{}", segment(namespace), segment(name))
 }
 
 /// The merge patch that suspends (`enabled: false`) or resumes a CronJob.
-pub fn suspend_patch(enabled: bool) -> Json {
+pub(crate) fn suspend_patch(enabled: bool) -> Json {
     json!({"spec": {"suspend": !enabled}})
 }
 
 /// Read the CronJob and patch `spec.suspend` when it differs. `cluster` is the result
 /// of discovering the credentials (an error fails the toggle, nothing is sent).
-pub async fn toggle(
+pub(crate) async fn toggle(
     cluster: Result<Cluster, String>,
     toggle: &Toggle<'_>,
     hooks: Option<&dyn Hooks>,
@@ -139,7 +139,7 @@ pub async fn toggle(
 
 /// A `cron` step on the `kubernetes` backend, as the engine hands it over.
 #[derive(Debug, Clone)]
-pub struct StepRequest<'a> {
+pub(crate) struct StepRequest<'a> {
     /// The lane.
     pub lane: &'a Lane,
     /// Its cron id (the template of the CronJob name may use it).
@@ -160,7 +160,7 @@ pub struct StepRequest<'a> {
 
 /// Render the CronJob name, find the credentials (handing the token to `secret`, the
 /// engine's masker, before any request) and toggle.
-pub async fn run_step(
+pub(crate) async fn run_step(
     ctx: &StepCtx<'_>,
     request: &StepRequest<'_>,
     env: &(dyn Fn(&str) -> Option<String> + Sync),

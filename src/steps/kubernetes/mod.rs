@@ -11,9 +11,9 @@
 //! server-side apply) are plain requests, and kube-rs would add a second HTTP stack
 //! (hyper-util, tower, its own TLS setup) plus `k8s-openapi` to every build.
 
-pub mod auth;
-pub mod client;
-pub mod cron;
+pub(crate) mod auth;
+pub(crate) mod client;
+pub(crate) mod cron;
 
 use std::time::Duration;
 
@@ -21,7 +21,7 @@ use serde_json::{Map, Value as Json, json};
 
 use super::{Outcome, Retry, StepCtx};
 use crate::model::kubernetes::{KubernetesAction, KubernetesStep};
-pub use crate::model::kubernetes::{is_dns_label, is_dns_subdomain};
+pub(crate) use crate::model::kubernetes::{is_dns_label, is_dns_subdomain};
 use crate::model::step::HttpMethod;
 use crate::steps::kubernetes::auth::Cluster;
 use crate::steps::kubernetes::client::{
@@ -29,7 +29,7 @@ use crate::steps::kubernetes::client::{
 };
 
 /// Default time limit of one API request.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Run a `kubernetes` step: prepare the request (its token joins the masked secrets),
 /// show it in a dry run, else send it with the step's retries (an apply is idempotent,
@@ -59,11 +59,11 @@ pub(crate) async fn run(
 }
 
 /// How often a `wait` reads the object.
-pub const POLL_INTERVAL: Duration = Duration::from_secs(2);
+pub(crate) const POLL_INTERVAL: Duration = Duration::from_secs(2);
 
 /// A step ready to send (or to show in a plan).
 #[derive(Debug, Clone)]
-pub struct Prepared {
+pub(crate) struct Prepared {
     /// The credentials (an error is reported when the request is sent, so a dry run
     /// still shows the manifest without any).
     pub cluster: Result<Cluster, String>,
@@ -83,7 +83,7 @@ pub struct Prepared {
 
 /// A rendered `wait`.
 #[derive(Debug, Clone)]
-pub struct Wait {
+pub(crate) struct Wait {
     /// Condition that ends the wait successfully.
     pub condition: String,
     /// Conditions that end it as a failure.
@@ -98,12 +98,12 @@ fn text_at<'a>(manifest: &'a Json, pointer: &str) -> Option<&'a str> {
 
 impl Prepared {
     /// The credentials' token, to be masked by the engine.
-    pub fn token(&self) -> Option<&str> {
+    pub(crate) fn token(&self) -> Option<&str> {
         self.cluster.as_ref().ok().and_then(|c| c.token.as_deref())
     }
 
     /// What a dry run shows: the exact request and manifest (never the token).
-    pub fn describe(&self) -> Json {
+    pub(crate) fn describe(&self) -> Json {
         json!({
             "action": match self.action { KubernetesAction::Create => "create", KubernetesAction::Apply => "apply" },
             "server": self.cluster.as_ref().map(|c| c.server.clone()).ok(),
@@ -117,7 +117,7 @@ impl Prepared {
 }
 
 /// Render the step into a request. `env` is the run's environment (for credentials).
-pub fn prepare(
+pub(crate) fn prepare(
     ctx: &StepCtx<'_>,
     step: &KubernetesStep,
     env: &dyn Fn(&str) -> Option<String>,
@@ -226,7 +226,7 @@ fn failed(error: String, output: Json, transient: bool) -> Outcome {
 }
 
 /// The status of `condition` in an object's `status.conditions` (`"True"`, ...).
-pub fn condition_status<'a>(object: &'a Json, condition: &str) -> Option<&'a str> {
+pub(crate) fn condition_status<'a>(object: &'a Json, condition: &str) -> Option<&'a str> {
     object
         .pointer("/status/conditions")
         .and_then(Json::as_array)?
@@ -236,7 +236,7 @@ pub fn condition_status<'a>(object: &'a Json, condition: &str) -> Option<&'a str
 }
 
 /// Send the request; then wait for the condition if asked.
-pub async fn execute(ctx: &StepCtx<'_>, prepared: &Prepared) -> Outcome {
+pub(crate) async fn execute(ctx: &StepCtx<'_>, prepared: &Prepared) -> Outcome {
     let cluster = match &prepared.cluster {
         Ok(cluster) => cluster.clone(),
         Err(e) => return failed(format!("Kubernetes credentials: {e}"), Json::Null, false),
