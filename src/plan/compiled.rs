@@ -109,9 +109,10 @@ impl Plan {
         self.steps.get(&address(step)).copied().unwrap_or_else(|| StepPlan::of(step))
     }
 
-    /// Whether `step` or a step inside it writes.
+    /// Whether `step` or a step inside it writes (a step from outside the project,
+    /// such as a prefetched copy, is decided now, without the prefetch question).
     pub(crate) fn writes(&self, step: &Step) -> bool {
-        self.step(step).writes
+        self.steps.get(&address(step)).map_or_else(|| step.writes(), |p| p.writes)
     }
 
     /// What was resolved for the unit at `path`.
