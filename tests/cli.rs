@@ -32,6 +32,30 @@ fn runner_in(dir: &Path, args: &[&str]) -> Output {
     command.output().expect("runner runs")
 }
 
+/// `runner ARGS...` in `dir` with its own state folder, killed after `limit` so a hang
+/// fails the test instead of blocking the suite.
+fn runner_bounded(dir: &Path, args: &[&str], limit: std::time::Duration) -> Output {
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin!("runner"))
+        .current_dir(dir)
+        .args(args)
+        .env("NO_COLOR", "1")
+        .env("RUNNER_STATE_DIR", dir.join("state"))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("runner starts");
+    let started = std::time::Instant::now();
+    while child.try_wait().expect("wait").is_none() {
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            panic!("runner {args:?} still running after {} s", limit.as_secs());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.wait_with_output().expect("output")
+}
+
 /// The state directory (locks, run history) of runs started by tests without one of
 /// their own: under cargo's scratch folder for tests, never the user's own state.
 fn test_state_dir() -> PathBuf {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value as Json, json};
 
 use crate::load::sibling;
-use crate::model::step::{Effect, RenderStep};
+use crate::model::step::RenderStep;
 use crate::steps::api::{StepCall, StepResult};
 use crate::steps::events::Event;
 
@@ -41,7 +41,7 @@ pub(crate) fn run(call: &StepCall<'_>, render: &RenderStep) -> StepResult {
         Err(e) => return StepResult::failed(format!("out: {e}"), Json::Null),
     };
     let output = json!({"path": out.display().to_string(), "bytes": rendered.len()});
-    if inv.plan && step.effect != Some(Effect::Read) {
+    if inv.plan && engine.plan().writes(step) {
         return engine.planned(step, &out.display().to_string(), json!({"write": output}));
     }
     match crate::fsutil::write_atomic(&out, rendered.as_bytes()) {

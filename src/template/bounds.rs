@@ -94,9 +94,6 @@ pub(crate) enum Class {
 
 /// Filters whose output is at most a small constant multiple of their inputs.
 /// Selections (`select`, `selectattr`, ...) keep a part of their input; `map` is not
-/// here (it applies any filter), nor filters that pad (`batch`, `slice`) or evaluate
-/// expressions given as text (`sort_by`, ...).
-/// Selections (`select`, `selectattr`, ...) keep a part of their input; `map` is not
 /// here (it applies any filter; see [`is_linear_filter`]), nor filters that pad
 /// (`batch`, `slice`). Our collection helpers take key paths and return a part, a
 /// reordering or counts of their input.
@@ -112,15 +109,6 @@ const LINEAR_FILTERS: &[&str] = &[
     "project",
     "normalize",
     "abs",
-    "attr",
-    "chain",
-    "flatten",
-    "groupby",
-    "reject",
-    "rejectattr",
-    "select",
-    "selectattr",
-    "zip",
     "attr",
     "chain",
     "flatten",

@@ -9,28 +9,9 @@ use serde_json::Value;
 
 use crate::{code, stderr, stdout};
 
-/// `runner ARGS...` in `dir`, killed after 90 s so a hang fails the test instead of
-/// blocking the suite (the deep case takes a few seconds in a debug build).
+/// `runner ARGS...` in `dir`, killed after 90 s (the deep case takes a few seconds in a debug build).
 fn runner_bounded(dir: &Path, args: &[&str]) -> std::process::Output {
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin!("runner"))
-        .current_dir(dir)
-        .args(args)
-        .env("NO_COLOR", "1")
-        .env("RUNNER_STATE_DIR", dir.join("state"))
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("runner starts");
-    let started = std::time::Instant::now();
-    while child.try_wait().expect("wait").is_none() {
-        if started.elapsed() > Duration::from_secs(90) {
-            let _ = child.kill();
-            panic!("runner {args:?} still running after 90 s");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child.wait_with_output().expect("output")
+    crate::runner_bounded(dir, args, Duration::from_secs(90))
 }
 
 /// A workflow whose one step sets `v` to `template`, with a `finally` step.

@@ -13,28 +13,9 @@ fn mkfifo(path: &Path) {
     assert!(made.success(), "mkfifo {}", path.display());
 }
 
-/// `runner ARGS...` in `dir`, killed after 20 s so a hang fails the test instead of
-/// blocking the suite.
+/// `runner ARGS...` in `dir`, killed after 20 s.
 fn runner_bounded(dir: &Path, args: &[&str]) -> std::process::Output {
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin!("runner"))
-        .current_dir(dir)
-        .args(args)
-        .env("NO_COLOR", "1")
-        .env("RUNNER_STATE_DIR", dir.join("state"))
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("runner starts");
-    let started = std::time::Instant::now();
-    while child.try_wait().expect("wait").is_none() {
-        if started.elapsed() > Duration::from_secs(20) {
-            let _ = child.kill();
-            panic!("runner {args:?} still running after 20 s");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child.wait_with_output().expect("output")
+    crate::runner_bounded(dir, args, Duration::from_secs(20))
 }
 
 fn json_diagnostics(output: &std::process::Output) -> Vec<Value> {

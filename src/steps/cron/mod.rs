@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::expr::values::to_mj;
 use crate::model::lanes::{CronBackend, Lane};
-use crate::model::step::{CronStep, Effect};
+use crate::model::step::CronStep;
 use crate::steps;
 use crate::steps::api::{Runtime, StepCall, StepResult};
 
@@ -106,7 +106,7 @@ pub(crate) async fn run(call: &StepCall<'_>, cron: &CronStep) -> StepResult {
                 namespace: namespace.as_deref(),
                 cronjob: cronjob.as_deref(),
                 timeout: step.timeout.or(*timeout).map_or(DEFAULT_CRON_TIMEOUT, |t| t.get()),
-                plan: inv.plan && step.effect != Some(Effect::Read),
+                plan: inv.plan && engine.plan().writes(step),
             };
             let toggled =
                 steps::kubernetes::cron::run_step(&ctx, &request, &|name| engine.env_var(name), &|token| {
@@ -160,7 +160,7 @@ pub(crate) async fn run(call: &StepCall<'_>, cron: &CronStep) -> StepResult {
         output["command"] = Json::Null;
         return StepResult::ok(output);
     }
-    if inv.plan && step.effect != Some(Effect::Read) {
+    if inv.plan && engine.plan().writes(step) {
         return engine.planned(step, path, output);
     }
     let spec = steps::exec::CommandSpec {
