@@ -275,16 +275,8 @@ impl dyn Runtime + '_ {
         path: &str,
         flow: &mut Option<Flow>,
     ) -> StepResult {
-        let paths: Vec<String> = parallel
-            .steps
-            .iter()
-            .enumerate()
-            .map(|(index, step)| {
-                let label =
-                    step.id.clone().unwrap_or_else(|| format!("{}#{}", step.kind.type_name(), index + 1));
-                format!("{path}.{label}")
-            })
-            .collect();
+        let paths: Vec<String> =
+            parallel.steps.iter().enumerate().map(|(index, step)| step_path(path, index, step)).collect();
         let limit = parallel.limit.map(|l| l as usize).unwrap_or(parallel.steps.len()).max(1);
         // Built eagerly: a lazy iterator of borrowing closures is not `Send` here.
         let mut runs = Vec::with_capacity(paths.len());
@@ -322,10 +314,10 @@ impl dyn Runtime + '_ {
     }
 }
 
-/// A step's path inside its stage (as `run_steps` names it).
-fn step_path(stage_path: &str, index: usize, step: &Step) -> String {
+/// A child step's path below `parent` (as `run_steps` names it): its id, else `<type>#<position>`.
+fn step_path(parent: &str, index: usize, step: &Step) -> String {
     let label = step.id.clone().unwrap_or_else(|| format!("{}#{}", step.kind.type_name(), index + 1));
-    format!("{stage_path}.{label}")
+    format!("{parent}.{label}")
 }
 
 /// The step of a stage that failed and stopped it: the last one with a result.
