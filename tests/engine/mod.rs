@@ -972,6 +972,7 @@ mod fleet;
 mod hardening_load;
 mod hardening_net;
 mod kubernetes;
+mod lane_registry;
 mod layers;
 mod perf;
 mod validate_leftovers;
