@@ -975,5 +975,6 @@ mod kubernetes;
 mod lane_registry;
 mod layers;
 mod perf;
+mod support;
 mod validate_leftovers;
 mod walks;
