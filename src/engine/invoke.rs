@@ -81,6 +81,7 @@ impl Engine {
             }
             if let Some(registry) = &unit.registry {
                 scope.set("lanes", registry.lanes_value());
+                scope.set("lane_dispatch", registry.dispatch_value());
                 let lanes = registry.clone();
                 self.plan.eval().add_global(
                     "get_lane",

@@ -4,8 +4,9 @@
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 
-use super::yaml::Document;
+use super::yaml::{Document, escape_pointer};
 use super::{Loader, ReadError, display, sibling};
+use crate::diagnostics::{did_you_mean, one_of};
 use crate::model::lanes::{CronBackend, LaneRegistry};
 use crate::template;
 
@@ -58,6 +59,7 @@ pub(crate) fn check(
             Err(ReadError::Reported) => {}
         }
     }
+    check_aliases(loader, name, document, registry);
     let mut form_ids = HashMap::new();
     for (index, form) in registry.final_forms.iter().enumerate() {
         if let Some(first) = form_ids.insert(form.id.as_str(), index) {
@@ -109,6 +111,37 @@ pub(crate) fn check(
                     );
                 }
             }
+        }
+    }
+}
+
+/// Each alias names a lane of the registry and is not itself a lane id (a lane id
+/// always means its own lane, so such an alias could never apply).
+fn check_aliases(loader: &mut Loader, name: &str, document: &Document, registry: &LaneRegistry) {
+    let ids = registry.ids();
+    for (alias, lane) in &registry.dispatch.aliases {
+        let pointer = format!("/dispatch/aliases/{}", escape_pointer(alias));
+        if let Some(index) = registry.lanes.iter().position(|lane| &lane.id == alias) {
+            let location = document.locate(&pointer);
+            let diagnostic = crate::diagnostics::Diagnostic::new(
+                name,
+                location.key.unwrap_or(location.value),
+                "duplicate",
+                format!("alias `{alias}` is a lane id; a lane id always means its own lane"),
+            )
+            .with_hint(Some(format!("remove the alias, or rename lane `{alias}`")))
+            .with_related(document.locate(&format!("/lanes/{index}/id")).value, "the lane");
+            loader.diagnostics.push(diagnostic);
+        }
+        if registry.lane(lane).is_none() {
+            loader.report(
+                name,
+                document,
+                &pointer,
+                "unknown-lane",
+                format!("alias `{alias}`: no lane `{lane}` in the lane registry; lanes: {}", one_of(&ids)),
+                did_you_mean(lane, ids.iter().copied()),
+            );
         }
     }
 }

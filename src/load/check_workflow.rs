@@ -40,6 +40,7 @@ const RESERVED: &[&str] = &[
     "vars",
     "steps",
     "lanes",
+    "lane_dispatch",
     "lifecycle",
     "roles",
     "run",

@@ -154,11 +154,11 @@ impl Checker<'_> {
                         "roles".to_string(),
                     )
                 }),
-                "lanes" => self.workflow.lanes.is_none().then(|| {
+                "lanes" | "lane_dispatch" => self.workflow.lanes.is_none().then(|| {
                     (
-                        "`lanes` needs a lane registry".to_string(),
+                        format!("`{root}` needs a lane registry"),
                         Some("add `lanes: lanes.yaml` (the path of the registry) to the workflow".into()),
-                        "lanes".to_string(),
+                        root.to_string(),
                     )
                 }),
                 "steps" if !scope.steps_allowed => Some((
@@ -195,7 +195,7 @@ impl Checker<'_> {
                 other => {
                     let mut available: Vec<&str> = vec!["inputs", "secrets", "env", "vars"];
                     if self.workflow.lanes.is_some() {
-                        available.push("lanes");
+                        available.extend(["lanes", "lane_dispatch"]);
                     }
                     if self.workflow.lifecycle.is_some() {
                         available.push("lifecycle");

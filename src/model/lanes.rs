@@ -21,6 +21,11 @@ pub(crate) struct LaneRegistry {
     /// The lanes, in the order workflows iterate them.
     #[schemars(length(min = 1))]
     pub lanes: Vec<Lane>,
+    /// Dispatch settings of the whole fleet: old lane names and how the heartbeat
+    /// grooms. Templates of a workflow with `lanes:` see this block as `lane_dispatch`
+    /// (`lane_dispatch.aliases`, `lane_dispatch.grooming`), defaults filled in.
+    #[serde(default)]
+    pub dispatch: RegistryDispatch,
     /// Final forms a worker may end with, shown in prompts (`final_forms`). `{name}`
     /// slots are filled in by the worker.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -144,6 +149,82 @@ pub(crate) struct Lane {
     /// carries no explicit lane; used to verify active work.
     #[serde(default)]
     pub infer_labels: Vec<String>,
+    /// How today's Dispatch serves this lane (default: the `NORMAL` PR-fix lane and the
+    /// `preflight` loop). Templates see it filled in, e.g. `lane.dispatch.loop`.
+    #[serde(default)]
+    pub dispatch: LaneDispatch,
+}
+
+/// A lane's Dispatch settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LaneDispatch {
+    /// The Dispatch PR-fix lane that serves this lane (`GET /api/pr-fix-queue/queued
+    /// ?lane=...`): `NORMAL` (the default-role lane; the default) or `ESCALATED` (the
+    /// escalation-role lane).
+    #[serde(default)]
+    pub pr_fix_lane: PrFixLane,
+    /// The worker loop `worker-task.yaml` runs for this lane: `preflight` (the 2026-06
+    /// worker preflight, `worker-preflight.yaml`; the default) or `next-task` (today's
+    /// `GET next-task` -> `ack` -> `tasks/report` loop).
+    #[serde(default, rename = "loop")]
+    pub worker_loop: WorkerLoop,
+}
+
+/// A Dispatch PR-fix lane a registry lane maps to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub(crate) enum PrFixLane {
+    /// The default-role lane (the default).
+    #[default]
+    Normal,
+    /// The escalation-role lane.
+    Escalated,
+}
+
+/// The worker loop of a lane.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum WorkerLoop {
+    /// The 2026-06 worker preflight (`worker-preflight.yaml`, claim on), unchanged (the
+    /// default).
+    #[default]
+    Preflight,
+    /// Today's loop: `GET next-task`, `ack` a PR-fix hand-out or claim an issue, then
+    /// `tasks/report` (`worker-task.yaml`, `task-report.yaml`).
+    NextTask,
+}
+
+/// Dispatch settings of the whole registry.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RegistryDispatch {
+    /// Old lane names Dispatch or a caller may still use, each mapped to the registry
+    /// lane it means, e.g. `{normal: local, escalated: frontier}`. An alias must not be
+    /// a lane id, and must name a lane of this registry. Default: none.
+    #[serde(default)]
+    #[schemars(extend(
+        "propertyNames" = {"pattern": "^[a-z][a-z0-9-]*$"},
+        "additionalProperties" = {"type": "string", "pattern": "^[a-z][a-z0-9-]*$"}
+    ))]
+    pub aliases: indexmap::IndexMap<String, String>,
+    /// How the heartbeat grooms (default `auto`).
+    #[serde(default)]
+    pub grooming: Grooming,
+}
+
+/// The heartbeat's grooming mode.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Grooming {
+    /// Ask `next-task?mode=groom` and print the hint of a `groom` task; when Dispatch
+    /// answers 410 (v0.5.69 and later), run `POST /api/groomer/run` once (the default).
+    #[default]
+    Auto,
+    /// Always run `POST /api/groomer/run`, without asking `next-task?mode=groom`.
+    Groomer,
+    /// Only the 2026-06 hint from `next-task?mode=groom`; never run the groomer.
+    Hint,
 }
 
 /// A lane's worker cron.
@@ -238,8 +319,72 @@ impl LaneRegistry {
             .clone()
     }
 
+    /// The registry's `dispatch` block as the template value `lane_dispatch`.
+    pub(crate) fn dispatch_value(&self) -> minijinja::Value {
+        minijinja::Value::from(minijinja::value::Serde(
+            &serde_json::to_value(&self.dispatch).unwrap_or_default(),
+        ))
+    }
+
     /// All lane ids, in order.
     pub(crate) fn ids(&self) -> Vec<&str> {
         self.lanes.iter().map(|lane| lane.id.as_str()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn registry(dispatch: serde_json::Value, lane_dispatch: Option<serde_json::Value>) -> LaneRegistry {
+        let mut lane = json!({
+            "id": "local", "agent": "a", "model": "m", "purpose": "p",
+            "cron": {"name": "n", "id": "6b09bed4-cfbe-4c35-bbee-2b66c5ef17aa"},
+            "runbook": "r", "prompt": "p.md", "terminal": {"clear": "Clear."},
+        });
+        if let Some(value) = lane_dispatch {
+            lane["dispatch"] = value;
+        }
+        let mut file = json!({"kind": "lanes", "cron_backend": {"type": "openclaw"}, "lanes": [lane]});
+        if !dispatch.is_null() {
+            file["dispatch"] = dispatch;
+        }
+        serde_json::from_value(file).expect("a valid registry")
+    }
+
+    #[test]
+    fn templates_see_the_dispatch_settings_with_defaults_filled_in() {
+        let registry = registry(serde_json::Value::Null, None);
+        assert_eq!(registry.lanes[0].dispatch, LaneDispatch::default());
+        let lanes = registry.lanes_value();
+        let lane = lanes.get_item_by_index(0).expect("one lane");
+        let dispatch = lane.get_attr("dispatch").expect("dispatch");
+        assert_eq!(dispatch.get_attr("pr_fix_lane").expect("field").as_str(), Some("NORMAL"));
+        assert_eq!(dispatch.get_attr("loop").expect("field").as_str(), Some("preflight"));
+        let fleet = registry.dispatch_value();
+        assert_eq!(fleet.get_attr("grooming").expect("field").as_str(), Some("auto"));
+        assert_eq!(fleet.get_attr("aliases").expect("field").len(), Some(0));
+    }
+
+    #[test]
+    fn dispatch_settings_are_read_as_written() {
+        let registry = registry(
+            json!({"aliases": {"gpt": "local"}, "grooming": "hint"}),
+            Some(json!({"pr_fix_lane": "ESCALATED", "loop": "next-task"})),
+        );
+        assert_eq!(registry.lanes[0].dispatch.pr_fix_lane, PrFixLane::Escalated);
+        assert_eq!(registry.lanes[0].dispatch.worker_loop, WorkerLoop::NextTask);
+        assert_eq!(registry.dispatch.grooming, Grooming::Hint);
+        assert_eq!(registry.dispatch.aliases.get("gpt").map(String::as_str), Some("local"));
+    }
+
+    #[test]
+    fn the_dispatch_blocks_are_closed() {
+        let file = |dispatch: serde_json::Value| json!({"kind": "lanes", "cron_backend": {"type": "openclaw"}, "lanes": [], "dispatch": dispatch});
+        assert!(serde_json::from_value::<LaneRegistry>(file(json!({"grooming": "sometimes"}))).is_err());
+        assert!(serde_json::from_value::<LaneRegistry>(file(json!({"alias": {}}))).is_err());
+        assert!(serde_json::from_value::<LaneDispatch>(json!({"pr_fix_lane": "NEEDS_HUMAN"})).is_err());
+        assert!(serde_json::from_value::<LaneDispatch>(json!({"loop": "next_task"})).is_err());
     }
 }

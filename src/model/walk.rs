@@ -1,25 +1,62 @@
 //! Two questions every traversal of a step tree asks, answered once: which steps sit
-//! directly inside a step ([`Step::children`]), and whether a step changes the world
+//! directly inside a step ([`Step::child_lists`], [`Step::children`]), and whether a step changes the world
 //! ([`Step::own_effect`] for the step itself, [`Step::writes`] for it and its children).
 
 use super::step::{Effect, Step, StepKind};
 
+/// Where a list of child steps sits inside its step, as the start of a JSON pointer
+/// relative to the step (`cases/0/steps`, `default/steps`, `steps`, `stages/1/steps`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ChildList {
+    /// The steps of a switch case.
+    Case(usize),
+    /// The steps of a switch's default.
+    Default,
+    /// The body of a `for_each` or `parallel`.
+    Steps,
+    /// The steps of a stage.
+    Stage(usize),
+}
+
+impl std::fmt::Display for ChildList {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ChildList::Case(index) => write!(f, "cases/{index}/steps"),
+            ChildList::Default => f.write_str("default/steps"),
+            ChildList::Steps => f.write_str("steps"),
+            ChildList::Stage(index) => write!(f, "stages/{index}/steps"),
+        }
+    }
+}
+
 impl Step {
-    /// The steps directly inside this one, in order: switch cases then the default,
-    /// loop bodies, stages, parallel blocks. Empty for a leaf.
-    pub(crate) fn children(&self) -> Vec<&Step> {
+    /// The lists of steps directly inside this one, in order, each with where it sits:
+    /// switch cases then the default, loop bodies, parallel blocks, stages. Empty for a
+    /// leaf. The one place that knows which kinds hold steps.
+    pub(crate) fn child_lists(&self) -> Vec<(ChildList, &[Step])> {
         match &self.kind {
             StepKind::Switch(switch) => switch
                 .cases
                 .iter()
-                .flat_map(|c| &c.steps)
-                .chain(switch.default.iter().flat_map(|d| &d.steps))
+                .enumerate()
+                .map(|(index, case)| (ChildList::Case(index), case.steps.as_slice()))
+                .chain(switch.default.iter().map(|default| (ChildList::Default, default.steps.as_slice())))
                 .collect(),
-            StepKind::ForEach(each) => each.steps.iter().collect(),
-            StepKind::Parallel(parallel) => parallel.steps.iter().collect(),
-            StepKind::Stages(stages) => stages.stages.iter().flat_map(|s| &s.steps).collect(),
+            StepKind::ForEach(each) => vec![(ChildList::Steps, each.steps.as_slice())],
+            StepKind::Parallel(parallel) => vec![(ChildList::Steps, parallel.steps.as_slice())],
+            StepKind::Stages(stages) => stages
+                .stages
+                .iter()
+                .enumerate()
+                .map(|(index, stage)| (ChildList::Stage(index), stage.steps.as_slice()))
+                .collect(),
             _ => Vec::new(),
         }
+    }
+
+    /// The steps directly inside this one, in order (see [`Step::child_lists`]).
+    pub(crate) fn children(&self) -> Vec<&Step> {
+        self.child_lists().into_iter().flat_map(|(_, steps)| steps).collect()
     }
 
     /// This step's own effect, not counting its children: the declared `effect`, else

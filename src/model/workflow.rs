@@ -27,7 +27,8 @@ pub(crate) struct Workflow {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     /// Path of the lane registry this workflow uses, relative to this file
-    /// (e.g. `lanes.yaml`). Makes `lanes` (the list of lanes) and `get_lane(id)` available to templates.
+    /// (e.g. `lanes.yaml`). Makes `lanes` (the list of lanes), `lane_dispatch` (the
+    /// registry's `dispatch` block: `aliases`, `grooming`) and `get_lane(id)` available to templates.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lanes: Option<String>,
     /// Path of a lifecycle file, relative to this file: `transition` steps move items

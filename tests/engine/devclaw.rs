@@ -3,6 +3,7 @@
 
 use serde_json::Value;
 
+use super::support::json_stdout;
 use crate::{code, redact, root, runner, runner_in, stderr, stdout};
 
 const DEFAULT: &str = "tests/fixtures/devclaw/workflow.yaml";
@@ -111,13 +112,11 @@ fn the_import_reports_what_it_cannot_carry_with_the_keys_line() {
     }
     let validate = runner_in(dir.path(), &["validate", "out"]);
     assert_eq!(code(&validate), 0, "{}", stdout(&validate));
-    let roles = runner_in(dir.path(), &["show-config", "out/roles.yaml", "-o", "json"]);
-    let roles: Value = serde_json::from_slice(&roles.stdout).expect("json");
+    let roles = json_stdout(&runner_in(dir.path(), &["show-config", "out/roles.yaml", "-o", "json"]));
     assert_eq!(roles["roles"]["tester"]["enabled"], false);
     assert_eq!(roles["roles"]["developer"]["levels"]["senior"]["max_workers"], 3);
     assert_eq!(roles["roles"]["designer"]["levels"]["junior"], "m/small");
-    let lifecycle = runner_in(dir.path(), &["show-config", "out/lifecycle.yaml", "-o", "json"]);
-    let lifecycle: Value = serde_json::from_slice(&lifecycle.stdout).expect("json");
+    let lifecycle = json_stdout(&runner_in(dir.path(), &["show-config", "out/lifecycle.yaml", "-o", "json"]));
     assert_eq!(lifecycle["states"]["toReview"]["priority"], 2.5);
     assert_eq!(lifecycle["states"]["toReview"]["color"], "#fff");
     assert_eq!(lifecycle["states"]["toReview"]["route"]["cases"]["skip"], "SKIP");
@@ -129,7 +128,7 @@ fn select(roles: &str, role: &str, args: &[&str]) -> Value {
     all.extend_from_slice(args);
     let output = runner(&all);
     assert_eq!(code(&output), 0, "{}", stderr(&output));
-    serde_json::from_slice(&output.stdout).expect("json")
+    json_stdout(&output)
 }
 
 #[test]
@@ -138,57 +137,43 @@ fn level_labels_in_every_devclaw_format_aliases_precedence_and_lowest_highest() 
     let dir = out.path().to_str().expect("utf8");
     assert_eq!(code(&runner(&["import", "devclaw", DEFAULT, "--out", dir])), 0);
     let roles = format!("{dir}/roles.yaml");
-    let pick = |role: &str, args: &[&str]| {
-        let chosen = select(&roles, role, args);
-        (
-            chosen["level"].as_str().unwrap_or_default().to_string(),
-            chosen["rule"].as_str().unwrap_or_default().to_string(),
-        )
-    };
-    let level = |l: &str, r: &str| (l.to_string(), r.to_string());
-    // Aliases: old level names keep working.
-    assert_eq!(pick("developer", &["--title", "x", "--labels", "developer:mid"]), level("medior", "label"));
-    assert_eq!(pick("architect", &["--title", "x", "--labels", "architect:opus"]), level("senior", "label"));
-    assert_eq!(
-        pick("architect", &["--title", "x", "--labels", "architect:sonnet"]),
-        level("junior", "label")
-    );
-    assert_eq!(pick("tester", &["--title", "x", "--labels", "tester:reviewer"]), level("medior", "label"));
-    // Older label formats: `role.level`, old role names, bare level names, a slot name.
-    assert_eq!(pick("developer", &["--title", "x", "--labels", "dev.senior"]), level("senior", "label"));
-    assert_eq!(pick("tester", &["--title", "x", "--labels", "qa:junior"]), level("junior", "label"));
-    assert_eq!(pick("qa", &["--title", "x", "--labels", "qa.senior"]), level("senior", "label"));
-    assert_eq!(pick("architect", &["--title", "x", "--labels", "opus"]), level("senior", "label"));
-    assert_eq!(
-        pick("developer", &["--title", "x", "--labels", "developer:junior:Cordelia"]),
-        level("junior", "label")
-    );
-    // Precedence: own label > bare level name > another role's label > rules > default.
-    assert_eq!(
-        pick("developer", &["--title", "x", "--labels", "senior,developer:junior"]),
-        level("junior", "label")
-    );
-    assert_eq!(
-        pick("developer", &["--title", "x", "--labels", "tester:senior,junior"]),
-        level("junior", "label")
-    );
-    assert_eq!(
-        pick("tester", &["--title", "Fix typo", "--labels", "developer:senior"]),
-        level("senior", "inherited")
-    );
-    assert_eq!(
-        pick("reviewer", &["--title", "x", "--labels", "developer:medior"]),
-        level("junior", "default")
-    );
-    // Rules that say lowest / highest instead of naming a level.
-    assert_eq!(pick("developer", &["--title", "Fix typo in README"]), level("junior", "rule simple"));
-    assert_eq!(pick("developer", &["--title", "Refactor the auth layer"]), level("senior", "rule complex"));
-    assert_eq!(
-        pick("architect", &["--title", "Database schema migration plan"]),
-        level("senior", "rule complex")
-    );
-    assert_eq!(pick("architect", &["--title", "Document the architecture"]), level("junior", "default"));
-    assert_eq!(pick("developer", &["--title", "Add an endpoint"]), level("medior", "default"));
+    // (role, labels, title, the level chosen, the rule that chose it)
+    let cases: &[(&str, &str, &str, &str, &str)] = &[
+        // Aliases: old level names keep working.
+        ("developer", "developer:mid", "x", "medior", "label"),
+        ("architect", "architect:opus", "x", "senior", "label"),
+        ("architect", "architect:sonnet", "x", "junior", "label"),
+        ("tester", "tester:reviewer", "x", "medior", "label"),
+        // Older label formats: `role.level`, old role names, bare level names, a slot name.
+        ("developer", "dev.senior", "x", "senior", "label"),
+        ("tester", "qa:junior", "x", "junior", "label"),
+        ("qa", "qa.senior", "x", "senior", "label"),
+        ("architect", "opus", "x", "senior", "label"),
+        ("developer", "developer:junior:Cordelia", "x", "junior", "label"),
+        // Precedence: own label > bare level name > another role's label > rules > default.
+        ("developer", "senior,developer:junior", "x", "junior", "label"),
+        ("developer", "tester:senior,junior", "x", "junior", "label"),
+        ("tester", "developer:senior", "Fix typo", "senior", "inherited"),
+        ("reviewer", "developer:medior", "x", "junior", "default"),
+        // Rules that say lowest / highest instead of naming a level.
+        ("developer", "", "Fix typo in README", "junior", "rule simple"),
+        ("developer", "", "Refactor the auth layer", "senior", "rule complex"),
+        ("architect", "", "Database schema migration plan", "senior", "rule complex"),
+        ("architect", "", "Document the architecture", "junior", "default"),
+        ("developer", "", "Add an endpoint", "medior", "default"),
+    ];
+    for &(role, labels, title, level, rule) in cases {
+        let mut args = vec!["--title", title];
+        if !labels.is_empty() {
+            args.extend(["--labels", labels]);
+        }
+        let chosen = select(&roles, role, &args);
+        assert_eq!(
+            (chosen["level"].as_str(), chosen["rule"].as_str()),
+            (Some(level), Some(rule)),
+            "{role} with labels `{labels}`, title `{title}`"
+        );
+    }
     // Free text may start with `-`.
     let body = select(&roles, "developer", &["--title", "- a list", "--body", "- small change"]);
     assert_eq!(body["level"], "junior", "{body}");
@@ -201,7 +186,7 @@ fn a_layered_project_validates_and_shows_its_merged_configuration() {
     assert_eq!(code(&validate), 0, "{}", stdout(&validate));
     let merged = runner(&["show-config", project, "-o", "json"]);
     assert_eq!(code(&merged), 0, "{}", stderr(&merged));
-    let merged: Value = serde_json::from_slice(&merged.stdout).expect("json");
+    let merged = json_stdout(&merged);
     assert_eq!(merged["policies"]["test"]["default"], "skip");
     assert_eq!(merged["roles"], "roles.yaml");
     assert!(merged.get("extends").is_none());
@@ -212,8 +197,8 @@ fn a_layered_project_validates_and_shows_its_merged_configuration() {
         yaml.starts_with("# examples/devclaw/projects/no-tests/lifecycle.yaml (merged)\nkind: lifecycle\n"),
         "{yaml}"
     );
-    let roles = runner(&["show-config", "examples/devclaw/projects/no-tests/roles.yaml", "-o", "json"]);
-    let roles: Value = serde_json::from_slice(&roles.stdout).expect("json");
+    let roles =
+        json_stdout(&runner(&["show-config", "examples/devclaw/projects/no-tests/roles.yaml", "-o", "json"]));
     assert_eq!(roles["roles"]["architect"]["enabled"], false);
     assert!(crate::committed_validator("roles").is_valid(&roles), "{roles}");
     assert!(roles["roles"]["tester"].get("enabled").is_none(), "{roles}");
@@ -248,7 +233,7 @@ fn a_layered_project_validates_and_shows_its_merged_configuration() {
     .expect("write");
     let bad = runner_in(dir.path(), &["validate", "-o", "json", "over.yaml"]);
     assert_eq!(code(&bad), 65);
-    let found: Value = serde_json::from_slice(&bad.stdout).expect("json");
+    let found = json_stdout(&bad);
     assert_eq!(
         (found[0]["file"].as_str(), found[0]["line"].as_u64()),
         (Some("over.yaml"), Some(5)),
@@ -273,8 +258,7 @@ fn a_state_check_needs_an_existing_workflow_with_an_event_output_and_a_sane_inte
     };
     let first = |check: &str| {
         write("l.yaml", &lifecycle(check));
-        let output = runner_in(dir.path(), &["validate", "-o", "json", "l.yaml"]);
-        let found: Value = serde_json::from_slice(&output.stdout).expect("json");
+        let found = json_stdout(&runner_in(dir.path(), &["validate", "-o", "json", "l.yaml"]));
         (found[0]["line"].as_u64().unwrap_or(0), found[0]["message"].as_str().unwrap_or_default().to_string())
     };
     write("l.yaml", &lifecycle("{workflow: check.yaml, every: 1m}"));

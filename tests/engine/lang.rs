@@ -7,11 +7,14 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use super::super::fake::{Response, Server};
-use super::super::{code, stderr};
-use super::{Case, events, finished, step};
+use super::super::{code, root, runner_in, stderr, stdout};
+use super::support::{outputs, run_ok};
+use super::{Case, events, step};
 
-fn api(url: &str) -> String {
-    format!("name: t\napis:\n  fake:\n    base_url: {url}\n    timeout: 10s\n")
+/// A case whose workflow (`name: t`) has the API `fake` at `url` and then `rest`
+/// (its `steps:` and `outputs:`, plain YAML).
+fn api_case(url: &str, rest: &str) -> Case {
+    Case::new(&format!("name: t\napis:\n  fake:\n    base_url: {url}\n    timeout: 10s\n{rest}"))
 }
 
 /// /a answers an empty list, /b one item, /c another: stage `b` decides, `c` never runs.
@@ -22,29 +25,27 @@ fn stages_run_in_order_and_the_first_result_decides() {
         "/b" => Response::json(200, &json!([{"x": 1}])),
         _ => Response::json(200, &json!([{"x": 2}])),
     });
-    let case = Case::new(&format!(
-        r#"{}steps:
+    let case = api_case(
+        &server.url,
+        r#"steps:
   - id: decide
     type: stages
     stages:
       - id: a
-        steps: [{{id: read_a, type: http, api: fake, path: /a}}]
-        result: "{{{{ steps.read_a.output.body | first }}}}"
+        steps: [{id: read_a, type: http, api: fake, path: /a}]
+        result: "{{ steps.read_a.output.body | first }}"
       - id: b
-        steps: [{{id: read_b, type: http, api: fake, path: /b}}]
-        result: "{{{{ steps.read_b.output.body | first }}}}"
+        steps: [{id: read_b, type: http, api: fake, path: /b}]
+        result: "{{ steps.read_b.output.body | first }}"
       - id: c
-        steps: [{{id: read_c, type: http, api: fake, path: /c}}]
-        result: "{{{{ steps.read_c.output.body | first }}}}"
+        steps: [{id: read_c, type: http, api: fake, path: /c}]
+        result: "{{ steps.read_c.output.body | first }}"
 outputs:
-  decided: "{{{{ steps.decide.output }}}}"
+  decided: "{{ steps.decide.output }}"
 "#,
-        api(&server.url)
-    ));
-    let output = case.run(&["-o", "json"], &[]);
-    assert_eq!(code(&output), 0, "{}", stderr(&output));
-    let events = events(&output);
-    assert_eq!(finished(&events)["outputs"]["decided"], json!({"x": 1}));
+    );
+    let events = run_ok(&case, &[]);
+    assert_eq!(outputs(&events)["decided"], json!({"x": 1}));
     let paths: Vec<String> = server.requests().iter().map(|r| r.path().to_string()).collect();
     assert_eq!(paths, ["/a", "/b"], "stage c does not run once b decided");
     assert_eq!(step(&events, "decide.b.read_b")["status"], "ok");
@@ -58,35 +59,33 @@ fn a_failed_stage_is_mapped_by_catch() {
         "/a" => Response::raw(500, "boom"),
         _ => Response::json(200, &json!([1])),
     });
-    let case = Case::new(&format!(
-        r#"{}steps:
+    let case = api_case(
+        &server.url,
+        r#"steps:
   - id: decide
     type: stages
     stages:
       - id: token
-        result: "{{{{ none }}}}"
+        result: "{{ none }}"
       - id: a
-        steps: [{{id: read_a, type: http, api: fake, path: /a}}]
-        result: "{{{{ steps.read_a.output.body | first }}}}"
+        steps: [{id: read_a, type: http, api: fake, path: /a}]
+        result: "{{ steps.read_a.output.body | first }}"
       - id: b
-        steps: [{{id: read_b, type: http, api: fake, path: /b}}]
-        result: "{{{{ steps.read_b.output.body | first }}}}"
+        steps: [{id: read_b, type: http, api: fake, path: /b}]
+        result: "{{ steps.read_b.output.body | first }}"
     catch:
       action: stuck
-      terminal: "Stuck: {{{{ error.stage }}}}/{{{{ error.step }}}}: {{{{ error.message }}}}."
+      terminal: "Stuck: {{ error.stage }}/{{ error.step }}: {{ error.message }}."
   - id: after
     type: set
-    values: {{seen: "{{{{ steps.decide.output.action }}}}"}}
+    values: {seen: "{{ steps.decide.output.action }}"}
 outputs:
-  decided: "{{{{ steps.decide.output }}}}"
-  after: "{{{{ steps.after.output.seen }}}}"
+  decided: "{{ steps.decide.output }}"
+  after: "{{ steps.after.output.seen }}"
 "#,
-        api(&server.url)
-    ));
-    let output = case.run(&["-o", "json"], &[]);
-    assert_eq!(code(&output), 0, "{}", stderr(&output));
-    let events = events(&output);
-    let outputs = &finished(&events)["outputs"];
+    );
+    let events = run_ok(&case, &[]);
+    let outputs = outputs(&events);
     assert_eq!(outputs["decided"]["action"], "stuck");
     let terminal = outputs["decided"]["terminal"].as_str().unwrap_or_default();
     assert!(terminal.starts_with("Stuck: a/read_a: "), "{terminal}");
@@ -99,17 +98,17 @@ outputs:
 #[test]
 fn a_failed_stage_without_catch_fails_the_run() {
     let server = Server::start(|_, _| Response::raw(500, "boom"));
-    let case = Case::new(&format!(
-        r#"{}steps:
+    let case = api_case(
+        &server.url,
+        r#"steps:
   - id: decide
     type: stages
     stages:
       - id: a
-        steps: [{{id: read_a, type: http, api: fake, path: /a}}]
-        result: "{{{{ steps.read_a.output.body }}}}"
+        steps: [{id: read_a, type: http, api: fake, path: /a}]
+        result: "{{ steps.read_a.output.body }}"
 "#,
-        api(&server.url)
-    ));
+    );
     let output = case.run(&["-o", "json"], &[]);
     assert_eq!(code(&output), 1);
     assert_eq!(step(&events(&output), "decide")["status"], "failed");
@@ -140,11 +139,10 @@ outputs:
   decided: "{{ steps.decide.output }}"
 "#,
     );
-    let small = case.run(&["-o", "json", "--input", "n=3"], &[]);
-    assert_eq!(code(&small), 0, "{}", stderr(&small));
-    assert_eq!(finished(&events(&small))["outputs"]["decided"], json!({"size": "small", "n": 3}));
-    let big = case.run(&["-o", "json", "--input", "n=30"], &[]);
-    assert_eq!(finished(&events(&big))["outputs"]["decided"], json!({"size": "big"}));
+    let small = run_ok(&case, &["--input", "n=3"]);
+    assert_eq!(outputs(&small)["decided"], json!({"size": "small", "n": 3}));
+    let big = run_ok(&case, &["--input", "n=30"]);
+    assert_eq!(outputs(&big)["decided"], json!({"size": "big"}));
 }
 
 /// `return` ends a called workflow with its outputs, and only that workflow: the caller
@@ -192,10 +190,8 @@ outputs:
     let sub = std::fs::read_to_string(case.path("sub.yaml")).expect("sub.yaml");
     case.write("staged.yaml", &sub);
     case.write("side.yaml", &sub);
-    let output = case.run(&["-o", "json"], &[]);
-    assert_eq!(code(&output), 0, "{}", stderr(&output));
-    let events = events(&output);
-    assert_eq!(finished(&events)["outputs"]["answer"], 42);
+    let events = run_ok(&case, &[]);
+    assert_eq!(outputs(&events)["answer"], 42);
     assert_eq!(step(&events, "decide")["summary"], "84");
     let texts: Vec<&str> =
         events.iter().filter(|e| e["event"] == "emit").filter_map(|e| e["text"].as_str()).collect();
@@ -211,29 +207,25 @@ fn for_each_until_stops_at_the_first_match_and_cancels_the_rest() {
         "/item/2" => Response::json(200, &json!({"hit": true})),
         _ => Response::json(200, &json!({"hit": true})).after(Duration::from_secs(8)),
     });
-    let case = Case::new(&format!(
-        r#"{}steps:
+    let case = api_case(
+        &server.url,
+        r#"steps:
   - id: scan
     type: for_each
     items: "[1, 2, 3, 4]"
     parallel: 4
     steps:
-      - {{id: get, type: http, api: fake, path: "/item/{{{{ item }}}}"}}
-    output: {{n: "{{{{ item }}}}", hit: "{{{{ steps.get.output.body.hit }}}}"}}
+      - {id: get, type: http, api: fake, path: "/item/{{ item }}"}
+    output: {n: "{{ item }}", hit: "{{ steps.get.output.body.hit }}"}
     until: result.hit
 outputs:
-  scanned: "{{{{ steps.scan.output }}}}"
+  scanned: "{{ steps.scan.output }}"
 "#,
-        api(&server.url)
-    ));
-    let started = Instant::now();
-    let output = case.run(&["-o", "json"], &[]);
-    assert!(started.elapsed() < Duration::from_secs(6), "the slow items were cancelled");
-    assert_eq!(code(&output), 0, "{}", stderr(&output));
-    assert_eq!(
-        finished(&events(&output))["outputs"]["scanned"],
-        json!([{"n": 1, "hit": false}, {"n": 2, "hit": true}])
     );
+    let started = Instant::now();
+    let events = run_ok(&case, &[]);
+    assert!(started.elapsed() < Duration::from_secs(6), "the slow items were cancelled");
+    assert_eq!(outputs(&events)["scanned"], json!([{"n": 1, "hit": false}, {"n": 2, "hit": true}]));
 }
 
 /// Steps of a `parallel` block are in flight together and are available afterwards.
@@ -242,24 +234,22 @@ fn parallel_runs_steps_together() {
     let server = Server::start(|request, _| {
         Response::json(200, &json!({"path": request.path()})).after(Duration::from_millis(500))
     });
-    let case = Case::new(&format!(
-        r#"{}steps:
+    let case = api_case(
+        &server.url,
+        r#"steps:
   - id: both
     type: parallel
     steps:
-      - {{id: one, type: http, api: fake, path: /one}}
-      - {{id: two, type: http, api: fake, path: /two}}
-      - {{id: three, type: http, api: fake, path: /three}}
+      - {id: one, type: http, api: fake, path: /one}
+      - {id: two, type: http, api: fake, path: /two}
+      - {id: three, type: http, api: fake, path: /three}
 outputs:
-  paths: "{{{{ [steps.one.output.body.path, steps.two.output.body.path, steps.three.output.body.path] }}}}"
-  count: "{{{{ steps.both.output | length }}}}"
+  paths: "{{ [steps.one.output.body.path, steps.two.output.body.path, steps.three.output.body.path] }}"
+  count: "{{ steps.both.output | length }}"
 "#,
-        api(&server.url)
-    ));
-    let output = case.run(&["-o", "json"], &[]);
-    assert_eq!(code(&output), 0, "{}", stderr(&output));
-    let events = events(&output);
-    let outputs = &finished(&events)["outputs"];
+    );
+    let events = run_ok(&case, &[]);
+    let outputs = outputs(&events);
     assert_eq!(outputs["paths"], json!(["/one", "/two", "/three"]));
     assert_eq!(outputs["count"], 3);
     assert_eq!(server.max_in_flight(), 3);
@@ -282,10 +272,8 @@ outputs:
   calc: "{{ steps.calc.output }}"
 "#,
     );
-    let output = case.run(&["-o", "json"], &[]);
-    assert_eq!(code(&output), 0, "{}", stderr(&output));
-    let events = events(&output);
-    let calc = &finished(&events)["outputs"]["calc"];
+    let events = run_ok(&case, &[]);
+    let calc = &outputs(&events)["calc"];
     assert_eq!(calc["ordered"], json!(["a", "b", "c"]));
     assert_eq!(calc["count"], 3);
     assert_eq!(calc["smallest"], "c");
@@ -294,7 +282,7 @@ outputs:
 /// The README's language example (the preflight's shape) is a valid workflow.
 #[test]
 fn the_readme_language_example_validates() {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = root();
     let readme = std::fs::read_to_string(root.join("README.md")).expect("README.md");
     let heading = "### The language: stages, return, typed values, collections";
     let from = readme.find(heading).expect("language section");
@@ -307,12 +295,8 @@ fn the_readme_language_example_validates() {
     std::fs::copy(root.join("workflows/lanes.yaml"), dir.path().join("wf/lanes.yaml")).expect("copy");
     std::fs::copy(root.join("cron-prompts/worker.md"), dir.path().join("cron-prompts/worker.md"))
         .expect("copy");
-    let output = std::process::Command::new(assert_cmd::cargo::cargo_bin!("runner"))
-        .current_dir(dir.path())
-        .args(["validate", "wf/preflight.yaml"])
-        .output()
-        .expect("runner runs");
-    assert_eq!(code(&output), 0, "{}", super::super::stdout(&output));
+    let output = runner_in(dir.path(), &["validate", "wf/preflight.yaml"]);
+    assert_eq!(code(&output), 0, "{}", stdout(&output));
 }
 
 /// With `prefetch`, a later stage's independent reads start at once; when an earlier
@@ -325,32 +309,30 @@ fn prefetched_reads_are_discarded_when_an_earlier_stage_decides() {
         // Slow enough that both requests are surely in flight together.
         _ => Response::json(200, &json!([1])).after(Duration::from_millis(300)),
     });
-    let case = Case::new(&format!(
-        r#"{}steps:
+    let case = api_case(
+        &server.url,
+        r#"steps:
   - id: decide
     type: stages
     stages:
       - id: first
-        steps: [{{id: first, type: http, api: fake, path: /first}}]
-        result: "{{{{ steps.first.output.body }}}}"
+        steps: [{id: first, type: http, api: fake, path: /first}]
+        result: "{{ steps.first.output.body }}"
       - id: later
         prefetch: true
         steps:
-          - {{id: early, type: http, api: fake, path: /early}}
-          - {{id: dependent, type: http, api: fake, path: /dependent, query: {{x: "{{{{ steps.early.output.body }}}}"}}}}
-        result: "{{{{ steps.dependent.output.body }}}}"
+          - {id: early, type: http, api: fake, path: /early}
+          - {id: dependent, type: http, api: fake, path: /dependent, query: {x: "{{ steps.early.output.body }}"}}
+        result: "{{ steps.dependent.output.body }}"
       - id: write
-        steps: [{{id: post, type: http, api: fake, method: POST, path: /post}}]
-        result: "{{{{ steps.post.output.body }}}}"
+        steps: [{id: post, type: http, api: fake, method: POST, path: /post}]
+        result: "{{ steps.post.output.body }}"
 outputs:
-  decided: "{{{{ steps.decide.output }}}}"
+  decided: "{{ steps.decide.output }}"
 "#,
-        api(&server.url)
-    ));
-    let output = case.run(&["-o", "json"], &[]);
-    assert_eq!(code(&output), 0, "{}", stderr(&output));
-    let events = events(&output);
-    assert_eq!(finished(&events)["outputs"]["decided"], json!({"decided": true}));
+    );
+    let events = run_ok(&case, &[]);
+    assert_eq!(outputs(&events)["decided"], json!({"decided": true}));
     // The progress view and the report show what started early.
     assert_eq!(step(&events, "decide.later.early")["name"], "early (prefetched)");
     let mut paths: Vec<String> = server.requests().iter().map(|r| r.path().to_string()).collect();
@@ -366,26 +348,25 @@ fn a_prefetched_read_is_used_once_its_stage_is_reached() {
         "/first" => Response::json(200, &json!([])).after(Duration::from_millis(800)),
         _ => Response::json(200, &json!(["queued"])).after(Duration::from_millis(300)),
     });
-    let case = Case::new(&format!(
-        r#"{}steps:
+    let case = api_case(
+        &server.url,
+        r#"steps:
   - id: decide
     type: stages
     stages:
       - id: first
-        steps: [{{id: first, type: http, api: fake, path: /first}}]
-        result: "{{{{ steps.first.output.body | first | default(none) }}}}"
+        steps: [{id: first, type: http, api: fake, path: /first}]
+        result: "{{ steps.first.output.body | first | default(none) }}"
       - id: queue
         prefetch: true
-        steps: [{{id: queue, type: http, api: fake, path: /queue}}]
-        result: "{{{{ steps.queue.output.body | first }}}}"
+        steps: [{id: queue, type: http, api: fake, path: /queue}]
+        result: "{{ steps.queue.output.body | first }}"
 outputs:
-  decided: "{{{{ steps.decide.output }}}}"
+  decided: "{{ steps.decide.output }}"
 "#,
-        api(&server.url)
-    ));
-    let output = case.run(&["-o", "json"], &[]);
-    assert_eq!(code(&output), 0, "{}", stderr(&output));
-    assert_eq!(finished(&events(&output))["outputs"]["decided"], "queued");
+    );
+    let events = run_ok(&case, &[]);
+    assert_eq!(outputs(&events)["decided"], "queued");
     assert_eq!(server.requests().len(), 2, "the queue was read once");
     assert_eq!(server.max_in_flight(), 2);
 }
@@ -412,13 +393,9 @@ steps:
       - {id: two, type: set, values: {a: 2}}
 "#,
     );
-    let output = std::process::Command::new(assert_cmd::cargo::cargo_bin!("runner"))
-        .current_dir(case.dir.path())
-        .args(["graph", "wf.yaml"])
-        .output()
-        .expect("runner runs");
+    let output = runner_in(case.dir.path(), &["graph", "wf.yaml"]);
     assert_eq!(code(&output), 0, "{}", stderr(&output));
-    let chart = super::super::stdout(&output);
+    let chart = stdout(&output);
     for needle in [
         "decide (stages, first match)",
         "first (stage)",

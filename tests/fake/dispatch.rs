@@ -144,9 +144,30 @@ fn push(list: &mut Value, entry: String) {
     }
 }
 
-/// The registry lane's PR-fix lane, as the shipped lane-dispatch.yaml configures it.
+/// Each lane's PR-fix lane (`lanes[].dispatch.pr_fix_lane`) as the shipped lane registry
+/// (workflows/lanes.yaml) configures it, read once.
+fn registry_pr_fix_lanes() -> &'static HashMap<String, String> {
+    static LANES: std::sync::OnceLock<HashMap<String, String>> = std::sync::OnceLock::new();
+    LANES.get_or_init(|| {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("workflows/lanes.yaml");
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        let registry = runner::support::parse_yaml(&text).map(|d| d.value).unwrap_or_default();
+        let lanes = registry["lanes"].as_array().cloned().unwrap_or_default();
+        lanes
+            .iter()
+            .filter_map(|lane| {
+                let id = lane["id"].as_str()?;
+                let pr_fix = lane["dispatch"]["pr_fix_lane"].as_str()?;
+                Some((id.to_string(), pr_fix.to_string()))
+            })
+            .collect()
+    })
+}
+
+/// The registry lane's PR-fix lane: the shipped registry's setting, else its default
+/// (`NORMAL`, as for a lane of a generated registry the shipped one does not list).
 fn pr_fix_lane(lane: &str) -> &'static str {
-    if lane == "frontier" { "ESCALATED" } else { "NORMAL" }
+    registry_pr_fix_lanes().get(lane).map_or("NORMAL", String::as_str)
 }
 
 const OUTCOMES: &[&str] = &[
