@@ -14,6 +14,9 @@
 //! Each figure is the mean of several runs. Nothing here is asserted: numbers go into
 //! the README.
 //!
+//! `RUNNER_BENCH_ONLY=heartbeat` runs only the heartbeat and scale figures (the others
+//! take a minute on a busy machine).
+//!
 //! To compare with an older version, build it elsewhere and point the bench at it:
 //! `RUNNER_BENCH_BIN` (the `runner` binary) and `RUNNER_BENCH_WORKFLOWS` (its
 //! `workflows` folder; `RUNNER_BENCH_HEARTBEAT` names one heartbeat file).
@@ -68,6 +71,11 @@ fn mean(dir: &std::path::Path, file: &str, runs: u32) -> Duration {
 }
 
 fn main() {
+    if std::env::var("RUNNER_BENCH_ONLY").is_ok_and(|v| v == "heartbeat") {
+        heartbeats();
+        scale(100);
+        return;
+    }
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path();
 
@@ -118,6 +126,12 @@ fn main() {
         100.0 * ideal.as_secs_f64() / fan.as_secs_f64(),
         server.max_in_flight()
     );
+    heartbeats();
+    scale(100);
+}
+
+/// The heartbeat with prefetch off and on, each at 20 and 100 ms per request.
+fn heartbeats() {
     // The critical path (dependent round trips) is what grows with the latency:
     // (time at 100 ms - time at 20 ms) / 80 ms.
     for prefetch in [false, true] {
@@ -128,7 +142,6 @@ fn main() {
             slow.saturating_sub(fast).as_secs_f64() / 0.080
         );
     }
-    scale(100);
 }
 
 /// How long the fake `gh` and `openclaw` take before they answer (a real CLI start).
