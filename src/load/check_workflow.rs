@@ -441,7 +441,7 @@ impl Checker<'_> {
             StepKind::Cron(cron) => {
                 self.require_registry(&format!("{pointer}/lane"), "a `cron` step");
                 if let Some(problem) = cron.shape_problem() {
-                    self.report(pointer, "type", problem, None);
+                    self.report(pointer, "cron", problem, None);
                 }
                 if let Some(lane) = &cron.lane {
                     if template::is_template(lane) {
