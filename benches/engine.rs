@@ -14,6 +14,12 @@
 //! Each figure is the mean of several runs. Nothing here is asserted: numbers go into
 //! the README.
 //!
+//! `RUNNER_BENCH_ONLY=heartbeat` runs only the heartbeat and scale figures (the others
+//! take a minute on a busy machine). `RUNNER_BENCH_ONLY=serve` starts the heartbeat's
+//! fakes (3 lanes, 20 ms per request, slow CLIs), prints the environment and a
+//! `runner run` command line for them and keeps them up for ten minutes, for profiling
+//! one run by hand (`perf stat -r 20 ...`, `strace -f -tt ...`).
+//!
 //! To compare with an older version, build it elsewhere and point the bench at it:
 //! `RUNNER_BENCH_BIN` (the `runner` binary) and `RUNNER_BENCH_WORKFLOWS` (its
 //! `workflows` folder; `RUNNER_BENCH_HEARTBEAT` names one heartbeat file).
@@ -68,6 +74,15 @@ fn mean(dir: &std::path::Path, file: &str, runs: u32) -> Duration {
 }
 
 fn main() {
+    if std::env::var("RUNNER_BENCH_ONLY").is_ok_and(|v| v == "serve") {
+        serve();
+        return;
+    }
+    if std::env::var("RUNNER_BENCH_ONLY").is_ok_and(|v| v == "heartbeat") {
+        heartbeats();
+        scale(100);
+        return;
+    }
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path();
 
@@ -118,6 +133,12 @@ fn main() {
         100.0 * ideal.as_secs_f64() / fan.as_secs_f64(),
         server.max_in_flight()
     );
+    heartbeats();
+    scale(100);
+}
+
+/// The heartbeat with prefetch off and on, each at 20 and 100 ms per request.
+fn heartbeats() {
     // The critical path (dependent round trips) is what grows with the latency:
     // (time at 100 ms - time at 20 ms) / 80 ms.
     for prefetch in [false, true] {
@@ -128,7 +149,6 @@ fn main() {
             slow.saturating_sub(fast).as_secs_f64() / 0.080
         );
     }
-    scale(100);
 }
 
 /// How long the fake `gh` and `openclaw` take before they answer (a real CLI start).
@@ -144,6 +164,24 @@ fn slow_programs(dir: &std::path::Path) -> String {
         std::fs::write(&file, format!("#!/bin/sh\nsleep {CLI_START}\n{body}")).expect("write program");
     }
     path
+}
+
+/// The heartbeat's fakes, kept up for ten minutes (see the module docs).
+fn serve() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = slow_programs(dir.path());
+    let dispatch = fake::dispatch::Dispatch::start(Duration::from_millis(20));
+    dispatch.add_ready("cloud", "iss-1", "o/widgets", 1);
+    dispatch.set_active("saffron-frontier", "frontier", "o/widgets", 2);
+    println!(
+        "cd {} && env PATH={path} DISPATCH_URL={} DISPATCH_AGENT_TOKEN=bench RUNNER_STATE_DIR={}/state {} run {} -q",
+        dir.path().display(),
+        dispatch.server.url,
+        dir.path().display(),
+        runner().display(),
+        workflows().join("heartbeat.yaml").display()
+    );
+    std::thread::sleep(Duration::from_secs(600));
 }
 
 fn heartbeat(latency_ms: u64, prefetch: bool) -> Option<Duration> {

@@ -45,6 +45,10 @@ pub(crate) fn run(args: &RunArgs, out: &mut Out) -> Result<(), Error> {
             }
         }
     }
+    if args.replay.is_none() {
+        // Its TLS roots are read while the workflow loads, not before the first request.
+        crate::steps::http::prepare_client();
+    }
     let mut loader = Loader::new();
     let (project, main) = match Project::load(&mut loader, &args.file) {
         Ok(loaded) => loaded,

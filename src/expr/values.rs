@@ -140,25 +140,6 @@ impl Evaluator {
         self.eval(expression, context).map(|v| v.is_true())
     }
 
-    /// Compile a template string (as [`Evaluator::render_value`] would use it) ahead
-    /// of its first evaluation. True when something was compiled or already was; false
-    /// for plain text and for a template that does not compile (its evaluation
-    /// reports that, as before).
-    pub(crate) fn prepare_value(&self, text: &str) -> bool {
-        if !template::is_template(text) {
-            return false;
-        }
-        match template::single_expression(text) {
-            Some(expression) => self.cache.prepare_expression(&self.env, expression),
-            None => self.cache.prepare(&self.env, text),
-        }
-    }
-
-    /// Compile a bare expression (`when`, `items`) ahead of its first evaluation.
-    pub(crate) fn prepare_expression(&self, expression: &str) -> bool {
-        self.cache.prepare_expression(&self.env, expression)
-    }
-
     /// Whether a template string is compiled already (no compilation at its first
     /// evaluation).
     #[cfg(test)]

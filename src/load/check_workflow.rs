@@ -441,17 +441,22 @@ impl Checker<'_> {
             }
             StepKind::Cron(cron) => {
                 self.require_registry(&format!("{pointer}/lane"), "a `cron` step");
-                if template::is_template(&cron.lane) {
-                    self.check_template(&cron.lane, &format!("{pointer}/lane"), scope);
-                } else {
-                    self.check_lane_id(&cron.lane, &format!("{pointer}/lane"));
+                if let Some(problem) = cron.shape_problem() {
+                    self.report(pointer, "cron", problem, None);
+                }
+                if let Some(lane) = &cron.lane {
+                    if template::is_template(lane) {
+                        self.check_template(lane, &format!("{pointer}/lane"), scope);
+                    } else {
+                        self.check_lane_id(lane, &format!("{pointer}/lane"));
+                    }
                 }
                 match &cron.enabled {
-                    Value::Bool(_) => {}
-                    Value::String(text) if template::is_template(text) => {
+                    None | Some(Value::Bool(_)) => {}
+                    Some(Value::String(text)) if template::is_template(text) => {
                         self.check_template(text, &format!("{pointer}/enabled"), scope);
                     }
-                    other => self.report(
+                    Some(other) => self.report(
                         &format!("{pointer}/enabled"),
                         "type",
                         format!(

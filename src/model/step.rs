@@ -529,17 +529,61 @@ pub(crate) struct FailStep {
     pub outputs: IndexMap<String, Dyn>,
 }
 
-/// `type: cron`: switch a lane's worker cron on or off.
+/// `type: cron`: switch a lane's worker cron on or off, or (`read: true`) read every
+/// job's state once so later toggles of the run need not wait for it.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub(crate) struct CronStep {
     /// Lane id (template), e.g. `"{{ lane.id }}"`. Must name a lane of the registry; a
-    /// literal id is checked by `runner validate`.
-    pub lane: Template,
-    /// `true` to enable, `false` to disable, or a template yielding a boolean.
-    pub enabled: Dyn,
+    /// literal id is checked by `runner validate`. Required unless `read` is true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lane: Option<Template>,
+    /// `true` to enable, `false` to disable, or a template yielding a boolean. Required
+    /// unless `read` is true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<Dyn>,
+    /// `true`: change nothing, only read the backend's job states (`openclaw cron list
+    /// --all --json`, or a `command` backend's `list`) now, the one read of the run
+    /// that every toggle after it uses. Put it beside slower work (e.g. in a `parallel`
+    /// block) so the toggles start at once. Output: `{read, command, jobs}`. Takes
+    /// neither `lane`, `enabled` nor `reason`; it only reads, also in a dry run.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub read: bool,
     /// Why (template); recorded in the output and the report.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<Template>,
+}
+
+impl CronStep {
+    /// Why this cron step's fields do not fit together, if they do not: a read takes no
+    /// lane, state or reason; a toggle needs a lane and a state.
+    pub(crate) fn shape_problem(&self) -> Option<String> {
+        if self.read {
+            let extra: Vec<&str> = [
+                ("`lane`", self.lane.is_some()),
+                ("`enabled`", self.enabled.is_some()),
+                ("`reason`", self.reason.is_some()),
+            ]
+            .into_iter()
+            .filter_map(|(name, set)| set.then_some(name))
+            .collect();
+            return (!extra.is_empty()).then(|| {
+                format!(
+                    "a cron step with `read: true` only reads the job states; remove {}",
+                    extra.join(", ")
+                )
+            });
+        }
+        let missing: Vec<&str> = [("`lane`", self.lane.is_none()), ("`enabled`", self.enabled.is_none())]
+            .into_iter()
+            .filter_map(|(name, absent)| absent.then_some(name))
+            .collect();
+        (!missing.is_empty()).then(|| {
+            format!(
+                "a cron step needs {} (or `read: true` to only read the job states)",
+                missing.join(" and ")
+            )
+        })
+    }
 }
 
 /// `type: guard`: check a text against a contract of ordered rules.

@@ -66,6 +66,8 @@ impl Step {
     pub(crate) fn own_effect(&self) -> Effect {
         let default = match &self.kind {
             StepKind::Http(http) if http.method.is_read() => Effect::Read,
+            // Reading the cron states never changes a job.
+            StepKind::Cron(cron) if cron.read => return Effect::Read,
             StepKind::Http(_) | StepKind::Exec(_) | StepKind::Cron(_) | StepKind::Kubernetes(_) => {
                 Effect::Write
             }

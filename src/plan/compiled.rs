@@ -1,8 +1,12 @@
 //! The plan: a loaded [`Project`] compiled once before it runs. Every step's effect is
-//! decided here (not per execution), every template and bare expression of every
-//! workflow is compiled into the evaluator's cache (so no evaluation compiles), the
-//! guard rules are compiled, and each unit's lifecycle and roles are turned into the
-//! template values the run sees. The engine runs a `Plan`, never a bare project.
+//! decided here (not per execution), the guard rules are compiled, and each unit's
+//! lifecycle and roles are turned into the template values the run sees. The engine
+//! runs a `Plan`, never a bare project.
+//!
+//! Templates and bare expressions are compiled into the evaluator's cache at their
+//! first evaluation, once per run, not here: a run evaluates only the branches it
+//! takes (the heartbeat loads five workflows and runs a fraction of their templates),
+//! and the loader has already compiled each one once to check it.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -79,11 +83,7 @@ impl Plan {
         for unit in project.units() {
             let workflow = &unit.workflow;
             for step in workflow.steps.iter().chain(&workflow.finally) {
-                plan_step(step, &eval, &mut steps);
-            }
-            // Every other template of the workflow (vars, outputs, env, apis, …).
-            if let Ok(tree) = serde_json::to_value(&**workflow) {
-                prepare_strings(&tree, &eval);
+                plan_step(step, &mut steps);
             }
             // The lane registry's terminal contract, for guards that give no rules.
             for rule in unit.registry.iter().flat_map(|r| &r.terminal_contract) {
@@ -99,7 +99,7 @@ impl Plan {
         &self.project
     }
 
-    /// The evaluator, its cache holding every template of the project.
+    /// The evaluator; its cache compiles each template at its first evaluation.
     pub(crate) fn eval(&self) -> &Evaluator {
         &self.eval
     }
@@ -132,45 +132,18 @@ fn address(step: &Step) -> usize {
     std::ptr::from_ref(step) as usize
 }
 
-/// Decide `step` and everything inside it, and compile its bare expressions and
-/// guard rules.
-fn plan_step(step: &Step, eval: &Evaluator, steps: &mut HashMap<usize, StepPlan>) {
+/// Decide `step` and everything inside it, and compile its guard rules.
+fn plan_step(step: &Step, steps: &mut HashMap<usize, StepPlan>) {
     steps.insert(address(step), StepPlan::of(step));
-    let mut expressions: Vec<&str> = step.when.iter().map(String::as_str).collect();
-    match &step.kind {
-        StepKind::Switch(switch) => expressions.extend(switch.cases.iter().map(|c| c.when.as_str())),
-        StepKind::ForEach(each) => {
-            expressions.push(&each.items);
-            expressions.extend(each.until.as_deref());
+    if let StepKind::Guard(guard) = &step.kind {
+        // A rule that does not compile was refused by the loader; the cache keeps the
+        // error for the check to report.
+        for rule in guard.rules.iter().flatten() {
+            let _ = super::rules::compiled(rule);
         }
-        StepKind::Stages(stages) => expressions.extend(stages.prefetch_when.as_deref()),
-        StepKind::Guard(guard) => {
-            // A rule that does not compile was refused by the loader; the cache keeps
-            // the error for the check to report.
-            for rule in guard.rules.iter().flatten() {
-                let _ = super::rules::compiled(rule);
-            }
-        }
-        _ => {}
-    }
-    for expression in expressions {
-        // One that does not compile fails the same way when it is evaluated.
-        eval.prepare_expression(expression);
     }
     for child in step.children() {
-        plan_step(child, eval, steps);
-    }
-}
-
-/// Compile every template string inside a value.
-fn prepare_strings(value: &Json, eval: &Evaluator) {
-    match value {
-        Json::String(text) => {
-            eval.prepare_value(text);
-        }
-        Json::Array(items) => items.iter().for_each(|item| prepare_strings(item, eval)),
-        Json::Object(map) => map.values().for_each(|item| prepare_strings(item, eval)),
-        _ => {}
+        plan_step(child, steps);
     }
 }
 
@@ -188,23 +161,19 @@ mod tests {
     }
 
     #[test]
-    fn templates_and_expressions_are_compiled_before_the_run() {
+    fn templates_and_expressions_are_compiled_at_their_first_evaluation() {
         let (plan, _) = hello();
         let eval = plan.eval();
-        // Step fields, nested steps, `outputs`: all compiled ahead.
-        for text in [
-            "{% if inputs.shout %}HELLO, {{ inputs.who | upper }}!{% else %}Hello, {{ inputs.who }}!{% endif %}",
-            "{{ steps.greeting.output.text }}",
-            "Greeting everyone. {{ steps.hint.output.text }}",
-            "colour {{ loop.index }} of {{ vars.colours | length }}: {{ colour }}",
-            "{{ steps.colours.output }}",
-        ] {
-            assert!(eval.is_prepared(text), "not compiled: {text}");
-        }
-        // Bare expressions: `when` of a switch case, `items` of a loop.
-        for expression in ["inputs.shout", "inputs.who == \"world\"", "vars.colours"] {
-            assert!(eval.is_prepared_expression(expression), "not compiled: {expression}");
-        }
+        let text = "{% if inputs.shout %}HELLO, {{ inputs.who | upper }}!{% else %}Hello, {{ inputs.who }}!{% endif %}";
+        // Nothing is compiled ahead: a branch the run never takes costs nothing.
+        assert!(!eval.is_prepared(text));
+        assert!(!eval.is_prepared_expression("inputs.shout"));
+        let context = minijinja::context! { inputs => minijinja::context! { shout => true, who => "x" } };
+        assert_eq!(eval.render_text(text, &context).as_deref(), Ok("HELLO, X!"));
+        assert!(eval.truthy("inputs.shout", &context).unwrap_or(false));
+        // Once evaluated, kept for the rest of the run.
+        assert!(eval.is_prepared(text));
+        assert!(eval.is_prepared_expression("inputs.shout"));
         assert!(!eval.is_prepared("plain text"));
     }
 

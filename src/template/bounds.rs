@@ -17,11 +17,15 @@
 //!
 //! Spawning costs about a millisecond, so templates that are bounded by construction
 //! stay in-process: [`classify`] reads the compiled instructions, and a template with
-//! no loop, macro, include or call block, with at most [`MAX_SUMS`] concatenations or
-//! additions and only filters whose output is linear in their input (no `*`, `join`,
-//! `replace`, `indent`, ...) cannot produce more than a small multiple of its inputs.
-//! Almost every field template (`{{ steps.a.output.id }}`, `{{ n + 1 }}`,
-//! `{{ x | default('y') | upper }}`) is of that kind; prompt files with loops are not.
+//! no macro, include or call block, with at most [`MAX_SUMS`] concatenations or
+//! additions of computed values and only filters whose output is linear in their
+//! input (no `*`, `join`, `replace`, `indent`, ...) cannot produce more than a small
+//! multiple of its inputs. Loops are allowed when they cannot amplify (see
+//! [`linear_loop`]: no assignment or function call in the body, which reads only its
+//! own item), so each pass emits a part of its own item. Almost every field template
+//! (`{{ steps.a.output.id }}`, `{{ n + 1 }}`, `{{ x | default('y') | upper }}`) and
+//! list-printing texts (`{% for w in warnings %}- {{ w }}{% endfor %}`) are of that
+//! kind; prompt files that set variables in loops are not.
 //!
 //! Not covered: a template that needs the child but calls a function only the running
 //! workflow has (`get_lane`, `select_level`, `which`) runs in-process as before, and
@@ -314,14 +318,53 @@ fn classify_compiled(mode: Mode, text: &str) -> Class {
     for instructions in blocks {
         let mut index = 0u32;
         let mut seen: Vec<&Instruction<'_>> = Vec::new();
+        // The loops `index` is inside: where each ends and the names its items are
+        // bound to ([`linear_loop`]).
+        let mut loops: Vec<(u32, Vec<&str>)> = Vec::new();
+        // A function called since the last statement: it is part of the expression a
+        // loop that starts now iterates over.
+        let mut called = false;
         while let Some(instruction) = instructions.get(index) {
+            while loops.last().is_some_and(|(end, _)| index >= *end) {
+                loops.pop();
+            }
             index += 1;
+            if let Some((_, names)) = loops.last()
+                && !allowed_in_loop(instruction, names)
+            {
+                unbounded = true;
+            }
             match instruction {
-                Instruction::StringConcat | Instruction::Add => sums += 1,
+                Instruction::PushLoop(flags) => match linear_loop(instructions, index, *flags, called) {
+                    Some((end, names, body)) => {
+                        loops.push((end, names));
+                        index = body;
+                    }
+                    None => unbounded = true,
+                },
+                Instruction::Emit
+                | Instruction::EmitRaw(_)
+                | Instruction::StoreLocal(_)
+                | Instruction::SetAttr(_)
+                | Instruction::PopLoopFrame
+                | Instruction::PopFrame
+                | Instruction::EndCapture => called = false,
+                _ => {}
+            }
+            match instruction {
+                // A sum inside a loop joins parts of the pass's own item; one whose
+                // right side is a constant adds only that constant. Neither can double
+                // a value, so only the others count.
+                Instruction::StringConcat | Instruction::Add
+                    if loops.is_empty() && !matches!(seen.last(), Some(Instruction::LoadConst(_))) =>
+                {
+                    sums += 1;
+                }
                 Instruction::ApplyFilter(name, args, _) if !is_linear_filter(name, *args, &seen) => {
                     unbounded = true;
                 }
                 Instruction::CallFunction(name, _) => {
+                    called = true;
                     if RUNTIME_FUNCTIONS.contains(name) {
                         runtime = true;
                     } else if !BOUNDED_FUNCTIONS.contains(name) {
@@ -333,8 +376,6 @@ fn classify_compiled(mode: Mode, text: &str) -> Class {
                 | Instruction::Rem
                 | Instruction::CallMethod(..)
                 | Instruction::CallObject(..)
-                | Instruction::PushLoop(..)
-                | Instruction::Iterate(..)
                 | Instruction::BuildMacro(..)
                 | Instruction::CallBlock(..)
                 | Instruction::Include(..)
@@ -350,6 +391,63 @@ fn classify_compiled(mode: Mode, text: &str) -> Class {
         (false, _) => Class::Bounded,
         (true, false) => Class::Unbounded,
         (true, true) => Class::NeedsRuntime,
+    }
+}
+
+/// A `for` loop that cannot amplify its input, starting at the `PushLoop` whose next
+/// instruction is at `at`: its end, the names its items are bound to and where its body
+/// starts; `None` when it could amplify.
+///
+/// The rule: a loop's text is the sum of what each pass emits, so a loop stays within a
+/// constant multiple of its input (times the template's own size, like a template
+/// without loops) when every pass emits only constants and values derived from its own
+/// item by linear filters. So the loop is not recursive, its iterable calls no
+/// function (a `range(n)` runs up to 100,000 times whatever the input is), and its body
+/// ([`allowed_in_loop`]) assigns nothing (no `set`, namespace attribute or `with`:
+/// what a pass builds cannot feed the next), calls no function and looks up only its
+/// own item names and `loop` — an outer variable emitted or iterated in every pass
+/// (`{% for x in xs %}{{ xs }}`, `{% for a in xs %}{% for b in xs %}`) multiplies the
+/// input by itself. A nested loop may iterate over its outer loop's item (the item's
+/// parts, linear again) and its body is held to the same rule with its own names.
+fn linear_loop<'a>(
+    instructions: &'a minijinja::machinery::Instructions<'a>,
+    at: u32,
+    flags: u8,
+    called: bool,
+) -> Option<(u32, Vec<&'a str>, u32)> {
+    // `recursive` loops call themselves (`loop(...)`).
+    const RECURSIVE: u8 = 2;
+    if flags & RECURSIVE != 0 || called {
+        return None;
+    }
+    let Some(Instruction::Iterate(end)) = instructions.get(at) else { return None };
+    let mut names = vec!["loop"];
+    let mut body = at + 1;
+    // A loop with an `if` filter duplicates the item before binding it.
+    if let Some(Instruction::DupTop) = instructions.get(body) {
+        body += 1;
+    }
+    while let Some(instruction) = instructions.get(body) {
+        match instruction {
+            Instruction::StoreLocal(name) => names.push(name),
+            Instruction::UnpackList(_) | Instruction::UnpackLists(_) => {}
+            _ => break,
+        }
+        body += 1;
+    }
+    (names.len() > 1 && body <= *end).then_some((*end, names, body))
+}
+
+/// Whether `instruction` may be in the body of a loop whose items are bound to `names`
+/// (see [`linear_loop`]).
+fn allowed_in_loop(instruction: &Instruction<'_>, names: &[&str]) -> bool {
+    match instruction {
+        Instruction::StoreLocal(_)
+        | Instruction::SetAttr(_)
+        | Instruction::PushWith
+        | Instruction::CallFunction(..) => false,
+        Instruction::Lookup(name) => names.contains(name),
+        _ => true,
     }
 }
 
@@ -704,6 +802,57 @@ mod tests {
         }
         assert_eq!(classify(Mode::Expression, "steps.a.status == 'ok' and n > 2"), Class::Bounded);
         assert_eq!(classify(Mode::Expression, "'(' ~ x ~ ')'"), Class::Bounded);
+    }
+
+    #[test]
+    fn loops_that_emit_only_their_own_items_stay_in_process() {
+        for text in [
+            // The heartbeat's report lines and summary.
+            "{%- for w in steps.body.output.warnings[:5] %}\n{{ '    - ' ~ (w | one_line) }}{%- endfor %}",
+            "{%- for lane in steps.r.output.failed %} Cron toggle failed for {{ lane }}.{% endfor %}",
+            "{% for x in xs %}{{ loop.index }}: {{ x.name | upper }}{% if not loop.last %}, {% endif %}{% endfor %}",
+            "{% for k, v in m | items %}{{ k }}={{ v | tojson }}{% else %}none{% endfor %}",
+            // A nested loop over the outer item's parts is linear too.
+            "{% for pr in prs %}{{ pr.n }}{% for c in pr.checks %}{{ c.state }}{% endfor %}{% endfor %}",
+            "{% for x in xs %}{% if x.ok %}{{ x.id }}{% continue %}{% endif %}{% break %}{% endfor %}",
+            "{% for x in xs | selectattr('ok') %}{{ x.id }}{% endfor %}{{ n + 1 }}",
+            // Sums of a pass's own item, and sums with a constant right side, do not
+            // count towards the limit of sums.
+            "{% for w in ws %}{{ '- ' ~ w ~ w ~ w ~ w ~ w ~ w }}{% endfor %}",
+            "{{ 'a=' ~ a }}{{ 'b=' ~ b }}{{ 'c: ' ~ (c | length) ~ ' item(s)' }}{{ 'd=' ~ d ~ '.' }}{{ e ~ '!' }}",
+        ] {
+            assert_eq!(classify(Mode::Text, text), Class::Bounded, "{text}");
+        }
+    }
+
+    #[test]
+    fn loops_that_could_amplify_go_to_a_child() {
+        for text in [
+            // Assignment inside the body: each pass can feed the next.
+            "{% set ns = namespace(s='x') %}{% for i in xs %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s }}",
+            "{% for i in xs %}{% set y = i ~ i %}{{ y }}{% endfor %}",
+            "{% for i in xs %}{% with y = i %}{{ y }}{% endwith %}{% endfor %}",
+            // An outer value emitted or iterated in every pass: input times input.
+            "{% for x in s %}{{ s }}{% endfor %}",
+            "{% for a in xs %}{% for b in xs %}{{ a }}{{ b }}{% endfor %}{% endfor %}",
+            "{% for a in xs %}{% for b in a %}{{ a }}{% endfor %}{% endfor %}",
+            // A computed range, in the iterable or nested.
+            "{% for i in range(n) %}{{ i }}{% endfor %}",
+            "{% for i in xs %}{% for j in range(i) %}x{% endfor %}{% endfor %}",
+            "{% for i in xs %}{{ range(i) | list }}{% endfor %}",
+            // Recursion and calls.
+            "{% for x in tree recursive %}{{ loop(x.children) }}{% endfor %}",
+            "{% for x in xs %}{{ loop.cycle('a', 'b') }}{% endfor %}",
+            // A filter that multiplies, inside a loop as outside.
+            "{% for x in xs %}{{ x | join(sep) }}{% endfor %}",
+            // A filtered loop whose condition reads an outer value stays conservative.
+            "{% for x in xs if x.lane == lane %}{{ x.id }}{% endfor %}",
+            // Sums of computed values still count outside loops, loops or not.
+            "{% for w in ws %}{{ w }}{% endfor %}{{ a ~ a ~ a ~ a ~ a ~ a }}",
+            "{{ a ~ a ~ 'x' ~ a ~ a ~ a ~ a }}",
+        ] {
+            assert_eq!(classify(Mode::Text, text), Class::Unbounded, "{text}");
+        }
     }
 
     #[test]

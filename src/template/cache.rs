@@ -73,25 +73,6 @@ impl TemplateCache {
         env.compile_expression(expression)?.eval(context)
     }
 
-    /// Compile the template `text` into `env` ahead of its first render (the plan
-    /// stage does this for every template of a workflow). True when it is compiled; a
-    /// text that does not compile is left for its render to report.
-    pub(crate) fn prepare(&self, env: &RwLock<Environment<'static>>, text: &str) -> bool {
-        self.ensure(env, text, || text.to_string()).unwrap_or(false)
-    }
-
-    /// Compile the bare expression `expression` into `env` ahead of its first
-    /// evaluation, as [`TemplateCache::eval`] would.
-    pub(crate) fn prepare_expression(&self, env: &RwLock<Environment<'static>>, expression: &str) -> bool {
-        let name = format!("{EXPRESSION}{expression}");
-        if self.contains(&name) {
-            return true;
-        }
-        let compiles = read(env).is_ok_and(|env| env.compile_expression(expression).is_ok());
-        compiles
-            && self.ensure(env, &name, || format!("{{% set {VALUE} = ({expression}) %}}")).unwrap_or(false)
-    }
-
     /// Whether the template `text` is compiled already.
     #[cfg(test)]
     pub(crate) fn has_template(&self, text: &str) -> bool {

@@ -967,6 +967,7 @@ fn templates_see_the_lifecycle_and_roles() {
 
 mod bounds;
 mod closed_stdout;
+mod cron_read;
 mod devclaw;
 mod fleet;
 mod hardening_load;

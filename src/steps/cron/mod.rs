@@ -27,7 +27,14 @@ pub(crate) async fn run(call: &StepCall<'_>, cron: &CronStep) -> StepResult {
     let Some(registry) = inv.unit.registry.as_deref() else {
         return StepResult::failed("a cron step needs a lane registry", Json::Null);
     };
-    let lane_id = match engine.eval().render_text(&cron.lane, context) {
+    if cron.read {
+        return read(call, &registry.cron_backend).await;
+    }
+    let (Some(lane_template), Some(enabled_value)) = (&cron.lane, &cron.enabled) else {
+        // The loader refuses this shape; a step built another way fails here.
+        return StepResult::failed(cron.shape_problem().unwrap_or_default(), Json::Null);
+    };
+    let lane_id = match engine.eval().render_text(lane_template, context) {
         Ok(l) => l,
         Err(e) => return StepResult::failed(format!("lane: {e}"), Json::Null),
     };
@@ -44,7 +51,7 @@ pub(crate) async fn run(call: &StepCall<'_>, cron: &CronStep) -> StepResult {
         Ok(id) => id,
         Err(e) => return StepResult::failed(e, Json::Null),
     };
-    let enabled = match engine.eval().render_dyn(&cron.enabled, context) {
+    let enabled = match engine.eval().render_dyn(enabled_value, context) {
         Ok(Json::Bool(b)) => b,
         Ok(other) => {
             return StepResult::failed(
@@ -188,15 +195,7 @@ pub(crate) async fn run(call: &StepCall<'_>, cron: &CronStep) -> StepResult {
     match error {
         None => {
             output["applied"] = Json::Bool(true);
-            let list = match &registry.cron_backend {
-                CronBackend::Openclaw { program, .. } => {
-                    Some(list_argv(program.as_deref().unwrap_or("openclaw")))
-                }
-                CronBackend::Command { list, .. } => list.clone(),
-                // The Kubernetes backend returns before running a command.
-                CronBackend::Kubernetes { .. } => None,
-            };
-            if let Some(list) = list
+            if let Some(list) = list_command(&registry.cron_backend)
                 && let Some(Ok(states)) = engine.cron_jobs().lock().await.get_mut(&list)
             {
                 states.insert(cron_id.clone(), enabled);
@@ -207,6 +206,42 @@ pub(crate) async fn run(call: &StepCall<'_>, cron: &CronStep) -> StepResult {
             output["error"] = Json::String(error.clone());
             StepResult::failed(error, output)
         }
+    }
+}
+
+/// The command that lists the backend's job states, if it has one (the Kubernetes
+/// backend reads each CronJob itself; a `command` backend without `list` never reads).
+fn list_command(backend: &CronBackend) -> Option<Vec<String>> {
+    match backend {
+        CronBackend::Openclaw { program, .. } => Some(list_argv(program.as_deref().unwrap_or("openclaw"))),
+        CronBackend::Command { list, .. } => list.clone(),
+        CronBackend::Kubernetes { .. } => None,
+    }
+}
+
+/// `read: true`: the run's one read of the job states, now, into the cache every later
+/// toggle of the run uses (a toggle never reads again). Nothing to read (the Kubernetes
+/// backend, a `command` backend without `list`) is `read: false` and succeeds.
+async fn read(call: &StepCall<'_>, backend: &CronBackend) -> StepResult {
+    let StepCall { engine, inv, step, .. } = *call;
+    let Some(list) = list_command(backend) else {
+        return StepResult::ok(json!({"read": false, "command": null, "jobs": null}));
+    };
+    let backend_limit = match backend {
+        CronBackend::Openclaw { timeout, .. } | CronBackend::Command { timeout, .. } => *timeout,
+        CronBackend::Kubernetes { timeout, .. } => *timeout,
+    };
+    let limit = step.timeout.or(backend_limit).map_or(DEFAULT_CRON_TIMEOUT, |t| t.get());
+    match states(engine, &list, limit, &inv.cancel).await {
+        Ok(jobs) => {
+            let jobs: serde_json::Map<String, Json> =
+                jobs.into_iter().map(|(id, enabled)| (id, Json::Bool(enabled))).collect();
+            StepResult::ok(json!({"read": true, "command": list, "jobs": jobs}))
+        }
+        Err(e) => StepResult::failed(
+            format!("reading the cron jobs failed: {e}"),
+            json!({"read": false, "command": list, "jobs": null}),
+        ),
     }
 }
 

@@ -24,10 +24,35 @@ impl Clients {
         if let Some(client) = pools.get(&key) {
             return Ok(client.clone());
         }
-        let client = build_client()?;
+        let client = match take_spare() {
+            Some(Ok(client)) => client,
+            _ => build_client()?,
+        };
         pools.insert(key, client.clone());
         Ok(client)
     }
+}
+
+/// A client being built on another thread ([`prepare_client`]), for the first pool.
+static SPARE: Mutex<Option<std::thread::JoinHandle<Result<reqwest::Client, String>>>> = Mutex::new(None);
+
+/// Start building one client on another thread now, so the first request does not
+/// wait for it: building reads and parses the system's TLS roots (some 150 files,
+/// milliseconds), which `runner run` overlaps with loading the workflow files. The
+/// first pool of the process takes it; later pools build their own.
+pub(crate) fn prepare_client() {
+    if let Ok(mut spare) = SPARE.lock()
+        && spare.is_none()
+    {
+        *spare = std::thread::Builder::new().name("http-client".into()).spawn(build_client).ok();
+    }
+}
+
+/// The client [`prepare_client`] started, once it is built (`None`: none was started,
+/// or another pool took it).
+fn take_spare() -> Option<Result<reqwest::Client, String>> {
+    let handle = SPARE.lock().ok()?.take()?;
+    handle.join().ok()
 }
 
 pub(crate) fn build_client() -> Result<reqwest::Client, String> {
@@ -50,4 +75,21 @@ pub(crate) fn install_crypto_provider() {
     INSTALL.call_once(|| {
         let _already_installed = rustls::crypto::ring::default_provider().install_default();
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_prepared_client_is_taken_once() {
+        // Built on another thread, without a runtime.
+        prepare_client();
+        let clients = Clients::new();
+        assert!(clients.client(Some("first")).is_ok());
+        // Taken by this pool (or by a pool of a test running beside): gone either way.
+        assert!(take_spare().is_none());
+        assert!(clients.client(Some("second")).is_ok());
+        assert_eq!(clients.pools.lock().map(|p| p.len()).unwrap_or(0), 2);
+    }
 }
