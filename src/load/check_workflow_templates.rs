@@ -10,7 +10,7 @@ use super::{Checker, RESULT_FIELDS, Scope, list_or_none};
 use crate::diagnostics::{did_you_mean, one_of};
 use crate::load::refine;
 use crate::load::yaml::escape_pointer;
-use crate::template::{self, expression_variables, template_variables};
+use crate::template::{self, expression_variables};
 
 impl Checker<'_> {
     /// Check every string inside a dynamic value as a template.
@@ -35,10 +35,10 @@ impl Checker<'_> {
         if !template::is_template(text) {
             return;
         }
-        match template_variables(&self.env, text) {
-            Ok(variables) => {
+        match template::template_variables_and_unknown_names(&self.env, text) {
+            Ok((variables, unknown)) => {
                 self.check_variables(&variables, pointer, scope);
-                self.check_names(text, text, 0, pointer);
+                self.report_unknown_names(text, 0, pointer, unknown);
             }
             Err(error) => self.report_template_error(text, pointer, &error),
         }
@@ -47,7 +47,18 @@ impl Checker<'_> {
     /// Unknown filters and tests in `compiled` (the field's `text`, or `{{ text }}` for
     /// an expression, whose offsets are `shift` bytes ahead).
     pub(super) fn check_names(&mut self, text: &str, compiled: &str, shift: usize, pointer: &str) {
-        for unknown in template::unknown_names(&self.env, compiled) {
+        let unknown = template::unknown_names(&self.env, compiled);
+        self.report_unknown_names(text, shift, pointer, unknown);
+    }
+
+    fn report_unknown_names(
+        &mut self,
+        text: &str,
+        shift: usize,
+        pointer: &str,
+        unknown: Vec<template::UnknownName>,
+    ) {
+        for unknown in unknown {
             let location = self.document.locate(pointer);
             let span = unknown.span.start.saturating_sub(shift)..unknown.span.end.saturating_sub(shift);
             let range = crate::load::refine_template_range(self.source, &location, text, span);
