@@ -24,6 +24,9 @@ pub(crate) const MAX_NODES: usize = 1_000_000;
 // because every YAML node carries them.
 pub(crate) use crate::diagnostics::{Pos, Range};
 
+/// Locations by JSON pointer.
+pub(crate) type Locations = HashMap<String, Location, foldhash::fast::RandomState>;
+
 /// Where a value sits in the source.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Location {
@@ -41,8 +44,10 @@ pub struct Location {
 pub struct Document {
     /// The document as JSON.
     pub value: Value,
-    /// Location of every node by JSON pointer (`""` is the root).
-    pub locations: HashMap<String, Location>,
+    /// Location of every node by JSON pointer (`""` is the root). Hashed with foldhash:
+    /// every node of every file is inserted once, and SipHash was a visible part of
+    /// `runner validate`'s CPU.
+    pub locations: Locations,
 }
 
 impl Document {
@@ -198,7 +203,10 @@ pub fn parse(source: &str) -> Result<Document, YamlError> {
     let index = LineIndex::new(source);
     let root = build_tree(source, &index)?;
     // One location per node: size the map once.
-    let mut locations = HashMap::with_capacity(root.as_ref().map_or(1, |node| node.size.min(MAX_NODES)));
+    let mut locations = Locations::with_capacity_and_hasher(
+        root.as_ref().map_or(1, |node| node.size.min(MAX_NODES)),
+        foldhash::fast::RandomState::default(),
+    );
     let value = match root {
         Some(node) => flatten(node, &mut String::new(), None, None, &mut locations, 0)?,
         None => {
@@ -404,7 +412,8 @@ fn key_text(node: &Node) -> Result<String, YamlError> {
 /// and earlier merge sources win over later ones.
 fn merge_map(range: Range, entries: Vec<(Node, Node)>) -> Result<Node, YamlError> {
     let mut explicit: Vec<(String, Range, Node)> = Vec::new();
-    let mut seen: HashMap<String, Range> = HashMap::new();
+    let mut seen: HashMap<String, Range, foldhash::fast::RandomState> =
+        HashMap::with_capacity_and_hasher(entries.len(), foldhash::fast::RandomState::default());
     let mut merges: Vec<(Range, Node)> = Vec::new();
     for (key_node, value) in entries {
         let key = key_text(&key_node)?;
@@ -472,7 +481,7 @@ fn flatten(
     pointer: &mut String,
     key: Option<Range>,
     inherited_via: Option<Range>,
-    locations: &mut HashMap<String, Location>,
+    locations: &mut Locations,
     depth: usize,
 ) -> Result<Value, YamlError> {
     if depth > MAX_DEPTH * 4 {
@@ -495,7 +504,7 @@ fn flatten(
             Value::Array(out)
         }
         Data::Map(entries) => {
-            let mut out = Map::new();
+            let mut out = Map::with_capacity(entries.len());
             for (k, key_range, value) in entries {
                 pointer.push('/');
                 push_escaped(pointer, &k);
