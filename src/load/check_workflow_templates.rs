@@ -35,7 +35,10 @@ impl Checker<'_> {
         if !template::is_template(text) {
             return;
         }
-        match template::template_variables_and_unknown_names(&self.env, text) {
+        let analysis = template::cache::analysed(template::cache::Checked::Template, text, || {
+            template::template_variables_and_unknown_names(&self.env, text)
+        });
+        match analysis {
             Ok((variables, unknown)) => {
                 self.check_variables(&variables, pointer, scope);
                 self.report_unknown_names(text, 0, pointer, unknown);
@@ -44,13 +47,8 @@ impl Checker<'_> {
         }
     }
 
-    /// Unknown filters and tests in `compiled` (the field's `text`, or `{{ text }}` for
-    /// an expression, whose offsets are `shift` bytes ahead).
-    pub(super) fn check_names(&mut self, text: &str, compiled: &str, shift: usize, pointer: &str) {
-        let unknown = template::unknown_names(&self.env, compiled);
-        self.report_unknown_names(text, shift, pointer, unknown);
-    }
-
+    /// Report unknown filters and tests found in the field's `text` (or in `{{ text }}`
+    /// for an expression, whose offsets are `shift` bytes ahead).
     fn report_unknown_names(
         &mut self,
         text: &str,
@@ -88,10 +86,14 @@ impl Checker<'_> {
             );
             return;
         }
-        match expression_variables(&self.env, text) {
-            Ok(variables) => {
+        let analysis = template::cache::analysed(template::cache::Checked::Expression, text, || {
+            let variables = expression_variables(&self.env, text)?;
+            Ok((variables, template::unknown_names(&self.env, &format!("{{{{ {text} }}}}"))))
+        });
+        match analysis {
+            Ok((variables, unknown)) => {
                 self.check_variables(&variables, pointer, scope);
-                self.check_names(text, &format!("{{{{ {text} }}}}"), 3, pointer);
+                self.report_unknown_names(text, 3, pointer, unknown);
             }
             Err(error) => self.report_template_error(text, pointer, &error),
         }
