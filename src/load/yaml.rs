@@ -394,9 +394,9 @@ fn check_depth(depth: usize, range: Range) -> Result<(), YamlError> {
 }
 
 /// Turn a key node into a string key.
-fn key_text(node: &Node) -> Result<String, YamlError> {
-    match &node.data {
-        Data::Scalar(Value::String(s)) => Ok(s.clone()),
+fn key_text(node: Node) -> Result<String, YamlError> {
+    match node.data {
+        Data::Scalar(Value::String(s)) => Ok(s),
         Data::Scalar(Value::Null) => Ok(String::new()),
         Data::Scalar(other) => Ok(other.to_string()),
         _ => Err(YamlError {
@@ -411,27 +411,28 @@ fn key_text(node: &Node) -> Result<String, YamlError> {
 /// Build a map node, applying `<<` merge keys: explicit keys win over merged ones,
 /// and earlier merge sources win over later ones.
 fn merge_map(range: Range, entries: Vec<(Node, Node)>) -> Result<Node, YamlError> {
-    let mut explicit: Vec<(String, Range, Node)> = Vec::new();
+    let mut explicit: Vec<(String, Range, Node)> = Vec::with_capacity(entries.len());
     let mut seen: HashMap<String, Range, foldhash::fast::RandomState> =
         HashMap::with_capacity_and_hasher(entries.len(), foldhash::fast::RandomState::default());
     let mut merges: Vec<(Range, Node)> = Vec::new();
     for (key_node, value) in entries {
-        let key = key_text(&key_node)?;
-        let is_merge = key == "<<" && matches!(&key_node.data, Data::Scalar(Value::String(_)));
-        if is_merge {
-            merges.push((key_node.range, value));
+        let key_range = key_node.range;
+        let is_text = matches!(&key_node.data, Data::Scalar(Value::String(_)));
+        let key = key_text(key_node)?;
+        if is_text && key == "<<" {
+            merges.push((key_range, value));
             continue;
         }
         if let Some(first) = seen.get(&key) {
             return Err(YamlError {
-                range: key_node.range,
+                range: key_range,
                 message: format!("duplicate key `{key}`"),
                 hint: Some("each key may appear once in a map; remove or rename one".into()),
                 related: Some((*first, format!("`{key}` first defined here"))),
             });
         }
-        seen.insert(key.clone(), key_node.range);
-        explicit.push((key, key_node.range, value));
+        seen.insert(key.clone(), key_range);
+        explicit.push((key, key_range, value));
     }
     let mut merged: Vec<(String, Range, Node)> = Vec::new();
     for (merge_range, source) in merges {
