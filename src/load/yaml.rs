@@ -408,12 +408,18 @@ fn key_text(node: Node) -> Result<String, YamlError> {
     }
 }
 
+/// Entries up to which a map's duplicate keys are found without a hash map.
+const SMALL_MAP: usize = 16;
+
 /// Build a map node, applying `<<` merge keys: explicit keys win over merged ones,
 /// and earlier merge sources win over later ones.
 fn merge_map(range: Range, entries: Vec<(Node, Node)>) -> Result<Node, YamlError> {
+    type Seen = HashMap<String, Range, foldhash::fast::RandomState>;
     let mut explicit: Vec<(String, Range, Node)> = Vec::with_capacity(entries.len());
-    let mut seen: HashMap<String, Range, foldhash::fast::RandomState> =
-        HashMap::with_capacity_and_hasher(entries.len(), foldhash::fast::RandomState::default());
+    // Duplicate keys of a small map (almost all of them) are found by comparing with
+    // the keys kept so far, without hashing or copying them; a large one uses a map.
+    let mut seen: Option<Seen> = (entries.len() > SMALL_MAP)
+        .then(|| Seen::with_capacity_and_hasher(entries.len(), foldhash::fast::RandomState::default()));
     let mut merges: Vec<(Range, Node)> = Vec::new();
     for (key_node, value) in entries {
         let key_range = key_node.range;
@@ -423,18 +429,29 @@ fn merge_map(range: Range, entries: Vec<(Node, Node)>) -> Result<Node, YamlError
             merges.push((key_range, value));
             continue;
         }
-        if let Some(first) = seen.get(&key) {
+        let first = match &seen {
+            Some(seen) => seen.get(&key).copied(),
+            None => explicit.iter().find(|(k, _, _)| *k == key).map(|(_, r, _)| *r),
+        };
+        if let Some(first) = first {
             return Err(YamlError {
                 range: key_range,
                 message: format!("duplicate key `{key}`"),
                 hint: Some("each key may appear once in a map; remove or rename one".into()),
-                related: Some((*first, format!("`{key}` first defined here"))),
+                related: Some((first, format!("`{key}` first defined here"))),
             });
         }
-        seen.insert(key.clone(), key_range);
+        if let Some(seen) = &mut seen {
+            seen.insert(key.clone(), key_range);
+        }
         explicit.push((key, key_range, value));
     }
     let mut merged: Vec<(String, Range, Node)> = Vec::new();
+    let mut seen = match seen {
+        Some(seen) => seen,
+        None if merges.is_empty() => Seen::default(),
+        None => explicit.iter().map(|(k, r, _)| (k.clone(), *r)).collect(),
+    };
     for (merge_range, source) in merges {
         let sources = match source.data {
             Data::Map(_) => vec![source],
@@ -733,6 +750,26 @@ mod tests {
         assert_eq!(e.range.start.line, 3);
         assert!(e.message.contains("duplicate key `a`"));
         assert_eq!(e.related.map(|r| r.0.start.line), Some(1));
+    }
+
+    #[test]
+    fn duplicate_keys_of_large_maps_and_merged_keys_are_found_the_same_way() {
+        // More keys than a small map holds: the duplicate is found through the hash map.
+        let mut src: String = (0..40).map(|i| format!("k{i}: {i}\n")).collect();
+        src.push_str("k7: again\n");
+        let Err(e) = parse(&src) else { panic!("expected an error") };
+        assert_eq!(e.range.start.line, 41);
+        assert!(e.message.contains("duplicate key `k7`"), "{e:?}");
+        assert_eq!(e.related.map(|r| r.0.start.line), Some(8));
+        // A small map with a merge: explicit keys win, merged ones fill in.
+        let d = doc("base: &b {x: 1, y: 2}\nm:\n  <<: *b\n  y: 3\n");
+        assert_eq!(d.value["m"], serde_json::json!({"y": 3, "x": 1}));
+        // A large map with a merge.
+        let mut src = String::from("base: &b {x: 1, k3: old}\nm:\n  <<: *b\n");
+        src.extend((0..30).map(|i| format!("  k{i}: {i}\n")));
+        let d = doc(&src);
+        assert_eq!(d.value["m"]["k3"], serde_json::json!(3));
+        assert_eq!(d.value["m"]["x"], serde_json::json!(1));
     }
 
     #[test]
