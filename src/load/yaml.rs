@@ -96,19 +96,22 @@ pub(crate) struct LineIndex<'a> {
 impl<'a> LineIndex<'a> {
     /// Index `source`.
     pub(crate) fn new(source: &'a str) -> Self {
+        // Line by line (the newline search and the ASCII test work on whole words), not
+        // byte by byte: every file is indexed once, and the byte loop showed in profiles.
         let mut starts = vec![0];
         let mut ascii = Vec::new();
-        let mut line_ascii = true;
-        for (index, byte) in source.bytes().enumerate() {
-            if byte == b'\n' {
-                starts.push(index + 1);
-                ascii.push(line_ascii);
-                line_ascii = true;
-            } else if !byte.is_ascii() {
-                line_ascii = false;
+        let mut offset = 0;
+        for line in source.split_inclusive('\n') {
+            offset += line.len();
+            ascii.push(line.is_ascii());
+            if line.ends_with('\n') {
+                starts.push(offset);
             }
         }
-        ascii.push(line_ascii);
+        // The (empty) line after a final newline, or the only line of an empty text.
+        if ascii.len() < starts.len() {
+            ascii.push(true);
+        }
         LineIndex { source, starts, ascii, cursor: std::cell::Cell::new((0, 0, 0)) }
     }
 
@@ -770,6 +773,26 @@ mod tests {
         let d = doc(&src);
         assert_eq!(d.value["m"]["k3"], serde_json::json!(3));
         assert_eq!(d.value["m"]["x"], serde_json::json!(1));
+    }
+
+    #[test]
+    fn the_line_index_marks_each_line_start_and_ascii_line() {
+        for text in ["", "a", "a\n", "a\nb", "é\nb\n", "\n\n", "x\r\né", "ab\ncd\n\nü"] {
+            let index = LineIndex::new(text);
+            // The same index, byte by byte.
+            let mut starts = vec![0];
+            let mut ascii = vec![true];
+            for (at, byte) in text.bytes().enumerate() {
+                if byte == b'\n' {
+                    starts.push(at + 1);
+                    ascii.push(true);
+                } else if !byte.is_ascii() {
+                    *ascii.last_mut().unwrap_or(&mut true) = false;
+                }
+            }
+            assert_eq!(index.starts, starts, "{text:?}");
+            assert_eq!(index.ascii, ascii, "{text:?}");
+        }
     }
 
     #[test]
