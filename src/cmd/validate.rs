@@ -7,7 +7,7 @@ use crate::cmd::{Out, stderr_color};
 use crate::diagnostics::{self, Diagnostic, Sources};
 use crate::error::Error;
 use crate::exit;
-use crate::load::{Loader, ReadError, display, normalize};
+use crate::load::{Loader, ReadError, SharedLoads, display, normalize};
 
 /// Directories checked when no path is given.
 pub(crate) const DEFAULT_DIRS: [&str; 3] = ["workflows", "cron-prompts", "examples"];
@@ -39,7 +39,8 @@ pub(crate) fn run(args: &ValidateArgs, out: &mut Out) -> Result<(), Error> {
         seen_warnings.insert((d.file.clone(), d.range.start.line, d.range.start.col, d.message.clone()))
     });
     diagnostics::sort(&mut warnings);
-    // A file referenced from two batches (a broken callee) is reported by both.
+    // A file checked by two loaders (a broken callee, or one both threads needed at
+    // once) is reported by both.
     let mut seen = std::collections::HashSet::new();
     found.retain(|d| {
         seen.insert((d.file.clone(), d.range.start.line, d.range.start.col, d.code, d.message.clone()))
@@ -97,38 +98,56 @@ struct Job {
 }
 
 /// Files per loader at most: a loader keeps every file's text, parsed document and
-/// model until it is dropped, so at scale files are checked in batches whose
-/// intermediate forms are freed as soon as the batch is done. Files referenced from a
-/// batch (a lane registry, a called workflow) are read once per batch.
+/// model until it is dropped, so at scale each thread starts a fresh loader after this
+/// many files, freeing the intermediate forms of the ones done.
 const BATCH: usize = 32;
 
-/// Check every job on all cores (at most 8 threads): batches are taken from a shared
-/// counter, each with its own loader; each schema is compiled once per process, by
-/// the first batch that needs it. Returns the problems and the texts they point into.
+/// Check every job on all cores (at most 8 threads). Each thread takes the next file
+/// from a shared counter (so the work, not the file count, is spread) and checks it
+/// with its own loader; referenced files that several files name (the lane registry
+/// with every prompt rendered, the worker preflight, a test file's workflow) are
+/// checked once per process and shared between the threads' loaders. Each schema is
+/// compiled once per process, by the first file that needs it. Returns the problems,
+/// the texts they point into and the warnings.
 fn check_all(jobs: &[Job]) -> (Vec<Diagnostic>, Sources, Vec<Diagnostic>) {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8);
-    // Up to one batch (the shipped files: 25) stays on one thread with one loader:
-    // those files share their heaviest dependencies (the lane registry with every
-    // prompt rendered, the worker preflight), which a second loader would check again.
-    // Measured: splitting them over two loaders cost 28 ms of CPU instead of 22 ms and
-    // was slower on a busy 2-core machine.
-    let batches: Vec<&[Job]> = jobs.chunks(BATCH).collect();
-    let threads = threads.min(batches.len()).max(1);
+    let threads = threads.min(jobs.len()).max(1);
+    let shared = std::sync::Arc::new(SharedLoads::default());
     let next = std::sync::atomic::AtomicUsize::new(0);
     let results: std::sync::Mutex<(Vec<Diagnostic>, Sources, Vec<Diagnostic>)> = std::sync::Mutex::default();
-    let work = || {
-        loop {
-            let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let Some(batch) = batches.get(index) else { break };
-            let (found, sources, warnings) = check_batch(batch);
-            if let Ok(mut all) = results.lock() {
-                all.0.extend(found);
-                all.2.extend(warnings);
-                for (file, text) in sources {
-                    all.1.insert(&file, text);
-                }
+    let keep = |loader: &mut Loader| {
+        let (found, sources, warnings) = take_results(loader);
+        if let Ok(mut all) = results.lock() {
+            all.0.extend(found);
+            all.2.extend(warnings);
+            for (file, text) in sources {
+                all.1.insert(&file, text);
             }
         }
+    };
+    let work = || {
+        let mut loader = Loader::with_shared(shared.clone());
+        let mut checked = 0;
+        loop {
+            let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let Some(job) = jobs.get(index) else { break };
+            if checked == BATCH {
+                keep(&mut loader);
+                loader = Loader::with_shared(shared.clone());
+                checked = 0;
+            }
+            if job.named {
+                check_file(&mut loader, &job.path);
+            } else {
+                let _ = loader.load(&job.path);
+            }
+            checked += 1;
+        }
+        keep(&mut loader);
+        // The last loader's forms (every file of a small run) are not freed one by one:
+        // the process ends right after the report, and freeing them cost more CPU than
+        // any single check. At scale, the earlier loaders were dropped after their batch.
+        std::mem::forget(loader);
     };
     if threads <= 1 {
         work();
@@ -140,20 +159,13 @@ fn check_all(jobs: &[Job]) -> (Vec<Diagnostic>, Sources, Vec<Diagnostic>) {
             work();
         });
     }
+    // Like the last loaders: the shared files live until the process ends.
+    std::mem::forget(shared);
     results.into_inner().unwrap_or_default()
 }
 
-/// Check one batch with a fresh loader; keep only the problems, the texts of the files
-/// they point into and the warnings, and drop everything else.
-fn check_batch(batch: &[Job]) -> (Vec<Diagnostic>, Vec<(String, String)>, Vec<Diagnostic>) {
-    let mut loader = Loader::new();
-    for job in batch {
-        if job.named {
-            check_file(&mut loader, &job.path);
-        } else {
-            let _ = loader.load(&job.path);
-        }
-    }
+/// Take a loader's problems, the texts of the files they point into and its warnings.
+fn take_results(loader: &mut Loader) -> (Vec<Diagnostic>, Vec<(String, String)>, Vec<Diagnostic>) {
     let found = std::mem::take(&mut loader.diagnostics);
     let mut files: Vec<&str> = found.iter().map(|d| d.file.as_str()).collect();
     files.sort_unstable();

@@ -10,7 +10,7 @@ use super::{Checker, RESULT_FIELDS, Scope, list_or_none};
 use crate::diagnostics::{did_you_mean, one_of};
 use crate::load::refine;
 use crate::load::yaml::escape_pointer;
-use crate::template::{self, expression_variables, template_variables};
+use crate::template::{self, expression_variables};
 
 impl Checker<'_> {
     /// Check every string inside a dynamic value as a template.
@@ -35,19 +35,28 @@ impl Checker<'_> {
         if !template::is_template(text) {
             return;
         }
-        match template_variables(&self.env, text) {
-            Ok(variables) => {
+        let analysis = template::cache::analysed(template::cache::Checked::Template, text, || {
+            template::template_variables_and_unknown_names(&self.env, text)
+        });
+        match analysis {
+            Ok((variables, unknown)) => {
                 self.check_variables(&variables, pointer, scope);
-                self.check_names(text, text, 0, pointer);
+                self.report_unknown_names(text, 0, pointer, unknown);
             }
             Err(error) => self.report_template_error(text, pointer, &error),
         }
     }
 
-    /// Unknown filters and tests in `compiled` (the field's `text`, or `{{ text }}` for
-    /// an expression, whose offsets are `shift` bytes ahead).
-    pub(super) fn check_names(&mut self, text: &str, compiled: &str, shift: usize, pointer: &str) {
-        for unknown in template::unknown_names(&self.env, compiled) {
+    /// Report unknown filters and tests found in the field's `text` (or in `{{ text }}`
+    /// for an expression, whose offsets are `shift` bytes ahead).
+    fn report_unknown_names(
+        &mut self,
+        text: &str,
+        shift: usize,
+        pointer: &str,
+        unknown: Vec<template::UnknownName>,
+    ) {
+        for unknown in unknown {
             let location = self.document.locate(pointer);
             let span = unknown.span.start.saturating_sub(shift)..unknown.span.end.saturating_sub(shift);
             let range = crate::load::refine_template_range(self.source, &location, text, span);
@@ -77,10 +86,14 @@ impl Checker<'_> {
             );
             return;
         }
-        match expression_variables(&self.env, text) {
-            Ok(variables) => {
+        let analysis = template::cache::analysed(template::cache::Checked::Expression, text, || {
+            let variables = expression_variables(&self.env, text)?;
+            Ok((variables, template::unknown_names(&self.env, &format!("{{{{ {text} }}}}"))))
+        });
+        match analysis {
+            Ok((variables, unknown)) => {
                 self.check_variables(&variables, pointer, scope);
-                self.check_names(text, &format!("{{{{ {text} }}}}"), 3, pointer);
+                self.report_unknown_names(text, 3, pointer, unknown);
             }
             Err(error) => self.report_template_error(text, pointer, &error),
         }

@@ -24,6 +24,9 @@ pub(crate) const MAX_NODES: usize = 1_000_000;
 // because every YAML node carries them.
 pub(crate) use crate::diagnostics::{Pos, Range};
 
+/// Locations by JSON pointer.
+pub(crate) type Locations = HashMap<String, Location, foldhash::fast::RandomState>;
+
 /// Where a value sits in the source.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Location {
@@ -41,8 +44,10 @@ pub struct Location {
 pub struct Document {
     /// The document as JSON.
     pub value: Value,
-    /// Location of every node by JSON pointer (`""` is the root).
-    pub locations: HashMap<String, Location>,
+    /// Location of every node by JSON pointer (`""` is the root). Hashed with foldhash:
+    /// every node of every file is inserted once, and SipHash was a visible part of
+    /// `runner validate`'s CPU.
+    pub locations: Locations,
 }
 
 impl Document {
@@ -91,19 +96,22 @@ pub(crate) struct LineIndex<'a> {
 impl<'a> LineIndex<'a> {
     /// Index `source`.
     pub(crate) fn new(source: &'a str) -> Self {
+        // Line by line (the newline search and the ASCII test work on whole words), not
+        // byte by byte: every file is indexed once, and the byte loop showed in profiles.
         let mut starts = vec![0];
         let mut ascii = Vec::new();
-        let mut line_ascii = true;
-        for (index, byte) in source.bytes().enumerate() {
-            if byte == b'\n' {
-                starts.push(index + 1);
-                ascii.push(line_ascii);
-                line_ascii = true;
-            } else if !byte.is_ascii() {
-                line_ascii = false;
+        let mut offset = 0;
+        for line in source.split_inclusive('\n') {
+            offset += line.len();
+            ascii.push(line.is_ascii());
+            if line.ends_with('\n') {
+                starts.push(offset);
             }
         }
-        ascii.push(line_ascii);
+        // The (empty) line after a final newline, or the only line of an empty text.
+        if ascii.len() < starts.len() {
+            ascii.push(true);
+        }
         LineIndex { source, starts, ascii, cursor: std::cell::Cell::new((0, 0, 0)) }
     }
 
@@ -198,7 +206,10 @@ pub fn parse(source: &str) -> Result<Document, YamlError> {
     let index = LineIndex::new(source);
     let root = build_tree(source, &index)?;
     // One location per node: size the map once.
-    let mut locations = HashMap::with_capacity(root.as_ref().map_or(1, |node| node.size.min(MAX_NODES)));
+    let mut locations = Locations::with_capacity_and_hasher(
+        root.as_ref().map_or(1, |node| node.size.min(MAX_NODES)),
+        foldhash::fast::RandomState::default(),
+    );
     let value = match root {
         Some(node) => flatten(node, &mut String::new(), None, None, &mut locations, 0)?,
         None => {
@@ -386,9 +397,9 @@ fn check_depth(depth: usize, range: Range) -> Result<(), YamlError> {
 }
 
 /// Turn a key node into a string key.
-fn key_text(node: &Node) -> Result<String, YamlError> {
-    match &node.data {
-        Data::Scalar(Value::String(s)) => Ok(s.clone()),
+fn key_text(node: Node) -> Result<String, YamlError> {
+    match node.data {
+        Data::Scalar(Value::String(s)) => Ok(s),
         Data::Scalar(Value::Null) => Ok(String::new()),
         Data::Scalar(other) => Ok(other.to_string()),
         _ => Err(YamlError {
@@ -400,31 +411,50 @@ fn key_text(node: &Node) -> Result<String, YamlError> {
     }
 }
 
+/// Entries up to which a map's duplicate keys are found without a hash map.
+const SMALL_MAP: usize = 16;
+
 /// Build a map node, applying `<<` merge keys: explicit keys win over merged ones,
 /// and earlier merge sources win over later ones.
 fn merge_map(range: Range, entries: Vec<(Node, Node)>) -> Result<Node, YamlError> {
-    let mut explicit: Vec<(String, Range, Node)> = Vec::new();
-    let mut seen: HashMap<String, Range> = HashMap::new();
+    type Seen = HashMap<String, Range, foldhash::fast::RandomState>;
+    let mut explicit: Vec<(String, Range, Node)> = Vec::with_capacity(entries.len());
+    // Duplicate keys of a small map (almost all of them) are found by comparing with
+    // the keys kept so far, without hashing or copying them; a large one uses a map.
+    let mut seen: Option<Seen> = (entries.len() > SMALL_MAP)
+        .then(|| Seen::with_capacity_and_hasher(entries.len(), foldhash::fast::RandomState::default()));
     let mut merges: Vec<(Range, Node)> = Vec::new();
     for (key_node, value) in entries {
-        let key = key_text(&key_node)?;
-        let is_merge = key == "<<" && matches!(&key_node.data, Data::Scalar(Value::String(_)));
-        if is_merge {
-            merges.push((key_node.range, value));
+        let key_range = key_node.range;
+        let is_text = matches!(&key_node.data, Data::Scalar(Value::String(_)));
+        let key = key_text(key_node)?;
+        if is_text && key == "<<" {
+            merges.push((key_range, value));
             continue;
         }
-        if let Some(first) = seen.get(&key) {
+        let first = match &seen {
+            Some(seen) => seen.get(&key).copied(),
+            None => explicit.iter().find(|(k, _, _)| *k == key).map(|(_, r, _)| *r),
+        };
+        if let Some(first) = first {
             return Err(YamlError {
-                range: key_node.range,
+                range: key_range,
                 message: format!("duplicate key `{key}`"),
                 hint: Some("each key may appear once in a map; remove or rename one".into()),
-                related: Some((*first, format!("`{key}` first defined here"))),
+                related: Some((first, format!("`{key}` first defined here"))),
             });
         }
-        seen.insert(key.clone(), key_node.range);
-        explicit.push((key, key_node.range, value));
+        if let Some(seen) = &mut seen {
+            seen.insert(key.clone(), key_range);
+        }
+        explicit.push((key, key_range, value));
     }
     let mut merged: Vec<(String, Range, Node)> = Vec::new();
+    let mut seen = match seen {
+        Some(seen) => seen,
+        None if merges.is_empty() => Seen::default(),
+        None => explicit.iter().map(|(k, r, _)| (k.clone(), *r)).collect(),
+    };
     for (merge_range, source) in merges {
         let sources = match source.data {
             Data::Map(_) => vec![source],
@@ -472,7 +502,7 @@ fn flatten(
     pointer: &mut String,
     key: Option<Range>,
     inherited_via: Option<Range>,
-    locations: &mut HashMap<String, Location>,
+    locations: &mut Locations,
     depth: usize,
 ) -> Result<Value, YamlError> {
     if depth > MAX_DEPTH * 4 {
@@ -495,7 +525,7 @@ fn flatten(
             Value::Array(out)
         }
         Data::Map(entries) => {
-            let mut out = Map::new();
+            let mut out = Map::with_capacity(entries.len());
             for (k, key_range, value) in entries {
                 pointer.push('/');
                 push_escaped(pointer, &k);
@@ -723,6 +753,46 @@ mod tests {
         assert_eq!(e.range.start.line, 3);
         assert!(e.message.contains("duplicate key `a`"));
         assert_eq!(e.related.map(|r| r.0.start.line), Some(1));
+    }
+
+    #[test]
+    fn duplicate_keys_of_large_maps_and_merged_keys_are_found_the_same_way() {
+        // More keys than a small map holds: the duplicate is found through the hash map.
+        let mut src: String = (0..40).map(|i| format!("k{i}: {i}\n")).collect();
+        src.push_str("k7: again\n");
+        let Err(e) = parse(&src) else { panic!("expected an error") };
+        assert_eq!(e.range.start.line, 41);
+        assert!(e.message.contains("duplicate key `k7`"), "{e:?}");
+        assert_eq!(e.related.map(|r| r.0.start.line), Some(8));
+        // A small map with a merge: explicit keys win, merged ones fill in.
+        let d = doc("base: &b {x: 1, y: 2}\nm:\n  <<: *b\n  y: 3\n");
+        assert_eq!(d.value["m"], serde_json::json!({"y": 3, "x": 1}));
+        // A large map with a merge.
+        let mut src = String::from("base: &b {x: 1, k3: old}\nm:\n  <<: *b\n");
+        src.extend((0..30).map(|i| format!("  k{i}: {i}\n")));
+        let d = doc(&src);
+        assert_eq!(d.value["m"]["k3"], serde_json::json!(3));
+        assert_eq!(d.value["m"]["x"], serde_json::json!(1));
+    }
+
+    #[test]
+    fn the_line_index_marks_each_line_start_and_ascii_line() {
+        for text in ["", "a", "a\n", "a\nb", "é\nb\n", "\n\n", "x\r\né", "ab\ncd\n\nü"] {
+            let index = LineIndex::new(text);
+            // The same index, byte by byte.
+            let mut starts = vec![0];
+            let mut ascii = vec![true];
+            for (at, byte) in text.bytes().enumerate() {
+                if byte == b'\n' {
+                    starts.push(at + 1);
+                    ascii.push(true);
+                } else if !byte.is_ascii() {
+                    *ascii.last_mut().unwrap_or(&mut true) = false;
+                }
+            }
+            assert_eq!(index.starts, starts, "{text:?}");
+            assert_eq!(index.ascii, ascii, "{text:?}");
+        }
     }
 
     #[test]

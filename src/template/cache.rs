@@ -114,6 +114,46 @@ impl TemplateCache {
     }
 }
 
+/// What checking found in one template text: the variables it reads and the filters
+/// and tests it uses that the environment lacks.
+pub(crate) type Analysis = (std::collections::BTreeSet<String>, Vec<super::UnknownName>);
+
+/// Whether a checked text is a bare expression (`if:`, `for_each:`) or a template.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Checked {
+    /// A `{{ }}` template.
+    Template,
+    /// A bare expression.
+    Expression,
+}
+
+/// The [`Analysis`] of `text` made with the standard environment
+/// ([`super::environment`]), computed by `analyse` the first time a text is seen in
+/// this process and remembered (up to [`MAX_ENTRIES`] texts): `runner validate`
+/// checks the same texts in many files (every copy of a shared step, every lane's
+/// probe), and compiling them was an eighth of its CPU. An error is not remembered
+/// (the next caller computes it again and reports it where it is).
+pub(crate) fn analysed(
+    kind: Checked,
+    text: &str,
+    analyse: impl FnOnce() -> Result<Analysis, Error>,
+) -> Result<Analysis, Error> {
+    type Seen = std::collections::HashMap<(Checked, String), Analysis, foldhash::fast::RandomState>;
+    static SEEN: std::sync::OnceLock<std::sync::Mutex<Seen>> = std::sync::OnceLock::new();
+    let seen = SEEN.get_or_init(Default::default);
+    let key = (kind, text.to_string());
+    if let Some(found) = seen.lock().ok().and_then(|seen| seen.get(&key).cloned()) {
+        return Ok(found);
+    }
+    let analysis = analyse()?;
+    if let Ok(mut seen) = seen.lock()
+        && seen.len() < MAX_ENTRIES
+    {
+        seen.insert(key, analysis.clone());
+    }
+    Ok(analysis)
+}
+
 fn read<'a>(
     env: &'a RwLock<Environment<'static>>,
 ) -> Result<std::sync::RwLockReadGuard<'a, Environment<'static>>, Error> {
@@ -174,6 +214,34 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn an_analysis_is_made_once_per_text_and_kind_and_errors_are_not_kept() {
+        let calls = std::sync::atomic::AtomicUsize::new(0);
+        let calls = &calls;
+        let analyse = |text: &'static str| {
+            move || {
+                calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                crate::template::template_variables_and_unknown_names(&crate::template::environment(), text)
+            }
+        };
+        let text = "{{ cache_test_unique.a | frobnicate_cache_test }}";
+        let first = analysed(Checked::Template, text, analyse(text));
+        let again = analysed(Checked::Template, text, analyse(text));
+        assert!(first.is_ok());
+        assert_eq!(first.as_ref().ok(), again.as_ref().ok());
+        assert_eq!(calls.load(std::sync::atomic::Ordering::Relaxed), 1);
+        let (variables, unknown) = first.unwrap_or_default();
+        assert!(variables.contains("cache_test_unique.a"), "{variables:?}");
+        assert_eq!(unknown.len(), 1);
+        // Another kind is another entry; an error is computed again each time.
+        let _ = analysed(Checked::Expression, text, analyse(text));
+        assert_eq!(calls.load(std::sync::atomic::Ordering::Relaxed), 2);
+        let broken = "{{ cache_test_broken ";
+        assert!(analysed(Checked::Template, broken, analyse(broken)).is_err());
+        assert!(analysed(Checked::Template, broken, analyse(broken)).is_err());
+        assert_eq!(calls.load(std::sync::atomic::Ordering::Relaxed), 4);
     }
 
     #[test]

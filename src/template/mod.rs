@@ -214,12 +214,32 @@ pub(crate) struct UnknownName {
 /// unknown one would otherwise fail a run half-way). Unparsable text yields nothing:
 /// its syntax error is reported elsewhere.
 pub(crate) fn unknown_names(env: &Environment<'_>, text: &str) -> Vec<UnknownName> {
-    use minijinja::machinery::{Instruction, Instructions, get_compiled_template};
     if bounds::check_compile(bounds::Mode::Text, text).is_err() {
         return Vec::new();
     }
     let Ok(template) = env.template_from_str(text) else { return Vec::new() };
-    let compiled = get_compiled_template(&template);
+    unknown_names_in(env, &template, text)
+}
+
+/// [`template_variables`] and [`unknown_names`] of one template string, compiled once.
+pub(crate) fn template_variables_and_unknown_names(
+    env: &Environment<'_>,
+    text: &str,
+) -> Result<(BTreeSet<String>, Vec<UnknownName>), minijinja::Error> {
+    bounds::check_compile(bounds::Mode::Text, text).map_err(limit_error)?;
+    let template = env.template_from_str(text)?;
+    let unknown = unknown_names_in(env, &template, text);
+    Ok((strip_globals(template.undeclared_variables(true)), unknown))
+}
+
+/// [`unknown_names`] of a compiled template whose source is `text`.
+fn unknown_names_in(
+    env: &Environment<'_>,
+    template: &minijinja::Template<'_, '_>,
+    text: &str,
+) -> Vec<UnknownName> {
+    use minijinja::machinery::{Instruction, Instructions, get_compiled_template};
+    let compiled = get_compiled_template(template);
     let mut state = env.empty_state();
     let mut found = Vec::new();
     let mut scan = |instructions: &Instructions<'_>| {
