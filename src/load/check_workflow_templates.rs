@@ -167,12 +167,21 @@ impl Checker<'_> {
                         "roles".to_string(),
                     )
                 }),
-                "lanes" | "lane_dispatch" => self.workflow.lanes.is_none().then(|| {
-                    (
-                        format!("`{root}` needs a lane registry"),
-                        Some("add `lanes: lanes.yaml` (the path of the registry) to the workflow".into()),
-                        root.to_string(),
-                    )
+                "lanes" | "lane_dispatch" if self.workflow.lanes.is_none() => Some((
+                    format!("`{root}` needs a lane registry"),
+                    Some("add `lanes: lanes.yaml` (the path of the registry) to the workflow".into()),
+                    root.to_string(),
+                )),
+                "lanes" => None,
+                "lane_dispatch" => second.and_then(|field| {
+                    let fields = crate::model::lanes::RegistryDispatch::FIELDS;
+                    (!fields.contains(&field)).then(|| {
+                        (
+                            format!("the lane registry's `dispatch` has no field `{field}`; expected {}", one_of(fields)),
+                            did_you_mean(field, fields.iter().copied()),
+                            format!("lane_dispatch.{field}"),
+                        )
+                    })
                 }),
                 "steps" if !scope.steps_allowed => Some((
                     "step results are not available here; only inputs, secrets, env, vars and lanes".to_string(),

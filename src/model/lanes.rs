@@ -213,6 +213,11 @@ pub(crate) struct RegistryDispatch {
     pub grooming: Grooming,
 }
 
+impl RegistryDispatch {
+    /// The fields templates can read as `lane_dispatch.<field>` (checked at load time).
+    pub(crate) const FIELDS: &[&str] = &["aliases", "grooming"];
+}
+
 /// The heartbeat's grooming mode.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -386,5 +391,12 @@ mod tests {
         assert!(serde_json::from_value::<LaneRegistry>(file(json!({"alias": {}}))).is_err());
         assert!(serde_json::from_value::<LaneDispatch>(json!({"pr_fix_lane": "NEEDS_HUMAN"})).is_err());
         assert!(serde_json::from_value::<LaneDispatch>(json!({"loop": "next_task"})).is_err());
+    }
+
+    #[test]
+    fn the_checked_template_fields_are_the_dispatch_blocks_fields() {
+        let value = serde_json::to_value(RegistryDispatch::default()).expect("serializes");
+        let keys: Vec<&str> = value.as_object().expect("a map").keys().map(String::as_str).collect();
+        assert_eq!(keys, RegistryDispatch::FIELDS);
     }
 }
