@@ -63,4 +63,7 @@ pub mod support {
     pub use crate::report::timestamp;
     pub use crate::schedule::service::state_file;
     pub use crate::steps::events::RunStatus;
+    pub use crate::template::bounds::{
+        enable as enable_template_children, render_in_child, spawned as template_children_spawned,
+    };
 }
