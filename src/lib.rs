@@ -47,7 +47,9 @@ pub fn main_with_args(args: Vec<OsString>) -> i32 {
         template::bounds::enable(me.clone());
         steps::supervise::enable(me);
     }
-    cmd::main_with_args(args)
+    let code = cmd::main_with_args(args);
+    template::bounds::shutdown();
+    code
 }
 
 /// What the benchmarks and the integration tests reach directly. Not a stable

@@ -43,6 +43,7 @@ use serde_json::Value as Json;
 
 mod pool;
 
+pub(crate) use pool::shutdown;
 pub use pool::spawned;
 
 /// The first argument that selects template-evaluation mode of the binary.

@@ -46,6 +46,36 @@ pub fn spawned() -> usize {
     SPAWNED.load(Ordering::Relaxed)
 }
 
+/// End the idle workers and wait for them: closing its stdin ends a worker.
+/// The runner calls this before it exits, so no child outlives it and each child's
+/// resource use is counted with the runner's (the parent-death signal covers an exit
+/// that skips this).
+pub(crate) fn shutdown() {
+    let idle = match IDLE.lock() {
+        Ok(mut idle) => std::mem::take(&mut *idle),
+        Err(_) => return,
+    };
+    let mut children: Vec<Child> = idle
+        .into_iter()
+        .map(|mut worker| {
+            worker.pipes = None;
+            worker.child
+        })
+        .collect();
+    let started = std::time::Instant::now();
+    for child in &mut children {
+        // An idle child ends on the end of its stdin; one that does not within a
+        // second is killed.
+        while matches!(child.try_wait(), Ok(None)) && started.elapsed() < Duration::from_secs(1) {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        if matches!(child.try_wait(), Ok(None)) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 /// Write `bytes` as one frame.
 pub(super) fn write_frame(out: &mut impl Write, bytes: &[u8]) -> std::io::Result<()> {
     let length = u64::try_from(bytes.len()).map_err(std::io::Error::other)?;
