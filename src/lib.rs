@@ -47,7 +47,9 @@ pub fn main_with_args(args: Vec<OsString>) -> i32 {
         template::bounds::enable(me.clone());
         steps::supervise::enable(me);
     }
-    cmd::main_with_args(args)
+    let code = cmd::main_with_args(args);
+    template::bounds::shutdown();
+    code
 }
 
 /// What the benchmarks and the integration tests reach directly. Not a stable
@@ -63,4 +65,7 @@ pub mod support {
     pub use crate::report::timestamp;
     pub use crate::schedule::service::state_file;
     pub use crate::steps::events::RunStatus;
+    pub use crate::template::bounds::{
+        enable as enable_template_children, render_in_child, spawned as template_children_spawned,
+    };
 }

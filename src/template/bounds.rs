@@ -32,9 +32,7 @@
 //! so does everything when the library is used without the binary (no [`enable`]).
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
@@ -42,6 +40,11 @@ use minijinja::machinery::{Instruction, get_compiled_template};
 use minijinja::{Environment, Value};
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
+
+mod pool;
+
+pub(crate) use pool::shutdown;
+pub use pool::spawned;
 
 /// The first argument that selects template-evaluation mode of the binary.
 pub(crate) const TEMPLATE_ARG: &str = "__template";
@@ -66,7 +69,7 @@ static EXECUTABLE: OnceLock<PathBuf> = OnceLock::new();
 /// `runner` binary calls this at start).
 /// `RUNNER_TEMPLATE_CHILD=0` keeps every template in-process (to measure the cost of
 /// the child, or to work around a platform where it cannot start).
-pub(crate) fn enable(executable: PathBuf) {
+pub fn enable(executable: PathBuf) {
     if std::env::var_os("RUNNER_TEMPLATE_CHILD").is_some_and(|value| value == "0") {
         return;
     }
@@ -499,6 +502,22 @@ pub(crate) fn isolated(mode: Mode, text: &str, context: &Value) -> Option<Result
     )
 }
 
+/// Render `text` in a pooled child within `limit`, whatever its class: the rendered
+/// text (a JSON string) or the error as the runner reports it. For the tests, through
+/// `runner::support`; `None` before [`enable`].
+pub fn render_in_child(text: &str, context: &Json, limit: Duration) -> Option<Result<Json, String>> {
+    let executable = EXECUTABLE.get()?;
+    let request = Request {
+        mode: Mode::Text,
+        text: text.to_string(),
+        context: context.clone(),
+        root: None,
+        compile_only: false,
+    };
+    let request = serde_json::to_vec(&request).ok()?;
+    Some(run_child(executable, &request, limit).map_err(|(message, _)| message))
+}
+
 /// [`isolated`] for a template file rendered with includes from under `root`: the
 /// rendered text, or the message of the limit that ended it (the caller names the
 /// file); `None` also when an ordinary error ended it (see below).
@@ -529,56 +548,26 @@ pub(crate) fn isolated_file(
 }
 
 /// The child's answer, or the message and whether a limit (work, depth, memory, time)
-/// ended it.
-fn run_child(executable: &PathBuf, request: &[u8], limit: Duration) -> Result<Json, (String, bool)> {
-    let spawned = Command::new(executable)
-        .arg(TEMPLATE_ARG)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn();
-    let mut child = spawned.map_err(|e| (format!("cannot start the template evaluator: {e}"), false))?;
-    let pid = child.id();
-    let mut stdin = child.stdin.take();
-    let request = request.to_vec();
-    // The child reads the whole request before it writes anything, so writing on
-    // another thread cannot deadlock; dropping stdin tells the child the request ended.
-    let writer = std::thread::spawn(move || {
-        if let Some(stdin) = stdin.as_mut() {
-            let _ = stdin.write_all(&request);
+/// ended it. A pooled worker serves the request ([`pool`]).
+fn run_child(executable: &std::path::Path, request: &[u8], limit: Duration) -> Result<Json, (String, bool)> {
+    let reply = match pool::exchange(executable, request, limit) {
+        Ok(reply) => reply,
+        Err(pool::Failure::Start(e)) => {
+            return Err((format!("cannot start the template evaluator: {e}"), false));
         }
-        drop(stdin);
-    });
-    let (sender, receiver) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = sender.send(child.wait_with_output());
-    });
-    let output = match receiver.recv_timeout(limit) {
-        Ok(output) => output,
-        Err(_) => {
-            if let Ok(pid) = i32::try_from(pid) {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-            }
+        Err(pool::Failure::Timeout) => {
             let message =
                 format!("template evaluation took longer than {} s and was stopped", limit.as_secs());
             return Err((message, true));
         }
+        Err(pool::Failure::Died(status, stderr)) => return Err((describe_death(&status, &stderr), true)),
     };
-    let _ = writer.join();
-    let output = output.map_err(|e| (format!("the template evaluator failed: {e}"), false))?;
-    if output.status.success()
-        && let Ok(reply) = serde_json::from_slice::<Reply>(&output.stdout)
-    {
-        return match reply {
-            Reply::Ok(value) => Ok(value),
-            Reply::Error(message) => Err((message, false)),
-            Reply::Limit(message) => Err((message, true)),
-        };
+    match serde_json::from_slice::<Reply>(&reply) {
+        Ok(Reply::Ok(value)) => Ok(value),
+        Ok(Reply::Error(message)) => Err((message, false)),
+        Ok(Reply::Limit(message)) => Err((message, true)),
+        Err(e) => Err((format!("the template evaluator failed: {e}"), false)),
     }
-    Err((describe_death(&output.status, &String::from_utf8_lossy(&output.stderr)), true))
 }
 
 /// Why a child evaluation ended without an answer, from its exit and its stderr.
@@ -604,19 +593,62 @@ fn describe_death(status: &std::process::ExitStatus, stderr: &str) -> String {
     }
 }
 
-/// The entry point of `runner __template`: read one request from stdin, evaluate it
-/// within the limits, write the reply to stdout. `environment` makes the template
+/// The entry point of `runner __template`: read requests from stdin, one frame each
+/// (see [`pool`]), evaluate each within the limits with a fresh environment, and
+/// answer each on stdout; end when stdin ends. `environment` makes the template
 /// environment (given the include root of a template file). Returns the exit code.
 pub(crate) fn main(environment: fn(Option<&std::path::Path>) -> Environment<'static>) -> i32 {
     // Die with the runner; bound the address space before anything grows.
     let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
     let _ =
         nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_AS, MEMORY_LIMIT, MEMORY_LIMIT);
-    let mut input = Vec::new();
-    if std::io::stdin().take(MAX_REQUEST_BYTES).read_to_end(&mut input).is_err() {
-        return 2;
+    let baseline = address_space();
+    let mut stdin = std::io::stdin().lock();
+    let mut stdout = std::io::stdout().lock();
+    loop {
+        let (reply, last) = match pool::read_frame(&mut stdin, MAX_REQUEST_BYTES) {
+            Ok(pool::Frame::End) => return 0,
+            Err(_) => return 2,
+            Ok(pool::Frame::TooLarge(length)) => (
+                Reply::Error(format!(
+                    "malformed template request: {length} bytes, more than {MAX_REQUEST_BYTES}"
+                )),
+                true,
+            ),
+            Ok(pool::Frame::Bytes(input)) => (answer(environment, &input), false),
+        };
+        // A request that left the address space grown would shrink the next one's
+        // limit: end after answering, and the runner starts a fresh child.
+        let grown = match (baseline, address_space()) {
+            (Some(before), Some(now)) => now > before.saturating_add(RETIRE_GROWTH),
+            _ => true,
+        };
+        let flag = if last || grown { pool::RETIRE } else { pool::KEEP };
+        let Ok(json) = serde_json::to_vec(&reply) else { return 2 };
+        let mut frame = Vec::with_capacity(json.len() + 1);
+        frame.push(flag);
+        frame.extend_from_slice(&json);
+        drop(json);
+        if pool::write_frame(&mut stdout, &frame).is_err() || flag == pool::RETIRE {
+            return if flag == pool::RETIRE { 0 } else { 2 };
+        }
     }
-    let reply = match serde_json::from_slice::<Request>(&input) {
+}
+
+/// How much a child's address space may grow over a request before it retires.
+const RETIRE_GROWTH: u64 = 64 * 1024 * 1024;
+
+/// The address space of this process in bytes (`VmSize`), where Linux tells it.
+fn address_space() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmSize:"))?;
+    let kib: u64 = line.trim_start_matches("VmSize:").trim().trim_end_matches("kB").trim().parse().ok()?;
+    kib.checked_mul(1024)
+}
+
+/// Evaluate one request (its JSON bytes) on a thread with the large stack.
+fn answer(environment: fn(Option<&std::path::Path>) -> Environment<'static>, input: &[u8]) -> Reply {
+    match serde_json::from_slice::<Request>(input) {
         Ok(request) => {
             let worker = std::thread::Builder::new()
                 .stack_size(STACK_SIZE)
@@ -627,10 +659,6 @@ pub(crate) fn main(environment: fn(Option<&std::path::Path>) -> Environment<'sta
             }
         }
         Err(e) => Reply::Error(format!("malformed template request: {e}")),
-    };
-    match serde_json::to_vec(&reply) {
-        Ok(bytes) if std::io::stdout().write_all(&bytes).is_ok() => 0,
-        _ => 2,
     }
 }
 

@@ -977,5 +977,6 @@ mod lane_registry;
 mod layers;
 mod perf;
 mod support;
+mod template_pool;
 mod validate_leftovers;
 mod walks;
