@@ -43,21 +43,13 @@ fn a_failed_cron_read_fails_once_and_the_toggles_do_not_read_again() {
     let case =
         Case::new(&READ_THEN_TOGGLE.replace("    read: true\n", "    read: true\n    on_error: continue\n"));
     registry(&case, "{type: openclaw}");
-    let bin = case.path("bin");
-    std::fs::create_dir_all(&bin).expect("mkdir");
-    let script = bin.join("openclaw");
-    std::fs::write(
-        &script,
-        format!(
+    let path = case.program(
+        "openclaw",
+        &format!(
             "#!/bin/sh\necho \"$@\" >> \"{}\"\necho 'Gateway not reachable' >&2\nexit 1\n",
             case.path("calls.log").display()
         ),
-    )
-    .expect("write");
-    let mut permissions = std::fs::metadata(&script).expect("meta").permissions();
-    std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o755);
-    std::fs::set_permissions(&script, permissions).expect("chmod");
-    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    );
     let output = case.run(&["-o", "json"], &[("PATH", &path)]);
     assert_eq!(code(&output), 1);
     let events = events(&output);

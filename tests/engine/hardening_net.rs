@@ -323,15 +323,7 @@ fn exec_stdout_over_the_cap_fails_instead_of_being_cut_silently() {
 fn a_cut_cron_backend_stderr_ends_with_an_ellipsis() {
     let case = Case::new(super::CRON_WORKFLOW);
     super::registry(&case, "{type: openclaw}");
-    let bin = case.path("bin");
-    std::fs::create_dir_all(&bin).expect("mkdir");
-    let script = bin.join("openclaw");
-    std::fs::write(&script, format!("#!/bin/sh\necho '{}' >&2\nexit 2\n", "word ".repeat(60)))
-        .expect("write");
-    let mut permissions = std::fs::metadata(&script).expect("meta").permissions();
-    std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o755);
-    std::fs::set_permissions(&script, permissions).expect("chmod");
-    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let path = case.program("openclaw", &format!("#!/bin/sh\necho '{}' >&2\nexit 2\n", "word ".repeat(60)));
     let output = case.run(&["-o", "json", "-i", "lane=cloud", "-i", "on=false"], &[("PATH", &path)]);
     assert_eq!(code(&output), 1);
     let error = step(&events(&output), "toggle")["error"].as_str().unwrap_or_default().to_string();

@@ -33,6 +33,18 @@ impl Case {
         std::fs::write(self.path(name), text).expect("write");
     }
 
+    /// An executable `bin/NAME` with this shell script; returns a PATH that finds it first.
+    fn program(&self, name: &str, script: &str) -> String {
+        let bin = self.path("bin");
+        std::fs::create_dir_all(&bin).expect("mkdir");
+        let file = bin.join(name);
+        std::fs::write(&file, script).expect("write");
+        let mut permissions = std::fs::metadata(&file).expect("meta").permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o755);
+        std::fs::set_permissions(&file, permissions).expect("chmod");
+        format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default())
+    }
+
     /// `runner run wf.yaml ARGS...` with a private state dir and these env vars.
     fn run(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
         self.command(args, env).output().expect("runner runs")
@@ -561,21 +573,13 @@ const JOBS: &str = r#"{"jobs": [{"id": "6b09bed4-cfbe-4c35-bbee-2b66c5ef17aa", "
 /// A fake `openclaw` logging its arguments to `calls.log`: the list answers [`JOBS`],
 /// any other command fails with `code` (0: succeeds).
 fn fake_openclaw(case: &Case, code: i32) -> String {
-    let bin = case.path("bin");
-    std::fs::create_dir_all(&bin).expect("mkdir");
-    let script = bin.join("openclaw");
-    std::fs::write(
-        &script,
-        format!(
+    case.program(
+        "openclaw",
+        &format!(
             "#!/bin/sh\necho \"$@\" >> \"{}\"\nif [ \"$*\" = \"cron list --all --json\" ]; then\n  echo '{JOBS}'\n  exit 0\nfi\necho 'gateway unreachable' >&2\nexit {code}\n",
             case.path("calls.log").display()
         ),
     )
-    .expect("write");
-    let mut permissions = std::fs::metadata(&script).expect("meta").permissions();
-    std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o755);
-    std::fs::set_permissions(&script, permissions).expect("chmod");
-    format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default())
 }
 
 const CRON_WORKFLOW: &str = "name: t\nlanes: lanes.yaml\ninputs:\n  lane: {type: lane}\n  on: {type: boolean}\nsteps:\n  - id: toggle\n    type: cron\n    lane: \"{{ inputs.lane }}\"\n    enabled: \"{{ inputs.on }}\"\n    reason: test\noutputs:\n  result: \"{{ steps.toggle.output }}\"\n";
@@ -649,21 +653,13 @@ fn a_cron_already_in_the_wanted_state_is_not_edited() {
 fn a_failed_cron_list_fails_the_toggle_with_one_line_and_edits_nothing() {
     let case = Case::new(CRON_WORKFLOW);
     registry(&case, "{type: openclaw}");
-    let bin = case.path("bin");
-    std::fs::create_dir_all(&bin).expect("mkdir");
-    let script = bin.join("openclaw");
-    std::fs::write(
-        &script,
-        format!(
+    let path = case.program(
+        "openclaw",
+        &format!(
             "#!/bin/sh\necho \"$@\" >> \"{}\"\necho '{{\"ok\": false, \"error\": {{\"type\": \"cli_error\", \"message\": \"Gateway not reachable\"}}}}'\necho 'Gateway not reachable' >&2\necho 'second line' >&2\nexit 1\n",
             case.path("calls.log").display()
         ),
-    )
-    .expect("write");
-    let mut permissions = std::fs::metadata(&script).expect("meta").permissions();
-    std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o755);
-    std::fs::set_permissions(&script, permissions).expect("chmod");
-    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    );
     let output = case.run(&["-o", "json", "-i", "lane=local", "-i", "on=true"], &[("PATH", &path)]);
     assert_eq!(code(&output), 1);
     let error = step(&events(&output), "toggle")["error"].as_str().unwrap_or_default().to_string();
@@ -815,13 +811,7 @@ fn a_recorded_run_replays_offline_and_runs_as_a_test() {
         _ => Response::json(201, &json!({"claimed": true})),
     });
     let case = Case::new(QUEUE_WORKFLOW);
-    let bin = case.path("bin");
-    std::fs::create_dir_all(&bin).expect("mkdir");
-    std::fs::write(bin.join("gh"), "#!/bin/sh\necho '{\"title\": \"x\"}'\n").expect("write");
-    let mut permissions = std::fs::metadata(bin.join("gh")).expect("meta").permissions();
-    std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o755);
-    std::fs::set_permissions(bin.join("gh"), permissions).expect("chmod");
-    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let path = case.program("gh", "#!/bin/sh\necho '{\"title\": \"x\"}'\n");
     let env = [("TEST_TOKEN", secret), ("BASE", server.url.as_str()), ("PATH", path.as_str())];
     let recorded = case.run(&["--record", "rec.test.yaml"], &env);
     assert_eq!(code(&recorded), 0, "{}", stderr(&recorded));
