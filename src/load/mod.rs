@@ -198,6 +198,30 @@ impl SharedLoads {
     }
 }
 
+/// A file this loader claimed in [`SharedLoads`]: published with [`Claimed::release`],
+/// or given up when dropped unpublished (an unreadable file, or a panic while checking
+/// it), so no other loader waits for it forever.
+struct Claimed {
+    shared: Arc<SharedLoads>,
+    key: PathBuf,
+    released: bool,
+}
+
+impl Claimed {
+    fn release(&mut self, load: SharedLoad, keep: bool) {
+        self.released = true;
+        self.shared.release(&self.key, Some(load), keep);
+    }
+}
+
+impl Drop for Claimed {
+    fn drop(&mut self) {
+        if !self.released {
+            self.shared.release(&self.key, None, false);
+        }
+    }
+}
+
 /// A path shortened lexically (`a/./b/../c` -> `a/c`), for display and joining.
 pub(crate) fn normalize(path: &Path) -> PathBuf {
     let mut out = PathBuf::new();
@@ -363,28 +387,23 @@ impl Loader {
                     self.slots.insert(key, Slot::Done(load.result.clone()));
                     return Ok(load.result);
                 }
-                Claim::Mine => Some(shared),
+                Claim::Mine => {
+                    Some(Claimed { shared: Arc::clone(shared), key: key.clone(), released: false })
+                }
                 Claim::Alone => None,
             },
             None => None,
         };
-        let text = match self.read_from(path, at) {
-            Ok(text) => text,
-            Err(e) => {
-                if let Some(shared) = mine {
-                    shared.release(&key, None, false);
-                }
-                return Err(e);
-            }
-        };
+        // An unreadable file gives up the claim when `mine` is dropped.
+        let text = self.read_from(path, at)?;
         self.slots.insert(key.clone(), Slot::InProgress);
         self.stack.push(name.clone());
         let result = self.load_text(path, &name, &text);
         self.stack.pop();
-        if let Some(shared) = mine {
+        if let Some(mut mine) = mine {
             let document = self.documents.get(&name).cloned();
             let load = SharedLoad { result: result.clone(), text: text.into(), document };
-            shared.release(&key, Some(load), !self.stack.is_empty());
+            mine.release(load, !self.stack.is_empty());
         }
         self.slots.insert(key, Slot::Done(result.clone()));
         Ok(result)
@@ -850,5 +869,21 @@ mod tests {
             });
             assert!(reported.into_inner() > 0, "the cycle is reported");
         }
+    }
+
+    #[test]
+    fn a_claim_dropped_unpublished_lets_the_next_loader_check_the_file() {
+        let shared = Arc::new(SharedLoads::default());
+        let key = PathBuf::from("/nowhere/x.yaml");
+        assert!(matches!(shared.claim(&key, 1), Claim::Mine));
+        // As on an unreadable file or a panic while checking: the claim is dropped.
+        drop(Claimed { shared: Arc::clone(&shared), key: key.clone(), released: false });
+        // Loader 2 is not left waiting for a file nobody checks any more (without the
+        // drop it would wait forever: asked on a thread, with a deadline).
+        let (sender, receiver) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = sender.send(matches!(shared.claim(&key, 2), Claim::Mine));
+        });
+        assert_eq!(receiver.recv_timeout(std::time::Duration::from_secs(30)), Ok(true));
     }
 }
