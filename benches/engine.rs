@@ -210,10 +210,7 @@ fn heartbeat(latency_ms: u64, prefetch: bool) -> Option<Duration> {
             .current_dir(dir.path())
             .args(["run", workflow.to_str().expect("utf8"), "-q"])
             .args(&inputs)
-            .env("PATH", &path)
-            .env("DISPATCH_URL", &dispatch.server.url)
-            .env("DISPATCH_AGENT_TOKEN", "bench")
-            .env("RUNNER_STATE_DIR", dir.path().join("state"))
+            .envs(fake_env(dir.path(), &path, &dispatch.server.url))
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .status()
@@ -241,10 +238,7 @@ fn heartbeat(latency_ms: u64, prefetch: bool) -> Option<Duration> {
         .current_dir(dir.path())
         .args(["run", workflow.to_str().expect("utf8"), "-o", "json"])
         .args(&inputs)
-        .env("PATH", &path)
-        .env("DISPATCH_URL", &dispatch.server.url)
-        .env("DISPATCH_AGENT_TOKEN", "bench")
-        .env("RUNNER_STATE_DIR", dir.path().join("state"))
+        .envs(fake_env(dir.path(), &path, &dispatch.server.url))
         .output()
         .expect("runner runs");
     let mut steps: Vec<(u64, String)> = String::from_utf8_lossy(&events.stdout)
@@ -266,6 +260,17 @@ fn heartbeat(latency_ms: u64, prefetch: bool) -> Option<Duration> {
         sequential.as_secs_f64() / mean.as_secs_f64()
     );
     Some(mean)
+}
+
+/// The environment a runner started against the bench's fakes gets: the fake programs
+/// first on PATH, the fake Dispatch, a token and a private state folder.
+fn fake_env(dir: &std::path::Path, path: &str, url: &str) -> [(&'static str, std::ffi::OsString); 4] {
+    [
+        ("PATH", path.into()),
+        ("DISPATCH_URL", url.into()),
+        ("DISPATCH_AGENT_TOKEN", "bench".into()),
+        ("RUNNER_STATE_DIR", dir.join("state").into_os_string()),
+    ]
 }
 
 fn ms(d: Duration) -> f64 {
@@ -324,10 +329,7 @@ fn scale(lanes: usize) {
             .arg(&report)
             .arg(runner())
             .args(["run", "workflows/heartbeat.yaml", "-q"])
-            .env("PATH", &path)
-            .env("DISPATCH_URL", &dispatch.server.url)
-            .env("DISPATCH_AGENT_TOKEN", "bench")
-            .env("RUNNER_STATE_DIR", dir.path().join("state"))
+            .envs(fake_env(dir.path(), &path, &dispatch.server.url))
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .status()
