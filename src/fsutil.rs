@@ -73,7 +73,15 @@ fn io_failure(e: std::io::Error) -> ReadFailure {
 /// Read a regular file of at most `limit` bytes. Anything else (a directory, a FIFO,
 /// `/dev/zero`) is refused before it is opened, and the file is opened non-blocking and
 /// checked again, so a FIFO swapped in never blocks and a device never streams forever.
+/// While `runner validate` logs what its checks read, the read is logged (see
+/// [`crate::readlog`]).
 pub(crate) fn read_bytes(path: &Path, limit: u64) -> Result<Vec<u8>, ReadFailure> {
+    let result = read_regular(path, limit);
+    crate::readlog::record(path, result.as_ref().ok().map(Vec::as_slice));
+    result
+}
+
+fn read_regular(path: &Path, limit: u64) -> Result<Vec<u8>, ReadFailure> {
     let metadata = std::fs::metadata(path).map_err(io_failure)?;
     if !metadata.is_file() {
         return Err(ReadFailure::NotAFile(describe_type(metadata.file_type())));

@@ -19,6 +19,7 @@ pub(crate) mod mermaid;
 pub(crate) mod model;
 pub(crate) mod output;
 pub(crate) mod plan;
+pub(crate) mod readlog;
 pub(crate) mod render;
 pub(crate) mod report;
 pub(crate) mod schedule;

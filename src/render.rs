@@ -155,6 +155,9 @@ pub(crate) fn render_checked(
         Err(error) => return Err(vec![problem_from_error(file, text, &error)]),
     };
     let variables = compiled.undeclared_variables(true);
+    if crate::readlog::active() && reads_outside(text, &variables) {
+        crate::readlog::mark_uncacheable();
+    }
     let mut problems = Vec::new();
     let available: Vec<String> = match context {
         Value::Object(map) => map.keys().cloned().collect(),
@@ -217,6 +220,22 @@ pub(crate) fn render_checked(
         vec![TemplateProblem { file: file.to_path_buf(), line: 1, column: 1, len: 1, message, hint: None }]
     })?;
     Ok(rendered)
+}
+
+/// Whether rendering `text` may depend on more than its text and context: another
+/// template (`include`, `import`, `from`, `extends`; perhaps loaded in a child process,
+/// where `runner validate`'s read log cannot see it) or the environment (`which`
+/// looks at PATH, `now_utc` at the clock). `variables` are its undeclared names.
+fn reads_outside(text: &str, variables: &std::collections::HashSet<String>) -> bool {
+    let asks_environment = variables.iter().any(|name| {
+        let root = name.split('.').next().unwrap_or(name);
+        matches!(root, "which" | "now_utc")
+    });
+    asks_environment
+        || text.split("{%").skip(1).any(|tag| {
+            let word = tag.trim_start_matches(['-', '+']).split_whitespace().next().unwrap_or("");
+            matches!(word, "include" | "import" | "from" | "extends")
+        })
 }
 
 /// The first prefix of a dotted path that the context does not have.
@@ -327,6 +346,28 @@ pub(crate) fn lane_list(registry: &LaneRegistry) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn templates_that_read_other_templates_or_the_environment_are_found() {
+        let env = crate::template::environment();
+        let outside = |text: &str| {
+            let compiled = env.template_from_str(text).expect("compiles");
+            reads_outside(text, &compiled.undeclared_variables(true))
+        };
+        for text in [
+            "{% include 'part.md' %}",
+            "{%- import 'macros.md' as m %}{{ m }}",
+            "{%+ from 'm.md' import x %}",
+            "{% extends 'base.md' %}",
+            "{{ which('gh') }}",
+            "{% if now_utc() %}x{% endif %}",
+        ] {
+            assert!(outside(text), "{text}");
+        }
+        for text in ["from {{ lane.id }} include this", "{% if x %}import{% endif %}", "{{ x | upper }}"] {
+            assert!(!outside(text), "{text}");
+        }
+    }
 
     #[test]
     fn output_names_never_leave_the_out_dir() {

@@ -98,6 +98,9 @@ pub(crate) struct Loader {
     /// Files checked by any loader of this process (`runner validate`'s threads), and
     /// this loader's number among them.
     shared: Option<(Arc<SharedLoads>, usize)>,
+    /// What each file's check read (with `runner validate`'s read log on), given again
+    /// to the log when the file's result is reused.
+    reads: HashMap<PathBuf, Arc<crate::readlog::Reads>>,
 }
 
 /// A path shortened lexically (`a/./b/../c` -> `a/c`), for display and joining.
@@ -154,6 +157,16 @@ pub(crate) fn yaml_files(dir: &Path) -> Vec<PathBuf> {
     }
     found.sort();
     found
+}
+
+/// Give the read log what a reused result's check read; a result whose reads were not
+/// logged cannot be cached.
+fn reuse_reads(reads: Option<&crate::readlog::Reads>) {
+    match reads {
+        Some(reads) => crate::readlog::extend(reads),
+        None if crate::readlog::active() => crate::readlog::mark_uncacheable(),
+        None => {}
+    }
 }
 
 impl Loader {
@@ -249,7 +262,10 @@ impl Loader {
     ) -> Result<Option<Loaded>, ReadError> {
         let key = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
         match self.slots.get(&key) {
-            Some(Slot::Done(result)) => return Ok(result.clone()),
+            Some(Slot::Done(result)) => {
+                reuse_reads(self.reads.get(&key).map(|reads| &**reads));
+                return Ok(result.clone());
+            }
             Some(Slot::InProgress) => return Ok(None),
             None => {}
         }
@@ -258,6 +274,10 @@ impl Loader {
         let mine = match &shared {
             Some((shared, me)) => match shared.claim(&key, *me) {
                 Claim::Done(load) => {
+                    reuse_reads(load.reads.as_deref());
+                    if let Some(reads) = load.reads {
+                        self.reads.insert(key.clone(), reads);
+                    }
                     self.sources.insert(&name, load.text.to_string());
                     if let Some(document) = load.document {
                         self.documents.insert(name, document);
@@ -270,15 +290,21 @@ impl Loader {
             },
             None => None,
         };
+        // What this file's check reads (itself, the files it references), for reuse.
+        let frame = crate::readlog::Frame::nested();
         // An unreadable file gives up the claim when `mine` is dropped.
         let text = self.read_from(path, at)?;
         self.slots.insert(key.clone(), Slot::InProgress);
         self.stack.push(name.clone());
         let result = self.load_text(path, &name, &text);
         self.stack.pop();
+        let reads = frame.map(|frame| Arc::new(frame.end()));
+        if let Some(reads) = &reads {
+            self.reads.insert(key.clone(), Arc::clone(reads));
+        }
         if let Some(mut mine) = mine {
             let document = self.documents.get(&name).cloned();
-            let load = SharedLoad { result: result.clone(), text: text.into(), document };
+            let load = SharedLoad { result: result.clone(), text: text.into(), document, reads };
             mine.release(load, !self.stack.is_empty());
         }
         self.slots.insert(key, Slot::Done(result.clone()));

@@ -38,6 +38,8 @@ pub(super) struct SharedLoad {
     pub(super) result: Option<Loaded>,
     pub(super) text: Arc<str>,
     pub(super) document: Option<Arc<Document>>,
+    /// What its check read, when `runner validate` logs reads (see `crate::readlog`).
+    pub(super) reads: Option<Arc<crate::readlog::Reads>>,
 }
 
 /// What a loader may do with a file, according to the shared state.

@@ -15,6 +15,7 @@ const LAYERS: &[&[&str]] = &[
         "error",
         "output",
         "fsutil",
+        "readlog",
         "diagnostics",
         "mermaid",
         "template",
