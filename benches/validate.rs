@@ -6,7 +6,10 @@
 //! prints the mean wall time, the mean CPU time (user + system, the runner and the
 //! template children it starts, from `getrusage(RUSAGE_CHILDREN)`) and the file count.
 //! Nothing is asserted: the figures go into the notes and the README (issue 12 asks
-//! for at most 10 ms wall on a 2-core machine). A second line does the same with
+//! for at most 10 ms wall on a 2-core machine). Three lines: the default (the result
+//! cache on, in a cache folder of the bench's own that the warm-up runs fill: nothing
+//! changed since the last run, the case of an editor or a pre-commit hook), every file
+//! checked (`--no-cache`: a fresh checkout, CI), and every file checked with
 //! `RUNNER_TEMPLATE_CHILD=0` (templates evaluated in-process), to show what the
 //! template children cost.
 
@@ -28,11 +31,25 @@ fn children_cpu() -> Duration {
     time(usage.user_time()) + time(usage.system_time())
 }
 
+/// How a run is made.
+#[derive(Clone, Copy)]
+struct Mode {
+    cache: bool,
+    children: bool,
+}
+
 /// One run of `runner validate`; returns its wall time and its "ok: N files valid" line.
-fn validate(children: bool) -> (Duration, String) {
+fn validate(mode: Mode, cache_dir: &std::path::Path) -> (Duration, String) {
     let mut command = Command::new(env!("CARGO_BIN_EXE_runner"));
-    command.arg("validate").current_dir(env!("CARGO_MANIFEST_DIR")).stderr(Stdio::null());
-    if !children {
+    command
+        .arg("validate")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("RUNNER_CACHE_DIR", cache_dir)
+        .stderr(Stdio::null());
+    if !mode.cache {
+        command.arg("--no-cache");
+    }
+    if !mode.children {
         command.env("RUNNER_TEMPLATE_CHILD", "0");
     }
     let started = Instant::now();
@@ -46,16 +63,22 @@ fn main() {
     let runs: u32 = std::env::var("RUNNER_BENCH_RUNS").ok().and_then(|n| n.parse().ok()).unwrap_or(50);
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let load = load.split_whitespace().next().unwrap_or("?").to_string();
-    for (label, children) in [("templates in children (default)", true), ("RUNNER_TEMPLATE_CHILD=0", false)] {
+    let cache_dir = tempfile::tempdir().expect("a cache folder");
+    let modes = [
+        ("default: result cache, nothing changed", Mode { cache: true, children: true }),
+        ("--no-cache: every file checked", Mode { cache: false, children: true }),
+        ("--no-cache, RUNNER_TEMPLATE_CHILD=0", Mode { cache: false, children: false }),
+    ];
+    for (label, mode) in modes {
         for _ in 0..5 {
-            validate(children);
+            validate(mode, cache_dir.path());
         }
         let cpu_before = children_cpu();
         let mut wall = Duration::ZERO;
         let mut min = Duration::MAX;
         let mut summary = String::new();
         for _ in 0..runs {
-            let (took, line) = validate(children);
+            let (took, line) = validate(mode, cache_dir.path());
             wall += took;
             min = min.min(took);
             summary = line;

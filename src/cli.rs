@@ -332,6 +332,11 @@ pub(crate) struct ValidateArgs {
     /// When to use colour.
     #[arg(long, value_enum, default_value_t)]
     pub color: ColorChoice,
+    /// Check every file, without reading or writing the result cache (by default a
+    /// file found valid is not checked again until a file its check read changes;
+    /// see RUNNER_CACHE_DIR).
+    #[arg(long)]
+    pub no_cache: bool,
 }
 
 /// `runner render`.

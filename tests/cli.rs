@@ -28,7 +28,8 @@ fn runner_in(dir: &Path, args: &[&str]) -> Output {
         .args(args)
         .env("NO_COLOR", "1")
         .env_remove("RUST_LOG")
-        .env("RUNNER_STATE_DIR", test_state_dir());
+        .env("RUNNER_STATE_DIR", test_state_dir())
+        .env("RUNNER_CACHE_DIR", test_state_dir().join("cache"));
     command.output().expect("runner runs")
 }
 
@@ -40,6 +41,7 @@ fn runner_bounded(dir: &Path, args: &[&str], limit: std::time::Duration) -> Outp
         .args(args)
         .env("NO_COLOR", "1")
         .env("RUNNER_STATE_DIR", dir.join("state"))
+        .env("RUNNER_CACHE_DIR", dir.join("cache"))
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -56,8 +58,9 @@ fn runner_bounded(dir: &Path, args: &[&str], limit: std::time::Duration) -> Outp
     child.wait_with_output().expect("output")
 }
 
-/// The state directory (locks, run history) of runs started by tests without one of
-/// their own: under cargo's scratch folder for tests, never the user's own state.
+/// The state directory (locks, run history; `cache/` for validate's result cache) of
+/// runs started by tests without one of their own: under cargo's scratch folder for
+/// tests, never the user's own state or cache.
 fn test_state_dir() -> PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR")).join("state")
 }

@@ -13,6 +13,7 @@ pub(crate) mod show;
 pub(crate) mod show_config;
 pub(crate) mod test;
 pub(crate) mod validate;
+pub(crate) mod validate_cache;
 
 pub(crate) mod completions;
 pub(crate) mod inputs;

@@ -33,7 +33,25 @@ pub(crate) fn run(args: &ValidateArgs, out: &mut Out) -> Result<(), Error> {
         }
     }
     let files = jobs.len();
-    let (mut found, sources, mut warnings) = check_all(&jobs);
+    let mut cache = if args.no_cache { None } else { crate::cmd::validate_cache::Cache::open() };
+    if let Some(cache) = &mut cache {
+        jobs.retain(|job| !cache.unchanged(&job.key()));
+    }
+    let Checked { mut found, sources, mut warnings, reads } = check_all(&jobs, cache.is_some());
+    // Only a run with nothing to say is remembered: no problem, no warning, no
+    // missing path (bad input writes nothing).
+    if let Some(mut cache) = cache
+        && found.is_empty()
+        && warnings.is_empty()
+        && missing.is_empty()
+    {
+        for (index, reads) in reads {
+            if let Some(job) = jobs.get(index) {
+                cache.keep(job.key(), reads);
+            }
+        }
+        cache.save();
+    }
     let mut seen_warnings = std::collections::HashSet::new();
     warnings.retain(|d| {
         seen_warnings.insert((d.file.clone(), d.range.start.line, d.range.start.col, d.message.clone()))
@@ -97,6 +115,22 @@ struct Job {
     named: bool,
 }
 
+impl Job {
+    fn key(&self) -> String {
+        crate::cmd::validate_cache::key(&self.path, self.named)
+    }
+}
+
+/// What [`check_all`] found.
+#[derive(Debug, Default)]
+struct Checked {
+    found: Vec<Diagnostic>,
+    sources: Sources,
+    warnings: Vec<Diagnostic>,
+    /// With `log`: what each job's check read, by job index.
+    reads: Vec<(usize, crate::readlog::Reads)>,
+}
+
 /// Files per loader at most: a loader keeps every file's text, parsed document and
 /// model until it is dropped, so at scale each thread starts a fresh loader after this
 /// many files, freeing the intermediate forms of the ones done.
@@ -108,42 +142,49 @@ const BATCH: usize = 32;
 /// with every prompt rendered, the worker preflight, a test file's workflow) are
 /// checked once per process and shared between the threads' loaders. Each schema is
 /// compiled once per process, by the first file that needs it. Returns the problems,
-/// the texts they point into and the warnings.
-fn check_all(jobs: &[Job]) -> (Vec<Diagnostic>, Sources, Vec<Diagnostic>) {
+/// the texts they point into and the warnings, and with `log` what each job read (for
+/// the result cache).
+fn check_all(jobs: &[Job], log: bool) -> Checked {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8);
     let threads = threads.min(jobs.len()).max(1);
     let shared = std::sync::Arc::new(SharedLoads::default());
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let results: std::sync::Mutex<(Vec<Diagnostic>, Sources, Vec<Diagnostic>)> = std::sync::Mutex::default();
-    let keep = |loader: &mut Loader| {
+    let results: std::sync::Mutex<Checked> = std::sync::Mutex::default();
+    let keep = |loader: &mut Loader, reads: &mut Vec<(usize, crate::readlog::Reads)>| {
         let (found, sources, warnings) = take_results(loader);
         if let Ok(mut all) = results.lock() {
-            all.0.extend(found);
-            all.2.extend(warnings);
+            all.found.extend(found);
+            all.warnings.extend(warnings);
             for (file, text) in sources {
-                all.1.insert(&file, text);
+                all.sources.insert(&file, text);
             }
+            all.reads.append(reads);
         }
     };
     let work = || {
         let mut loader = Loader::with_shared(shared.clone());
         let mut checked = 0;
+        let mut reads = Vec::new();
         loop {
             let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let Some(job) = jobs.get(index) else { break };
             if checked == BATCH {
-                keep(&mut loader);
+                keep(&mut loader, &mut reads);
                 loader = Loader::with_shared(shared.clone());
                 checked = 0;
             }
+            let frame = log.then(crate::readlog::Frame::begin);
             if job.named {
                 check_file(&mut loader, &job.path);
             } else {
                 let _ = loader.load(&job.path);
             }
+            if let Some(frame) = frame {
+                reads.push((index, frame.end()));
+            }
             checked += 1;
         }
-        keep(&mut loader);
+        keep(&mut loader, &mut reads);
         // The last loader's forms (every file of a small run) are not freed one by one:
         // the process ends right after the report, and freeing them cost more CPU than
         // any single check. At scale, the earlier loaders were dropped after their batch.

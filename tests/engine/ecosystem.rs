@@ -144,7 +144,12 @@ fn no_arguments_is_a_usage_error_with_the_usage() {
 /// `runner ARGS...` with a fixed help width (clap reads COLUMNS).
 fn runner_100_columns(args: &[&str]) -> Output {
     let mut command = Command::new(assert_cmd::cargo::cargo_bin!("runner"));
-    command.current_dir(root()).args(args).env("NO_COLOR", "1").env("COLUMNS", "100");
+    command
+        .current_dir(root())
+        .args(args)
+        .env("NO_COLOR", "1")
+        .env("COLUMNS", "100")
+        .env("RUNNER_CACHE_DIR", crate::test_state_dir().join("cache"));
     output_within(command, Duration::from_secs(60))
 }
 
@@ -356,7 +361,10 @@ fn a_failed_run_is_never_marked_ok_and_dry_runs_say_so() {
 fn colour_follows_clicolor_force_no_color_and_term_dumb() {
     let run = |env: &[(&str, &str)]| {
         let mut command = Command::new(assert_cmd::cargo::cargo_bin!("runner"));
-        command.current_dir(root()).args(["validate", "tests/invalid/schema/02-unknown-step-field.yaml"]);
+        command
+            .current_dir(root())
+            .args(["validate", "tests/invalid/schema/02-unknown-step-field.yaml"])
+            .env("RUNNER_CACHE_DIR", crate::test_state_dir().join("cache"));
         command
             .env_remove("NO_COLOR")
             .env_remove("CLICOLOR_FORCE")

@@ -968,5 +968,6 @@ mod layers;
 mod perf;
 mod support;
 mod template_pool;
+mod validate_cache;
 mod validate_leftovers;
 mod walks;
