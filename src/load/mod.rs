@@ -160,10 +160,22 @@ pub(crate) fn yaml_files(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// Give the read log what a reused result's check read; a result whose reads were not
-/// logged cannot be cached.
-fn reuse_reads(reads: Option<&crate::readlog::Reads>) {
+/// logged cannot be cached. The result is reused by canonical path, so `path` may be
+/// another name of the file first read (a symlink): that name is logged too, with the
+/// same digest, so a link pointed elsewhere later is noticed.
+fn reuse_reads(path: &Path, reads: Option<&crate::readlog::Reads>) {
     match reads {
-        Some(reads) => crate::readlog::extend(reads),
+        Some(reads) => {
+            crate::readlog::extend(reads);
+            if let Some(first) = reads.files.first()
+                && Path::new(&first.path) != path
+            {
+                crate::readlog::extend(&crate::readlog::Reads {
+                    files: vec![crate::readlog::Read { path: display(path), digest: first.digest.clone() }],
+                    uncacheable: false,
+                });
+            }
+        }
         None if crate::readlog::active() => crate::readlog::mark_uncacheable(),
         None => {}
     }
@@ -263,7 +275,7 @@ impl Loader {
         let key = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
         match self.slots.get(&key) {
             Some(Slot::Done(result)) => {
-                reuse_reads(self.reads.get(&key).map(|reads| &**reads));
+                reuse_reads(path, self.reads.get(&key).map(|reads| &**reads));
                 return Ok(result.clone());
             }
             Some(Slot::InProgress) => return Ok(None),
@@ -274,7 +286,7 @@ impl Loader {
         let mine = match &shared {
             Some((shared, me)) => match shared.claim(&key, *me) {
                 Claim::Done(load) => {
-                    reuse_reads(load.reads.as_deref());
+                    reuse_reads(path, load.reads.as_deref());
                     if let Some(reads) = load.reads {
                         self.reads.insert(key.clone(), reads);
                     }

@@ -150,3 +150,20 @@ fn a_cache_file_others_may_write_is_not_trusted() {
     assert_eq!(code(&validate(&case, &["wf.yaml"])), 65, "a forged, world-writable cache is ignored");
     assert!(Path::new(&file).exists());
 }
+
+#[test]
+fn a_symlink_pointed_elsewhere_is_noticed_even_when_its_target_was_checked_under_another_name() {
+    // The second call reaches child.yaml again through a link: the loader reuses the
+    // first result (same file), and must still log the link's name.
+    let case = Case::new(
+        "name: caller\nsteps:\n  - id: a\n    type: call\n    workflow: child.yaml\n  - id: b\n    type: call\n    workflow: link.yaml\n",
+    );
+    case.write("child.yaml", CHILD);
+    case.write("broken.yaml", BROKEN_CHILD);
+    std::os::unix::fs::symlink("child.yaml", case.path("link.yaml")).expect("symlink");
+    ok(&validate(&case, &["wf.yaml"]));
+    std::fs::remove_file(case.path("link.yaml")).expect("remove");
+    std::os::unix::fs::symlink("broken.yaml", case.path("link.yaml")).expect("symlink");
+    let output = validate(&case, &["wf.yaml"]);
+    assert_eq!(code(&output), 65, "{}{}", stdout(&output), stderr(&output));
+}
