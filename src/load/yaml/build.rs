@@ -203,7 +203,7 @@ impl Builder {
     /// A scalar: a map key, or a value with its location.
     fn scalar(&mut self, value: Value, range: Range) {
         if self.expects_key() {
-            self.set_key(&value, range);
+            self.set_key(value, range);
             return;
         }
         let at = self.push_entry(Entry::new(range, Kind::Scalar));
@@ -211,10 +211,10 @@ impl Builder {
     }
 
     /// The next map key is the scalar `value` defined at `range`.
-    fn set_key(&mut self, value: &Value, range: Range) {
+    fn set_key(&mut self, value: Value, range: Range) {
         let is_text = value.is_string();
         let text = match value {
-            Value::String(s) => s.clone(),
+            Value::String(text) => text,
             Value::Null => String::new(),
             other => other.to_string(),
         };
@@ -234,7 +234,7 @@ impl Builder {
             // The key's place is where its text is defined.
             if root.kind == Kind::Scalar {
                 let value = target.value.clone();
-                self.set_key(&value, root.value.range());
+                self.set_key(value, root.value.range());
             } else if let Some(Frame::Map { key, .. }) = self.stack.last_mut() {
                 *key = Some(Key::Complex(root.value.range()));
             }
