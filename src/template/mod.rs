@@ -6,6 +6,7 @@ pub(crate) mod bounds;
 pub(crate) mod cache;
 pub(crate) mod collections;
 pub(crate) mod filters;
+mod paths;
 pub(crate) mod text;
 
 use std::collections::BTreeSet;
@@ -178,6 +179,9 @@ pub(crate) fn expression_variables(
     text: &str,
 ) -> Result<BTreeSet<String>, minijinja::Error> {
     bounds::check_compile(bounds::Mode::Expression, text).map_err(limit_error)?;
+    if let Some(path) = paths::expression_path(text) {
+        return Ok(strip_globals([path.to_string()]));
+    }
     let expression = env.compile_expression(text)?;
     Ok(strip_globals(expression.undeclared_variables(true)))
 }
@@ -214,7 +218,7 @@ pub(crate) struct UnknownName {
 /// unknown one would otherwise fail a run half-way). Unparsable text yields nothing:
 /// its syntax error is reported elsewhere.
 pub(crate) fn unknown_names(env: &Environment<'_>, text: &str) -> Vec<UnknownName> {
-    if bounds::check_compile(bounds::Mode::Text, text).is_err() {
+    if bounds::check_compile(bounds::Mode::Text, text).is_err() || paths::printed_paths(text).is_some() {
         return Vec::new();
     }
     let Ok(template) = env.template_from_str(text) else { return Vec::new() };
@@ -227,6 +231,9 @@ pub(crate) fn template_variables_and_unknown_names(
     text: &str,
 ) -> Result<(BTreeSet<String>, Vec<UnknownName>), minijinja::Error> {
     bounds::check_compile(bounds::Mode::Text, text).map_err(limit_error)?;
+    if let Some(paths) = paths::printed_paths(text) {
+        return Ok((strip_globals(paths), Vec::new()));
+    }
     let template = env.template_from_str(text)?;
     let unknown = unknown_names_in(env, &template, text);
     Ok((strip_globals(template.undeclared_variables(true)), unknown))
