@@ -218,11 +218,23 @@ pub(crate) struct UnknownName {
 /// unknown one would otherwise fail a run half-way). Unparsable text yields nothing:
 /// its syntax error is reported elsewhere.
 pub(crate) fn unknown_names(env: &Environment<'_>, text: &str) -> Vec<UnknownName> {
-    if bounds::check_compile(bounds::Mode::Text, text).is_err() || paths::printed_paths(text).is_some() {
+    if bounds::check_compile(bounds::Mode::Text, text).is_err() || !paths::may_name_filters_or_tests(text) {
         return Vec::new();
     }
     let Ok(template) = env.template_from_str(text) else { return Vec::new() };
     unknown_names_in(env, &template, text)
+}
+
+/// [`unknown_names`] of `template`, already compiled from `text` with `env`.
+pub(crate) fn unknown_names_of(
+    env: &Environment<'_>,
+    template: &minijinja::Template<'_, '_>,
+    text: &str,
+) -> Vec<UnknownName> {
+    if bounds::check_compile(bounds::Mode::Text, text).is_err() {
+        return Vec::new();
+    }
+    unknown_names_in(env, template, text)
 }
 
 /// [`template_variables`] and [`unknown_names`] of one template string, compiled once.

@@ -37,6 +37,20 @@ pub(crate) fn expression_path(text: &str) -> Option<&str> {
     dotted_path(text)
 }
 
+/// Whether `text` may apply a filter or perform a test: it holds a `|`, the word `is`
+/// or `filter` (a `{% filter %}` block). Without any, compiling it cannot find one.
+pub(crate) fn may_name_filters_or_tests(text: &str) -> bool {
+    let word = |word: &str| {
+        text.match_indices(word).any(|(at, _)| {
+            let before = text[..at].chars().next_back();
+            let after = text[at + word.len()..].chars().next();
+            let outside = |c: Option<char>| !c.is_some_and(|c| c.is_alphanumeric() || c == '_');
+            outside(before) && outside(after)
+        })
+    };
+    text.contains('|') || word("is") || text.contains("filter")
+}
+
 /// The dotted name inside `{{ }}`: ASCII identifiers joined by `.`, with spaces,
 /// tabs or newlines around it (not `-`/`+` whitespace control, not a keyword).
 fn dotted_path(inner: &str) -> Option<&str> {
@@ -97,6 +111,22 @@ mod tests {
                 let slow: Option<BTreeSet<String>> =
                     template.ok().map(|t| t.undeclared_variables(true).into_iter().collect());
                 assert_eq!(Some(fast), slow, "{text:?}");
+            }
+        }
+        for (text, may) in [
+            ("{{ a.dispatch_id == 'this' }}", false),
+            ("{{ a | nope }}", true),
+            ("{{ a is nope }}", true),
+            ("{{ a is\tnope }}", true),
+            ("{% filter nope %}x{% endfilter %}", true),
+            ("{{ (a)is nope }}", true),
+        ] {
+            assert_eq!(may_name_filters_or_tests(text), may, "{text:?}");
+            if !may {
+                let template = env.template_from_str(text);
+                assert!(template.is_ok_and(|t| crate::template::unknown_names_in(&env, &t, text).is_empty()));
+            } else {
+                assert!(!crate::template::unknown_names(&env, text).is_empty(), "{text:?}");
             }
         }
         for (text, simple) in [("a.b", true), (" loop.index ", true), ("a | b", false), ("not a", false)] {
