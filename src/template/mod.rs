@@ -49,6 +49,14 @@ pub(crate) fn environment() -> Environment<'static> {
     env
 }
 
+/// The standard [`environment`], built once per process, for checks that only compile
+/// templates and read what they use (building one costs as much as compiling dozens of
+/// small templates, and `runner validate` built one per workflow file).
+pub(crate) fn shared_environment() -> &'static Environment<'static> {
+    static SHARED: std::sync::OnceLock<Environment<'static>> = std::sync::OnceLock::new();
+    SHARED.get_or_init(environment)
+}
+
 /// The work one template evaluation may do (minijinja instructions).
 pub(crate) const FUEL: u64 = 50_000_000;
 
