@@ -81,10 +81,10 @@ pub(crate) fn check(
         "/terminal_contract",
     );
     if let CronBackend::Command { argv, .. } = &registry.cron_backend {
-        let env = template::environment();
+        let env = template::shared_environment();
         for (index, arg) in argv.iter().enumerate() {
             let pointer = format!("/cron_backend/argv/{index}");
-            match template::template_variables(&env, arg) {
+            match template::template_variables(env, arg) {
                 Ok(variables) => {
                     for variable in variables {
                         let root = variable.split('.').next().unwrap_or_default();

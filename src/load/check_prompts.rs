@@ -149,9 +149,9 @@ pub(crate) fn check_template_text(loader: &mut Loader, name: &str, text: &str, k
     let path = Path::new(name);
     let env = render::environment_for(path.parent().unwrap_or(Path::new(".")));
     match env.template_from_named_str(name, text) {
-        Ok(_) => {
+        Ok(template) => {
             let index = LineIndex::new(text);
-            for unknown in crate::template::unknown_names(&env, text) {
+            for unknown in crate::template::unknown_names_of(&env, &template, text) {
                 let start = index.pos_of_offset(unknown.span.start);
                 loader.report_range(
                     name,

@@ -79,7 +79,7 @@ pub(crate) fn check(
         source,
         workflow,
         registry,
-        env: template::environment(),
+        env: template::shared_environment(),
         ids: BTreeMap::new(),
     };
     checker.run();
@@ -134,7 +134,7 @@ struct Checker<'a> {
     registry: Option<Arc<LaneRegistry>>,
     lifecycle: Option<(Arc<crate::model::Lifecycle>, Option<Arc<crate::model::Roles>>)>,
     roles: Option<Arc<crate::model::Roles>>,
-    env: Environment<'static>,
+    env: &'static Environment<'static>,
     /// Every step id in the file and where it is.
     ids: BTreeMap<String, String>,
 }
@@ -591,7 +591,7 @@ fn list_or_none(names: &[&str]) -> String {
 /// `--repo={{ inputs.repo }}` is the way to pass an option's value), a step with
 /// `options_from_input: true`, and boolean or lane inputs.
 pub(crate) fn warn_unguarded_argv(loader: &mut Loader, name: &str, document: &Document, workflow: &Workflow) {
-    let env = template::environment();
+    let env = template::shared_environment();
     let all = walk_steps_at(&workflow.steps, "/steps").chain(walk_steps_at(&workflow.finally, "/finally"));
     for (pointer, step) in all {
         let StepKind::Exec(exec) = &step.kind else { continue };
@@ -608,7 +608,7 @@ pub(crate) fn warn_unguarded_argv(loader: &mut Loader, name: &str, document: &Do
             if !(arg.starts_with("{{") || arg.starts_with("{%")) || !template::is_template(arg) {
                 continue;
             }
-            let Ok(variables) = template_variables(&env, arg) else { continue };
+            let Ok(variables) = template_variables(env, arg) else { continue };
             let input = variables.iter().find_map(|variable| {
                 let input = variable.strip_prefix("inputs.")?.split('.').next()?;
                 let def = workflow.inputs.get(input)?;

@@ -36,7 +36,7 @@ impl Checker<'_> {
             return;
         }
         let analysis = template::cache::analysed(template::cache::Checked::Template, text, || {
-            template::template_variables_and_unknown_names(&self.env, text)
+            template::template_variables_and_unknown_names(self.env, text)
         });
         match analysis {
             Ok((variables, unknown)) => {
@@ -60,7 +60,7 @@ impl Checker<'_> {
             let location = self.document.locate(pointer);
             let span = unknown.span.start.saturating_sub(shift)..unknown.span.end.saturating_sub(shift);
             let range = crate::load::refine_template_range(self.source, &location, text, span);
-            let hint = template::suggest_name(&self.env, unknown.kind, &unknown.name);
+            let hint = template::suggest_name(self.env, unknown.kind, &unknown.name);
             self.loader.push_at(
                 self.name,
                 self.document,
@@ -87,8 +87,8 @@ impl Checker<'_> {
             return;
         }
         let analysis = template::cache::analysed(template::cache::Checked::Expression, text, || {
-            let variables = expression_variables(&self.env, text)?;
-            Ok((variables, template::unknown_names(&self.env, &format!("{{{{ {text} }}}}"))))
+            let variables = expression_variables(self.env, text)?;
+            Ok((variables, template::unknown_names(self.env, &format!("{{{{ {text} }}}}"))))
         });
         match analysis {
             Ok((variables, unknown)) => {

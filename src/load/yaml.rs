@@ -10,10 +10,8 @@
 //! strings), duplicate keys are errors, and alias bombs and absurd nesting are
 //! refused instead of exhausting memory.
 
-use std::collections::HashMap;
-
-use serde_json::{Map, Value};
-use serde_saphyr::granit_parser::{Event, Marker, Parser, Span};
+use serde_json::Value;
+use serde_saphyr::granit_parser::{Marker, Span};
 
 /// The deepest nesting accepted.
 pub(crate) const MAX_DEPTH: usize = 128;
@@ -24,11 +22,10 @@ pub(crate) const MAX_NODES: usize = 1_000_000;
 // because every YAML node carries them.
 pub(crate) use crate::diagnostics::{Pos, Range};
 
+mod build;
+mod locations;
 mod scalar;
-use scalar::resolve_scalar;
-
-/// Locations by JSON pointer.
-pub(crate) type Locations = HashMap<String, Location, foldhash::fast::RandomState>;
+pub(crate) use locations::Locations;
 
 /// Where a value sits in the source.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -47,25 +44,14 @@ pub struct Location {
 pub struct Document {
     /// The document as JSON.
     pub value: Value,
-    /// Location of every node by JSON pointer (`""` is the root). Hashed with foldhash:
-    /// every node of every file is inserted once, and SipHash was a visible part of
-    /// `runner validate`'s CPU.
+    /// Location of every node, found by JSON pointer (`""` is the root).
     pub locations: Locations,
 }
 
 impl Document {
     /// The location of the node at `pointer`, or of its nearest ancestor that has one.
     pub fn locate(&self, pointer: &str) -> Location {
-        let mut current = pointer;
-        loop {
-            if let Some(location) = self.locations.get(current) {
-                return *location;
-            }
-            match current.rfind('/') {
-                Some(index) => current = &current[..index],
-                None => return Location::default(),
-            }
-        }
+        self.locations.locate(pointer)
     }
 }
 
@@ -184,391 +170,19 @@ impl<'a> LineIndex<'a> {
     }
 }
 
-#[derive(Debug, Clone)]
-enum Data {
-    Scalar(Value),
-    Seq(Vec<Node>),
-    Map(Vec<(String, Range, Node)>),
-}
-
-#[derive(Debug, Clone)]
-struct Node {
-    data: Data,
-    range: Range,
-    via: Option<Range>,
-    size: usize,
-}
-
-enum Frame {
-    Seq { range: Range, anchor: usize, items: Vec<Node> },
-    Map { range: Range, anchor: usize, entries: Vec<(Node, Node)>, key: Option<Node> },
-}
-
 /// Parse one YAML document.
 pub fn parse(source: &str) -> Result<Document, YamlError> {
     let index = LineIndex::new(source);
-    let root = build_tree(source, &index)?;
-    // One location per node: size the map once.
-    let mut locations = Locations::with_capacity_and_hasher(
-        root.as_ref().map_or(1, |node| node.size.min(MAX_NODES)),
-        foldhash::fast::RandomState::default(),
-    );
+    let (root, mut locations) = build::build(source, &index)?;
     let value = match root {
-        Some(node) => flatten(node, &mut String::new(), None, None, &mut locations, 0)?,
+        Some(value) => value,
         None => {
-            locations.insert(
-                String::new(),
-                Location { value: Range { start: index.pos(1, 0), end: 0 }, key: None, via: None },
-            );
+            let range = Range { start: index.pos(1, 0), end: 0 };
+            locations.entries.push(locations::Entry::new(range, locations::Kind::Scalar));
             Value::Null
         }
     };
     Ok(Document { value, locations })
-}
-
-fn build_tree(source: &str, index: &LineIndex<'_>) -> Result<Option<Node>, YamlError> {
-    let mut parser = Parser::new_from_str(source);
-    let mut anchors: HashMap<usize, Node> = HashMap::new();
-    let mut stack: Vec<Frame> = Vec::new();
-    let mut root: Option<Node> = None;
-    let mut documents = 0usize;
-    let mut total = 0usize;
-    while let Some(next) = parser.next_event() {
-        let (event, span) = next.map_err(|error| {
-            let pos = index.marker(error.marker());
-            let info = error.info();
-            let mut pos = pos;
-            let (message, hint) = if info.contains("recursion limit") {
-                (format!("nesting deeper than {MAX_DEPTH} levels"), Some("flatten the structure".to_string()))
-            } else if info.contains("unknown anchor") {
-                let name: String = source[pos.offset.min(source.len())..]
-                    .trim_start_matches('*')
-                    .chars()
-                    .take_while(|c| !c.is_whitespace() && !",[]{}".contains(*c))
-                    .collect();
-                (
-                    format!("alias `*{name}` refers to an anchor that is not defined before it"),
-                    Some(format!("define `&{name}` on a value above this line")),
-                )
-            } else if info.contains("tab") {
-                // The parser reports the position after the tab.
-                if pos.offset > 0 && source.as_bytes().get(pos.offset - 1) == Some(&b'\t') {
-                    pos = index.pos_of_offset(pos.offset - 1);
-                }
-                (
-                    format!("YAML syntax error: {info}"),
-                    Some("indent YAML with spaces; tabs are not allowed for indentation".to_string()),
-                )
-            } else {
-                (format!("YAML syntax error: {info}"), None)
-            };
-            YamlError { range: Range { start: pos, end: pos.offset + 1 }, message, hint, related: None }
-        })?;
-        let range = index.span(&span);
-        let node = match event {
-            Event::StreamStart | Event::StreamEnd | Event::DocumentEnd => continue,
-            Event::DocumentStart(..) => {
-                documents += 1;
-                if documents > 1 {
-                    return Err(YamlError {
-                        range,
-                        message: "a second YAML document (`---`) in one file".into(),
-                        hint: Some("keep one document per file".into()),
-                        related: None,
-                    });
-                }
-                continue;
-            }
-            Event::Anchor(..) | Event::UnresolvedAlias(..) => {
-                return Err(YamlError {
-                    range,
-                    message: "alias refers to an anchor that is not defined before it".into(),
-                    hint: Some("define `&name` before using `*name`".into()),
-                    related: None,
-                });
-            }
-            Event::Alias(id) => {
-                let Some(target) = anchors.get(&id) else {
-                    return Err(YamlError {
-                        range,
-                        message: "alias refers to an anchor that is not defined before it".into(),
-                        hint: Some("define `&name` before using `*name`".into()),
-                        related: None,
-                    });
-                };
-                total += target.size;
-                if total > MAX_NODES {
-                    return Err(too_many_nodes(range));
-                }
-                let mut node = target.clone();
-                node.via = Some(range);
-                node
-            }
-            Event::Scalar(text, style, anchor, tag) => {
-                let tag_suffix = tag.as_ref().map(|t| {
-                    if t.is_yaml_core_schema() {
-                        t.suffix().to_string()
-                    } else if t.handle() == "tag:yaml.org,2002:" {
-                        format!("!!{}", t.suffix())
-                    } else {
-                        format!("!{}", t.suffix())
-                    }
-                });
-                let value = resolve_scalar(&text, style, tag_suffix.as_deref())
-                    .map_err(|message| YamlError { range, message, hint: None, related: None })?;
-                total += 1;
-                let node = Node { data: Data::Scalar(value), range, via: None, size: 1 };
-                if anchor != 0 {
-                    anchors.insert(anchor, node.clone());
-                }
-                node
-            }
-            Event::SequenceStart(_, anchor, _) => {
-                check_depth(stack.len(), range)?;
-                stack.push(Frame::Seq { range, anchor, items: Vec::new() });
-                continue;
-            }
-            Event::MappingStart(_, anchor, _) => {
-                check_depth(stack.len(), range)?;
-                stack.push(Frame::Map { range, anchor, entries: Vec::new(), key: None });
-                continue;
-            }
-            Event::SequenceEnd => match stack.pop() {
-                Some(Frame::Seq { range, anchor, items }) => {
-                    total += 1;
-                    let size = 1 + items.iter().map(|n| n.size).sum::<usize>();
-                    let node = Node { data: Data::Seq(items), range, via: None, size };
-                    if anchor != 0 {
-                        anchors.insert(anchor, node.clone());
-                    }
-                    node
-                }
-                _ => return Err(internal(range)),
-            },
-            Event::MappingEnd => match stack.pop() {
-                Some(Frame::Map { range, anchor, entries, .. }) => {
-                    total += 1;
-                    let node = merge_map(range, entries)?;
-                    if anchor != 0 {
-                        anchors.insert(anchor, node.clone());
-                    }
-                    node
-                }
-                _ => return Err(internal(range)),
-            },
-            #[allow(unreachable_patterns)]
-            _ => continue,
-        };
-        if total > MAX_NODES {
-            return Err(too_many_nodes(node.range));
-        }
-        match stack.last_mut() {
-            None => root = Some(node),
-            Some(Frame::Seq { items, .. }) => items.push(node),
-            Some(Frame::Map { entries, key, .. }) => match key.take() {
-                None => *key = Some(node),
-                Some(k) => entries.push((k, node)),
-            },
-        }
-    }
-    Ok(root)
-}
-
-fn internal(range: Range) -> YamlError {
-    YamlError { range, message: "YAML structure could not be read".into(), hint: None, related: None }
-}
-
-fn too_many_nodes(range: Range) -> YamlError {
-    YamlError {
-        range,
-        message: format!("document expands to more than {MAX_NODES} values through aliases"),
-        hint: Some("this looks like an alias bomb; use fewer nested aliases".into()),
-        related: None,
-    }
-}
-
-fn check_depth(depth: usize, range: Range) -> Result<(), YamlError> {
-    if depth >= MAX_DEPTH {
-        return Err(YamlError {
-            range,
-            message: format!("nesting deeper than {MAX_DEPTH} levels"),
-            hint: Some("flatten the structure".into()),
-            related: None,
-        });
-    }
-    Ok(())
-}
-
-/// Turn a key node into a string key.
-fn key_text(node: Node) -> Result<String, YamlError> {
-    match node.data {
-        Data::Scalar(Value::String(s)) => Ok(s),
-        Data::Scalar(Value::Null) => Ok(String::new()),
-        Data::Scalar(other) => Ok(other.to_string()),
-        _ => Err(YamlError {
-            range: node.range,
-            message: "a map key must be a plain value, not a list or map".into(),
-            hint: None,
-            related: None,
-        }),
-    }
-}
-
-/// Entries up to which a map's duplicate keys are found without a hash map.
-const SMALL_MAP: usize = 16;
-
-/// Build a map node, applying `<<` merge keys: explicit keys win over merged ones,
-/// and earlier merge sources win over later ones.
-fn merge_map(range: Range, entries: Vec<(Node, Node)>) -> Result<Node, YamlError> {
-    type Seen = HashMap<String, Range, foldhash::fast::RandomState>;
-    let mut explicit: Vec<(String, Range, Node)> = Vec::with_capacity(entries.len());
-    // Duplicate keys of a small map (almost all of them) are found by comparing with
-    // the keys kept so far, without hashing or copying them; a large one uses a map.
-    let mut seen: Option<Seen> = (entries.len() > SMALL_MAP)
-        .then(|| Seen::with_capacity_and_hasher(entries.len(), foldhash::fast::RandomState::default()));
-    let mut merges: Vec<(Range, Node)> = Vec::new();
-    for (key_node, value) in entries {
-        let key_range = key_node.range;
-        let is_text = matches!(&key_node.data, Data::Scalar(Value::String(_)));
-        let key = key_text(key_node)?;
-        if is_text && key == "<<" {
-            merges.push((key_range, value));
-            continue;
-        }
-        let first = match &seen {
-            Some(seen) => seen.get(&key).copied(),
-            None => explicit.iter().find(|(k, _, _)| *k == key).map(|(_, r, _)| *r),
-        };
-        if let Some(first) = first {
-            return Err(YamlError {
-                range: key_range,
-                message: format!("duplicate key `{key}`"),
-                hint: Some("each key may appear once in a map; remove or rename one".into()),
-                related: Some((first, format!("`{key}` first defined here"))),
-            });
-        }
-        if let Some(seen) = &mut seen {
-            seen.insert(key.clone(), key_range);
-        }
-        explicit.push((key, key_range, value));
-    }
-    let mut merged: Vec<(String, Range, Node)> = Vec::new();
-    let mut seen = match seen {
-        Some(seen) => seen,
-        None if merges.is_empty() => Seen::default(),
-        None => explicit.iter().map(|(k, r, _)| (k.clone(), *r)).collect(),
-    };
-    for (merge_range, source) in merges {
-        let sources = match source.data {
-            Data::Map(_) => vec![source],
-            Data::Seq(items) => items,
-            Data::Scalar(_) => {
-                return Err(YamlError {
-                    range: source.range,
-                    message: "`<<` must be followed by a map or a list of maps (usually `*anchor`)".into(),
-                    hint: None,
-                    related: None,
-                });
-            }
-        };
-        for source in sources {
-            let Data::Map(source_entries) = source.data else {
-                return Err(YamlError {
-                    range: source.range,
-                    message: "`<<` merges only maps".into(),
-                    hint: None,
-                    related: None,
-                });
-            };
-            for (key, key_range, mut value) in source_entries {
-                if seen.contains_key(&key) {
-                    continue;
-                }
-                seen.insert(key.clone(), key_range);
-                if value.via.is_none() {
-                    value.via = Some(merge_range);
-                }
-                merged.push((key, key_range, value));
-            }
-        }
-    }
-    explicit.extend(merged);
-    let size = 1 + explicit.iter().map(|(_, _, n)| n.size).sum::<usize>();
-    Ok(Node { data: Data::Map(explicit), range, via: None, size })
-}
-
-/// Turn the node tree into a JSON value, recording every node's location under its
-/// JSON pointer. One pointer buffer is extended and cut back while walking, so each
-/// node costs one allocation (its key in `locations`), not one per level.
-fn flatten(
-    node: Node,
-    pointer: &mut String,
-    key: Option<Range>,
-    inherited_via: Option<Range>,
-    locations: &mut Locations,
-    depth: usize,
-) -> Result<Value, YamlError> {
-    if depth > MAX_DEPTH * 4 {
-        return Err(check_depth(usize::MAX, node.range).err().unwrap_or_else(|| internal(node.range)));
-    }
-    let via = node.via.or(inherited_via);
-    locations.insert(pointer.clone(), Location { value: node.range, key, via });
-    let parent = pointer.len();
-    Ok(match node.data {
-        Data::Scalar(value) => value,
-        Data::Seq(items) => {
-            let mut out = Vec::with_capacity(items.len());
-            for (i, item) in items.into_iter().enumerate() {
-                pointer.push('/');
-                pointer.push_str(itoa_usize(i, &mut [0u8; 20]));
-                let value = flatten(item, pointer, None, via, locations, depth + 1);
-                pointer.truncate(parent);
-                out.push(value?);
-            }
-            Value::Array(out)
-        }
-        Data::Map(entries) => {
-            let mut out = Map::with_capacity(entries.len());
-            for (k, key_range, value) in entries {
-                pointer.push('/');
-                push_escaped(pointer, &k);
-                let child_via = value.via.or(via);
-                let v = flatten(value, pointer, Some(key_range), child_via, locations, depth + 1);
-                pointer.truncate(parent);
-                out.insert(k, v?);
-            }
-            Value::Object(out)
-        }
-    })
-}
-
-/// `n` in decimal, written into `buffer` (no allocation).
-fn itoa_usize(mut n: usize, buffer: &mut [u8; 20]) -> &str {
-    let mut at = buffer.len();
-    loop {
-        at -= 1;
-        buffer[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    std::str::from_utf8(&buffer[at..]).unwrap_or("0")
-}
-
-/// Append `key` escaped for a JSON pointer (`~` -> `~0`, `/` -> `~1`).
-fn push_escaped(pointer: &mut String, key: &str) {
-    if !key.contains(['~', '/']) {
-        pointer.push_str(key);
-        return;
-    }
-    for c in key.chars() {
-        match c {
-            '~' => pointer.push_str("~0"),
-            '/' => pointer.push_str("~1"),
-            other => pointer.push(other),
-        }
-    }
 }
 
 /// Escape a key for use in a JSON pointer.
@@ -724,7 +338,7 @@ mod tests {
     #[test]
     fn pointers_escape_keys_and_number_items() {
         let d = doc("a/b~c:\n  - x\n  - [y, z]\nk: 1\n");
-        let mut pointers: Vec<&str> = d.locations.keys().map(String::as_str).collect();
+        let mut pointers = d.locations.pointers();
         pointers.sort_unstable();
         assert_eq!(
             pointers,
@@ -732,9 +346,44 @@ mod tests {
         );
         assert_eq!(d.locate("/a~1b~0c/1/1").value.start.line, 3);
         assert_eq!(d.locate("/k").key.map(|k| k.start.col), Some(1));
-        let mut buffer = [0u8; 20];
-        assert_eq!(itoa_usize(0, &mut buffer), "0");
-        assert_eq!(itoa_usize(1_000_007, &mut [0u8; 20]), "1000007");
+    }
+
+    #[test]
+    fn merged_lists_aliased_keys_and_nested_aliases_are_located() {
+        let d =
+            doc("b: &b {x: 1, y: {z: 2}}\nm:\n  <<: [*b, {w: 1, x: 9}]\n  y: 3\n&k key: 1\nn: {*k : *b}\n");
+        assert_eq!(d.value["m"], serde_json::json!({"y": 3, "x": 1, "w": 1}));
+        // Merged from the alias: defined on line 1, reached through `<<` on line 3.
+        let z = d.locate("/m/x");
+        assert_eq!(
+            (z.value.start.line, z.key.map(|k| k.start.line), z.via.map(|v| v.start.line)),
+            (1, Some(1), Some(3))
+        );
+        assert_eq!(d.locate("/m/y").via, None);
+        assert!(!d.locations.contains_key("/m/<<") && d.locations.contains_key("/m/w"));
+        // A key written as an alias; its value's inner nodes are reached through the alias.
+        assert_eq!(d.locate("/n/key/y/z").via.map(|v| (v.start.line, v.start.col)), Some((6, 10)));
+        assert_eq!(d.locate("/n/key/y/z").value.start.line, 1);
+        assert_eq!(d.locate("/n/key").key.map(|k| (k.start.line, k.start.col)), Some((5, 4)));
+        // Item numbers are canonical; anything else falls back to the parent.
+        let d = doc("l: [a, b]\n");
+        assert_eq!(d.locate("/l/1").value.start.col, 8);
+        assert_eq!(d.locate("/l/01").value.start.col, 4);
+        assert_eq!(d.locate("nope").value, Range::default());
+    }
+
+    #[test]
+    fn keys_that_are_lists_and_aliases_nested_too_deep_are_refused() {
+        let Err(e) = parse("? [a, b]\n: 1\n") else { panic!("expected an error") };
+        assert!(e.message.contains("plain value"), "{e:?}");
+        let Err(e) = parse("m:\n  <<: [1]\n") else { panic!("expected an error") };
+        assert!(e.message.contains("merges only maps"), "{e:?}");
+        let mut src = String::from("a0: &a0 [[[[[[[[[[x]]]]]]]]]]\n");
+        for i in 1..60 {
+            src.push_str(&format!("a{i}: &a{i} [[[[[[[[[[*a{}]]]]]]]]]]\n", i - 1));
+        }
+        let Err(e) = parse(&src) else { panic!("expected an error") };
+        assert!(e.message.contains("nesting deeper"), "{e:?}");
     }
 
     #[test]

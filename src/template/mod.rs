@@ -6,6 +6,7 @@ pub(crate) mod bounds;
 pub(crate) mod cache;
 pub(crate) mod collections;
 pub(crate) mod filters;
+mod paths;
 pub(crate) mod text;
 
 use std::collections::BTreeSet;
@@ -46,6 +47,14 @@ pub(crate) fn environment() -> Environment<'static> {
         }
     });
     env
+}
+
+/// The standard [`environment`], built once per process, for checks that only compile
+/// templates and read what they use (building one costs as much as compiling dozens of
+/// small templates, and `runner validate` built one per workflow file).
+pub(crate) fn shared_environment() -> &'static Environment<'static> {
+    static SHARED: std::sync::OnceLock<Environment<'static>> = std::sync::OnceLock::new();
+    SHARED.get_or_init(environment)
 }
 
 /// The work one template evaluation may do (minijinja instructions).
@@ -178,6 +187,9 @@ pub(crate) fn expression_variables(
     text: &str,
 ) -> Result<BTreeSet<String>, minijinja::Error> {
     bounds::check_compile(bounds::Mode::Expression, text).map_err(limit_error)?;
+    if let Some(path) = paths::expression_path(text) {
+        return Ok(strip_globals([path.to_string()]));
+    }
     let expression = env.compile_expression(text)?;
     Ok(strip_globals(expression.undeclared_variables(true)))
 }
@@ -214,11 +226,23 @@ pub(crate) struct UnknownName {
 /// unknown one would otherwise fail a run half-way). Unparsable text yields nothing:
 /// its syntax error is reported elsewhere.
 pub(crate) fn unknown_names(env: &Environment<'_>, text: &str) -> Vec<UnknownName> {
-    if bounds::check_compile(bounds::Mode::Text, text).is_err() {
+    if bounds::check_compile(bounds::Mode::Text, text).is_err() || !paths::may_name_filters_or_tests(text) {
         return Vec::new();
     }
     let Ok(template) = env.template_from_str(text) else { return Vec::new() };
     unknown_names_in(env, &template, text)
+}
+
+/// [`unknown_names`] of `template`, already compiled from `text` with `env`.
+pub(crate) fn unknown_names_of(
+    env: &Environment<'_>,
+    template: &minijinja::Template<'_, '_>,
+    text: &str,
+) -> Vec<UnknownName> {
+    if bounds::check_compile(bounds::Mode::Text, text).is_err() {
+        return Vec::new();
+    }
+    unknown_names_in(env, template, text)
 }
 
 /// [`template_variables`] and [`unknown_names`] of one template string, compiled once.
@@ -227,6 +251,9 @@ pub(crate) fn template_variables_and_unknown_names(
     text: &str,
 ) -> Result<(BTreeSet<String>, Vec<UnknownName>), minijinja::Error> {
     bounds::check_compile(bounds::Mode::Text, text).map_err(limit_error)?;
+    if let Some(paths) = paths::printed_paths(text) {
+        return Ok((strip_globals(paths), Vec::new()));
+    }
     let template = env.template_from_str(text)?;
     let unknown = unknown_names_in(env, &template, text);
     Ok((strip_globals(template.undeclared_variables(true)), unknown))
