@@ -278,7 +278,15 @@ impl Loader {
                 reuse_reads(path, self.reads.get(&key).map(|reads| &**reads));
                 return Ok(result.clone());
             }
-            Some(Slot::InProgress) => return Ok(None),
+            Some(Slot::InProgress) => {
+                // A reference cycle (the checkers report cycles before they get here,
+                // so this is a safety net): the files on it have not finished logging
+                // their reads, so no result that depends on them is remembered.
+                if crate::readlog::active() {
+                    crate::readlog::mark_uncacheable();
+                }
+                return Ok(None);
+            }
             None => {}
         }
         let name = display(path);
@@ -719,5 +727,27 @@ mod tests {
         assert_eq!(normalize(Path::new("a/../../x")), PathBuf::from("../x"));
         assert_eq!(normalize(Path::new("/../x")), PathBuf::from("/x"));
         assert_eq!(sibling(Path::new("w/lanes.yaml"), "../c/p.md"), PathBuf::from("c/p.md"));
+    }
+
+    #[test]
+    fn a_check_logs_what_it_read_and_a_reused_result_logs_it_again() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let call =
+            |target: &str| format!("name: w\nsteps:\n  - id: c\n    type: call\n    workflow: {target}\n");
+        let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).expect("write");
+        write("a.yaml", &call("child.yaml"));
+        write("child.yaml", "name: child\nsteps:\n  - type: emit\n    text: hi\n");
+        let mut loader = Loader::new();
+        let frame = crate::readlog::Frame::begin();
+        assert!(matches!(loader.load(&dir.path().join("a.yaml")), Ok(Some(_))));
+        let reads = frame.end();
+        let names: Vec<&str> =
+            reads.files.iter().map(|read| read.path.rsplit('/').next().unwrap_or("")).collect();
+        assert_eq!(names, ["a.yaml", "child.yaml"]);
+        assert!(!reads.uncacheable);
+        // Loaded again by the same loader: the result is reused, and so are its reads.
+        let frame = crate::readlog::Frame::begin();
+        assert!(matches!(loader.load(&dir.path().join("a.yaml")), Ok(Some(_))));
+        assert_eq!(frame.end(), reads);
     }
 }
