@@ -38,6 +38,8 @@ impl Reads {
     }
 }
 
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
 thread_local! {
     static FRAMES: RefCell<Vec<Reads>> = const { RefCell::new(Vec::new()) };
 }
@@ -98,10 +100,14 @@ pub(crate) fn active() -> bool {
 
 /// Log a file read at `path`: `Some(bytes)` read, `None` absent or unreadable.
 pub(crate) fn record(path: &Path, bytes: Option<&[u8]>) {
-    if !active() {
-        return;
+    if active() {
+        record_digest(path, bytes.map(digest));
     }
-    let read = Read { path: path.to_string_lossy().into_owned(), digest: bytes.map(digest) };
+}
+
+/// Log a file whose digest is already known (another name of a file read before).
+pub(crate) fn record_digest(path: &Path, digest: Option<String>) {
+    let read = Read { path: path.to_string_lossy().into_owned(), digest };
     FRAMES.with_borrow_mut(|frames| frames.iter_mut().for_each(|frame| frame.add(&read)));
 }
 
@@ -124,7 +130,12 @@ pub(crate) fn mark_uncacheable() {
 /// SHA-256 of `bytes`, in lowercase hex.
 pub(crate) fn digest(bytes: &[u8]) -> String {
     let sum = ring::digest::digest(&ring::digest::SHA256, bytes);
-    sum.as_ref().iter().map(|byte| format!("{byte:02x}")).collect()
+    let mut hex = String::with_capacity(2 * sum.as_ref().len());
+    for byte in sum.as_ref() {
+        hex.push(char::from(HEX[usize::from(byte >> 4)]));
+        hex.push(char::from(HEX[usize::from(byte & 0xf)]));
+    }
+    hex
 }
 
 #[cfg(test)]

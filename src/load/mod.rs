@@ -170,10 +170,7 @@ fn reuse_reads(path: &Path, reads: Option<&crate::readlog::Reads>) {
             if let Some(first) = reads.files.first()
                 && Path::new(&first.path) != path
             {
-                crate::readlog::extend(&crate::readlog::Reads {
-                    files: vec![crate::readlog::Read { path: display(path), digest: first.digest.clone() }],
-                    uncacheable: false,
-                });
+                crate::readlog::record_digest(path, first.digest.clone());
             }
         }
         None if crate::readlog::active() => crate::readlog::mark_uncacheable(),
